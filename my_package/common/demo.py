@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from .db import make_engine
 
 # %% auto #0
-__all__ = ['DEMO_TABLES', 'demo_frame', 'build_demo_source']
+__all__ = ['DEMO_TABLES', 'DEMO_KEYS', 'demo_frame', 'build_demo_source', 'example_settings', 'write_example_project']
 
 # %% ../../nbs/02_common.demo.ipynb #7e76ab45
 DEMO_TABLES = ("airlines", "airports", "planes", "weather", "flights")
@@ -50,3 +50,29 @@ def build_demo_source(url: str, tables: tuple[str, ...] = DEMO_TABLES, force: bo
         engine.dispose()
         os.replace(tmp_file, db_file)
     return counts
+
+# %% ../../nbs/02_common.demo.ipynb #c76c6b97
+DEMO_KEYS = {
+    "airlines": "carrier",
+    "airports": "faa",
+    "planes": "tailnum",
+    "weather": "origin, time_hour",
+    "flights": "year, month, day, hour, minute, carrier, flight, origin",
+}
+
+
+def example_settings(tables: tuple[str, ...], source: str, warehouse: str) -> str:
+    "The text of a settings.ini registering the demo `tables` with the given source and warehouse URLs."
+    sections = [f"[pipeline]\nprofile = default\n\n[profile:default]\nsource = {source}\nwarehouse = {warehouse}\n"]
+    sections += [f"[table:{t}]\nsource_table = {t}\nprimary_key = {DEMO_KEYS[t]}\n" for t in tables]
+    return "\n".join(sections)
+
+
+def write_example_project(directory: Path | str, tables: tuple[str, ...] = ("airlines", "planes")) -> Path:
+    "Write settings.ini and a demo source holding `tables` into `directory`; return the settings path."
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "settings.ini"
+    path.write_text(example_settings(tables, "sqlite:///data/source.db", "sqlite:///data/warehouse.db"))
+    build_demo_source(f"sqlite:///{directory / 'data' / 'source.db'}", tables=tables, force=True)
+    return path
