@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .common.settings import PipelineError, UnknownTableError, load_settings
@@ -67,7 +68,7 @@ def tables() -> None:
     for col in ("table", "source", "primary key", "mode", "schedule", "flow"):
         out.add_column(col)
     for spec in load_settings().tables.values():
-        source = spec.source_table or f"query: {spec.query[:40]}"
+        source = escape(spec.source_table or f"query: {spec.query[:40]}")
         out.add_row(spec.name, source, ", ".join(spec.primary_key), spec.mode, spec.schedule or "-", spec.flow_name)
     Console().print(out)
 
@@ -81,7 +82,7 @@ def _summary_table(results: list[dict]) -> Table:
         ok = r["status"] == "ok"
         out.add_row(
             r["table"],
-            "ok" if ok else f"{r['status'].upper()}: {r.get('error') or ''}",
+            "ok" if ok else f"{r['status'].upper()}: {escape(r.get('error') or '')}",
             f"{r['rows']:,}" if r.get("rows") is not None else "-",
             f"{r['seconds']:.1f}" if r.get("seconds") is not None else "-",
             style={"ok": None, "skipped": "yellow"}.get(r["status"], "red"),
@@ -137,8 +138,12 @@ def run(
     settings = load_settings()
     if bool(table) == all_tables:
         raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
-    names = [settings.table(t).name for t in table or []]  # unknown names fail here, before Prefect starts
-    settings.profile(profile)  # so does a bad profile
+    from my_package.common.db import check_connection, make_engine
+
+    names = [settings.table(t).name for t in table or []]  # unknown names fail here, before Prefect starts,
+    urls = settings.profile(profile)  # so does a bad profile,
+    check_connection(make_engine(urls.source, must_exist=True), "source")  # and a database out of reach
+    check_connection(make_engine(urls.warehouse), "warehouse")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     results = run_pipeline(names, profile, transform)
     Console().print(_summary_table(results))
@@ -200,14 +205,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="python -m my_package", standalone_mode=True)
     except UnknownTableError as e:
-        console.print(f"[red]Error:[/red] {e}")
+        console.print(f"[red]Error:[/red] {escape(str(e))}")
         sys.exit(2)
     except PipelineError as e:
-        console.print(f"[red]Error:[/red] {scrub(str(e), *_profile_urls())}")
+        console.print(f"[red]Error:[/red] {escape(scrub(str(e), *_profile_urls()))}")
         sys.exit(1)
     except Exception as e:
         if os.environ.get("MY_PACKAGE_DEBUG"):
             raise
-        console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {scrub(str(e), *_profile_urls())}")
+        console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {escape(scrub(str(e), *_profile_urls()))}")
         console.print("Set MY_PACKAGE_DEBUG=1 to see the traceback.")
         sys.exit(1)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REGISTRY_NAME', 'MODES', 'ALLOWED_TABLE_KEYS', 'PipelineError', 'SettingsError', 'UnknownTableError', 'TableSpec',
-           'Profile', 'validate_identifier', 'expand_env', 'parse_table', 'Settings', 'parse_settings',
+__all__ = ['REGISTRY_NAME', 'MODES', 'SECTION_KEYS', 'ALLOWED_TABLE_KEYS', 'PipelineError', 'SettingsError', 'UnknownTableError',
+           'TableSpec', 'Profile', 'validate_identifier', 'expand_env', 'parse_table', 'Settings', 'parse_settings',
            'find_settings_path', 'load_settings']
 
 # %% ../../nbs/00_common.settings.ipynb #c420cc76
@@ -72,6 +72,12 @@ class Profile:
 # %% ../../nbs/00_common.settings.ipynb #cc30e3ab
 REGISTRY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MODES = ("full",)
+SECTION_KEYS = {
+    "pipeline": {"profile", "chunk_size"},
+    "profile": {"source", "warehouse"},
+    "alerts": {"url"},
+    "deployments": {"work_pool"},
+}
 ALLOWED_TABLE_KEYS = {"source_table", "query", "primary_key", "mode", "schedule", "chunk_size", "description"}
 
 
@@ -231,6 +237,12 @@ def parse_settings(text: str, path: Path | str = "settings.ini") -> Settings:
     for section in cp.sections():
         values = dict(cp[section])
         kind = section.split(":", 1)[0]
+        allowed = SECTION_KEYS.get(kind)
+        if allowed is not None and set(values) - allowed:
+            raise SettingsError(
+                f"{_where(path, section)}: unknown key(s) {', '.join(sorted(set(values) - allowed))}. "
+                f"Allowed: {', '.join(sorted(allowed))}. (A line like `[name` missing its `]` reads as a key.)"
+            )
         if section == "pipeline":
             settings.default_profile = values.get("profile", "default").strip()
             chunk = values.get("chunk_size", "50000").strip()

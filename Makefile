@@ -1,0 +1,71 @@
+# The two commands: `make run` (set up, ingest every table on the embedded default) and `make test` (every check).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Prefect's local API server takes ~15 s to start on a 2-core machine; its default 20 s timeout fails under load.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+# Keep Prefect's local database inside the project, not in ~/.prefect.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev run test lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the package
+
+dev: $(VENV)/.dev-installed ## Install the package with the dev extras
+
+run: install ## Build the demo source if missing, run every table flow and the transform, print a summary
+	$(PY) -m my_package demo
+	$(PY) -m my_package run --all
+
+test: dev lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
+
+lint: dev ## ruff on the notebooks and the tests (not on the generated package)
+	$(BIN)/ruff check nbs tests
+	$(BIN)/ruff format --check nbs tests
+
+sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
+	BIN=$(BIN) bash tools/check_notebooks.sh
+
+nbtest: dev ## Run the examples and tests in the notebooks
+	$(BIN)/nbdev_test
+
+pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect)
+	$(PY) -m pytest
+
+lab: dev ## Start JupyterLab on the project's environment
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+export: install ## Export the notebooks into my_package/ (nbdev_export)
+	$(BIN)/nbdev_export
+
+clean-notebooks: install ## Strip outputs and metadata from the notebooks (nbdev_clean)
+	$(BIN)/nbdev_clean
+
+deployments: install ## Regenerate prefect.yaml from settings.ini
+	$(PY) -m my_package deployments --write
+
+deploy: install ## Deploy every flow to the Prefect server at PREFECT_API_URL
+	@test -n "$$PREFECT_API_URL" || { echo "Set PREFECT_API_URL to your Prefect server (e.g. http://127.0.0.1:4200/api)."; exit 2; }
+	$(PY) -m my_package deployments --check
+	$(BIN)/prefect work-pool inspect pipeline-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create pipeline-pool --type process
+	$(BIN)/prefect --no-prompt deploy --all
+	@echo "Start a worker with: $(BIN)/prefect worker start --pool pipeline-pool"
+
+clean: ## Remove data/, reports/ and Prefect's local state (keeps .venv)
+	rm -rf data reports .prefect

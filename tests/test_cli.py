@@ -1,0 +1,99 @@
+"""The command line: help, usage errors, and clear one-line errors for bad input (passwords masked)."""
+
+from __future__ import annotations
+
+from conftest import write_project
+
+
+def test_help_lists_every_command_with_an_example(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines",), "sqlite:///data/source.db", "sqlite:///data/warehouse.db")
+    out = cli("--help", settings=settings)
+    assert out.returncode == 0
+    for command in ("demo", "tables", "run", "deployments"):
+        assert command in out.stdout
+    run_help = cli("run", "--help", settings=settings)
+    assert "--all" in run_help.stdout and "--profile" in run_help.stdout and "Examples:" in run_help.stdout
+
+
+def test_tables_lists_the_registry(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines", "planes"), "sqlite:///s.db", "sqlite:///w.db")
+    out = cli("tables", settings=settings)
+    assert out.returncode == 0, out.stderr
+    assert "ingest-airlines" in out.stdout and "ingest-planes" in out.stdout and "tailnum" in out.stdout
+
+
+def test_run_needs_tables_or_all(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines",), "sqlite:///s.db", "sqlite:///w.db")
+    out = cli("run", settings=settings)
+    assert out.returncode == 2
+    assert "give table names or --all" in out.stderr
+
+
+def test_unknown_table_lists_the_known_ones_and_exits_2(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines", "planes"), "sqlite:///s.db", "sqlite:///w.db")
+    out = cli("run", "cars", settings=settings)
+    assert out.returncode == 2
+    assert "Unknown table 'cars'. Registered tables: airlines, planes" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_registry_section_missing_its_source(cli, tmp_path):
+    settings = tmp_path / "settings.ini"
+    settings.write_text(
+        "[pipeline]\n[profile:default]\nsource = sqlite:///s.db\nwarehouse = sqlite:///w.db\n"
+        "[table:orders]\nprimary_key = id\n"
+    )
+    out = cli("tables", settings=settings)
+    assert out.returncode == 1
+    assert "settings.ini [table:orders]: give exactly one of source_table" in out.stderr
+    assert "source_table = orders" in out.stderr  # the fix
+    assert "Traceback" not in out.stderr
+
+
+def test_unreachable_database_is_named_with_its_password_masked(cli, tmp_path, demo_source):
+    password = "Very-Secret-Pass-0815"
+    settings = write_project(
+        tmp_path,
+        ("airlines",),
+        f"sqlite:///{demo_source}",
+        f"postgresql+psycopg://kit:{password}@127.0.0.1:1/warehouse",
+    )
+    out = cli("run", "airlines", settings=settings)
+    assert out.returncode == 1
+    assert "Cannot connect to the warehouse postgresql+psycopg://kit:***@127.0.0.1:1/warehouse" in out.stderr
+    assert password not in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_password_from_the_environment_is_masked_too(cli, tmp_path, demo_source):
+    settings = write_project(
+        tmp_path, ("airlines",), f"sqlite:///{demo_source}", "postgresql+psycopg://kit:${KIT_PW}@127.0.0.1:1/wh"
+    )
+    out = cli("run", "airlines", settings=settings, env={"KIT_PW": "env-secret-9931"})
+    assert out.returncode == 1 and "kit:***@127.0.0.1:1/wh" in out.stderr
+    assert "env-secret-9931" not in out.stdout + out.stderr
+
+
+def test_missing_driver_says_what_to_install(cli, tmp_path, demo_source):
+    settings = write_project(
+        tmp_path, ("airlines",), f"sqlite:///{demo_source}", "mysql+nosuchdriver://u:pw@127.0.0.1/db"
+    )
+    out = cli("run", "airlines", settings=settings)
+    assert out.returncode == 1
+    assert "No database driver for mysql+nosuchdriver" in out.stderr and "pw@" not in out.stderr
+
+
+def test_missing_demo_source_says_how_to_build_it(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines",), "sqlite:///data/source.db", "sqlite:///data/warehouse.db")
+    out = cli("run", "--all", settings=settings)
+    assert out.returncode == 1
+    assert "does not exist. Build the demo source with `python -m my_package demo`" in out.stderr
+
+
+def test_demo_builds_the_source_once(cli, tmp_path):
+    settings = write_project(tmp_path, ("airlines",), "sqlite:///data/source.db", "sqlite:///data/warehouse.db")
+    first = cli("demo", settings=settings)
+    assert first.returncode == 0, first.stderr
+    assert "flights: 336,776 rows" in first.stderr
+    again = cli("demo", settings=settings)
+    assert again.returncode == 0 and "already exists" in again.stderr
