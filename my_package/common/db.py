@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
@@ -19,10 +18,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from .settings import PipelineError, SettingsError, TableSpec
 
 # %% auto #0
-__all__ = ['DatabaseUnavailableError', 'mask_url', 'scrub', 'make_engine', 'check_connection', 'reflect_table',
-           'source_statement', 'read_chunks', 'count_rows', 'staging_name', 'drop_table', 'StagedLoad', 'stage_chunks',
-           'swap_in', 'write_frame_atomically', 'CheckResult', 'check_row_count', 'check_key_not_null',
-           'check_key_unique']
+__all__ = ['DatabaseUnavailableError', 'mask_url', 'scrub', 'make_engine', 'check_connection', 'reflect_table', 'count_rows',
+           'staging_name', 'drop_table', 'StagedLoad', 'rename_table', 'swap_in', 'CheckResult', 'check_row_count',
+           'check_key_not_null', 'check_key_unique']
 
 # %% ../../nbs/01_common.db.ipynb #1ea64a99
 class DatabaseUnavailableError(PipelineError):
@@ -120,35 +118,7 @@ def reflect_table(engine: Engine, name: str) -> sa.Table:
             f"Tables there: {', '.join(known) or '(none)'}."
         ) from None
 
-
-def source_statement(engine: Engine, spec: TableSpec) -> tuple[sa.Executable, list[sa.Column] | None]:
-    "The SELECT that reads `spec` from the source, and the source columns when it is a table."
-    if spec.source_table:
-        table = reflect_table(engine, spec.source_table)
-        return sa.select(*[_raw_if_sqlite_date(engine, c) for c in table.columns]), list(table.columns)
-    return sa.text(spec.query), None
-
-# %% ../../nbs/01_common.db.ipynb #89547817
-def _raw_if_sqlite_date(engine: Engine, column: sa.Column) -> sa.ColumnElement:
-    "The column itself, or on SQLite, a date/timestamp column read as its raw text."
-    if engine.dialect.name == "sqlite" and isinstance(column.type, (sa.Date, sa.DateTime)):
-        return sa.type_coerce(column, sa.String).label(column.name)
-    return column
-
-
-def _date_columns(columns: Sequence[sa.Column] | None) -> dict[str, dict]:
-    "pandas `parse_dates` for the columns whose type is a date or a timestamp."
-    return {c.name: {"format": "ISO8601"} for c in columns or [] if isinstance(c.type, (sa.Date, sa.DateTime))}
-
-
-def read_chunks(
-    engine: Engine, stmt: sa.Executable, chunk_size: int, columns: Sequence[sa.Column] | None = None
-) -> Iterator[pd.DataFrame]:
-    "Yield the rows of `stmt` as DataFrames of at most `chunk_size` rows (streamed, never all at once)."
-    with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
-        yield from pd.read_sql(stmt, conn, chunksize=chunk_size, parse_dates=_date_columns(columns) or None)
-
-# %% ../../nbs/01_common.db.ipynb #894cfab8
+# %% ../../nbs/01_common.db.ipynb #1e1cfa5d
 def count_rows(engine: Engine, spec_or_table: TableSpec | str) -> int:
     "Rows in a warehouse table (by name) or in a registered table's source (table or query)."
     if isinstance(spec_or_table, str):
@@ -161,19 +131,10 @@ def count_rows(engine: Engine, spec_or_table: TableSpec | str) -> int:
     with engine.connect() as conn:
         return conn.execute(stmt).scalar_one()
 
-# %% ../../nbs/01_common.db.ipynb #62146dac
+# %% ../../nbs/01_common.db.ipynb #f18b32a3
 def staging_name(target: str) -> str:
     "The staging table that a load of `target` writes into before the swap."
     return f"_staging_{target}"
-
-
-def _portable(column: sa.Column) -> sa.Column:
-    "A copy of a reflected column with a dialect-neutral type, so it can be created in any warehouse."
-    try:
-        col_type = column.type.as_generic()
-    except NotImplementedError:
-        col_type = column.type
-    return sa.Column(column.name, col_type, nullable=column.nullable)
 
 
 def drop_table(engine: Engine, name: str) -> None:
@@ -181,50 +142,31 @@ def drop_table(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
         sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
 
-# %% ../../nbs/01_common.db.ipynb #e7afd699
+
 @dataclass
 class StagedLoad:
-    "What `stage_chunks` wrote: the staging table and its row count."
+    "A load waiting in its staging table: row count, mode, and the watermark it reached (JSON, incremental)."
 
     target: str
     staging: str
     rows: int
+    mode: str = "full"
+    watermark: str | None = None
 
 
-def stage_chunks(
-    engine: Engine, target: str, chunks: Iterator[pd.DataFrame], columns: Sequence[sa.Column] | None = None
-) -> StagedLoad:
-    "Write `chunks` into a fresh staging table for `target`, created from `columns` (else from the first chunk)."
-    staging = staging_name(target)
-    drop_table(engine, staging)
-    if columns is not None:
-        with engine.begin() as conn:
-            sa.Table(staging, sa.MetaData(), *[_portable(c) for c in columns]).create(conn)
-    rows, created = 0, columns is not None
-    for chunk in chunks:
-        with engine.begin() as conn:
-            chunk.to_sql(staging, conn, if_exists="append" if created else "replace", index=False)
-        rows, created = rows + len(chunk), True
-    if not created:  # a query source that yielded no frame at all: there is nothing to create a table from
-        raise PipelineError(f"The source of {target!r} returned no columns; a query must select at least one column.")
-    return StagedLoad(target=target, staging=staging, rows=rows)
+def rename_table(conn: sa.Connection, old: str, new: str) -> None:
+    "Rename a table inside the caller's transaction."
+    quote = conn.dialect.identifier_preparer.quote  # SQLAlchemy has no RENAME construct; its quoting makes it safe
+    conn.exec_driver_sql(f"ALTER TABLE {quote(old)} RENAME TO {quote(new)}")
 
 
 def swap_in(engine: Engine, staged: StagedLoad) -> None:
     "Replace the live table with the staging table in one transaction."
-    quote = engine.dialect.identifier_preparer.quote  # SQLAlchemy has no RENAME construct; its quoting makes it safe
     with engine.begin() as conn:
         sa.Table(staged.target, sa.MetaData()).drop(conn, checkfirst=True)
-        conn.exec_driver_sql(f"ALTER TABLE {quote(staged.staging)} RENAME TO {quote(staged.target)}")
+        rename_table(conn, staged.staging, staged.target)
 
-# %% ../../nbs/01_common.db.ipynb #15bfd281
-def write_frame_atomically(engine: Engine, frame: pd.DataFrame, target: str) -> int:
-    "Replace the table `target` by `frame` through a staging table and an atomic swap; return the row count."
-    staged = stage_chunks(engine, target, iter([frame]))
-    swap_in(engine, staged)
-    return staged.rows
-
-# %% ../../nbs/01_common.db.ipynb #1c760295
+# %% ../../nbs/01_common.db.ipynb #e7afd699
 @dataclass(frozen=True)
 class CheckResult:
     "The outcome of one quality check on one table."

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REGISTRY_NAME', 'MODES', 'SECTION_KEYS', 'ALLOWED_TABLE_KEYS', 'PipelineError', 'SettingsError', 'UnknownTableError',
-           'TableSpec', 'Profile', 'validate_identifier', 'expand_env', 'parse_table', 'Settings', 'parse_settings',
-           'find_settings_path', 'load_settings']
+__all__ = ['REGISTRY_NAME', 'MODES', 'DRIFT_POLICIES', 'SECTION_KEYS', 'ALLOWED_TABLE_KEYS', 'PipelineError', 'SettingsError',
+           'UnknownTableError', 'TableSpec', 'Profile', 'validate_identifier', 'expand_env', 'parse_table', 'Settings',
+           'parse_settings', 'find_settings_path', 'load_settings']
 
 # %% ../../nbs/00_common.settings.ipynb #c420cc76
 class PipelineError(Exception):
@@ -45,7 +45,10 @@ class TableSpec:
     primary_key: tuple[str, ...]
     source_table: str | None = None  # a table in the source database ...
     query: str | None = None  # ... or a SELECT over it
-    mode: str = "full"
+    mode: str = "full"  # full refresh, or incremental (rows past the watermark, upserted on the key)
+    watermark: str | None = None  # incremental: the column that grows with every insert and update
+    schema_drift: str = "fail"  # fail, or add_columns (new source columns are added to the warehouse table)
+    transform: str | None = None  # "package.module:function", a pandas function applied to every batch
     schedule: str | None = None  # cron expression for the deployment
     chunk_size: int | None = None  # rows per batch; None means [pipeline] chunk_size
     description: str = ""
@@ -71,14 +74,26 @@ class Profile:
 
 # %% ../../nbs/00_common.settings.ipynb #cc30e3ab
 REGISTRY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-MODES = ("full",)
+MODES = ("full", "incremental")
+DRIFT_POLICIES = ("fail", "add_columns")
 SECTION_KEYS = {
     "pipeline": {"profile", "chunk_size"},
     "profile": {"source", "warehouse"},
     "alerts": {"url"},
     "deployments": {"work_pool"},
 }
-ALLOWED_TABLE_KEYS = {"source_table", "query", "primary_key", "mode", "schedule", "chunk_size", "description"}
+ALLOWED_TABLE_KEYS = {
+    "source_table",
+    "query",
+    "primary_key",
+    "mode",
+    "watermark",
+    "schema_drift",
+    "transform",
+    "schedule",
+    "chunk_size",
+    "description",
+}
 
 
 def _where(path: Path, section: str, key: str | None = None) -> str:
@@ -146,6 +161,24 @@ def parse_table(path: Path, section: str, values: dict[str, str]) -> TableSpec:
     mode = values.get("mode", "full").strip()
     if mode not in MODES:
         raise SettingsError(f"{_where(path, section, 'mode')}: {mode!r} is not one of {', '.join(MODES)}.")
+    watermark = values.get("watermark", "").strip() or None
+    if mode == "incremental" and not watermark:
+        raise SettingsError(
+            f"{_where(path, section, 'watermark')}: an incremental table needs a watermark column that grows with "
+            "every insert and update, e.g. `watermark = updated_at`."
+        )
+    if watermark:
+        validate_identifier(watermark, f"watermark in {_where(path, section)}")
+    drift = values.get("schema_drift", "fail").strip()
+    if drift not in DRIFT_POLICIES:
+        raise SettingsError(
+            f"{_where(path, section, 'schema_drift')}: {drift!r} is not one of {', '.join(DRIFT_POLICIES)}."
+        )
+    transform = values.get("transform", "").strip() or None
+    if transform and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", transform):
+        raise SettingsError(
+            f"{_where(path, section, 'transform')}: {transform!r} must name a function as package.module:function."
+        )
     schedule = values.get("schedule", "").strip() or None
     if schedule and (len(schedule.split()) != 5 or not all(_CRON_FIELD.match(f) for f in schedule.split())):
         raise SettingsError(
@@ -163,6 +196,9 @@ def parse_table(path: Path, section: str, values: dict[str, str]) -> TableSpec:
         source_table=source_table or None,
         query=query or None,
         mode=mode,
+        watermark=watermark,
+        schema_drift=drift,
+        transform=transform,
         schedule=schedule,
         chunk_size=int(chunk) if chunk else None,
         description=values.get("description", "").strip(),

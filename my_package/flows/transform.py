@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from ..common.db import make_engine, reflect_table, write_frame_atomically
+from ..common.db import make_engine, reflect_table
+from ..common.loads import write_frame_atomically
 from ..common.settings import load_settings
 from ..tasks.extract import retry_if_transient, task_logger
 from ..tasks.notify import alert_on_failure

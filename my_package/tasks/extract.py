@@ -12,15 +12,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from my_package.common.db import (
-    DatabaseUnavailableError,
-    StagedLoad,
-    check_connection,
-    make_engine,
-    read_chunks,
-    source_statement,
-    stage_chunks,
-)
+from ..common.db import DatabaseUnavailableError, StagedLoad, check_connection, make_engine
+from ..common.loads import stage_table
 from ..common.settings import load_settings
 
 # %% auto #0
@@ -80,9 +73,6 @@ def extract_table(table: str, profile: str | None = None) -> StagedLoad:
     source, warehouse = make_engine(prof.source, must_exist=True), make_engine(prof.warehouse)
     check_connection(source, "source")
     check_connection(warehouse, "warehouse")
-    stmt, columns = source_statement(source, spec)
-    staged = stage_chunks(
-        warehouse, spec.name, read_chunks(source, stmt, settings.chunk_size_for(spec), columns), columns
-    )
+    staged = stage_table(source, warehouse, spec, settings.chunk_size_for(spec))
     task_logger().info("Staged %d rows of %s into %s", staged.rows, table, staged.staging)
     return staged

@@ -8,7 +8,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ..common.db import StagedLoad, count_rows, make_engine, swap_in
+from ..common.db import StagedLoad, make_engine
+from ..common.loads import publish
 from ..common.settings import load_settings
 from .extract import retry_if_transient, task_logger
 
@@ -25,9 +26,9 @@ __all__ = ['load_table_atomically']
     cache_policy=NO_CACHE,
 )
 def load_table_atomically(staged: StagedLoad, table: str, profile: str | None = None) -> int:
-    "Publish the staging table of `table` as the live table; return its row count."
-    warehouse = make_engine(load_settings().profile(profile).warehouse)
-    swap_in(warehouse, staged)
-    rows = count_rows(warehouse, staged.target)
+    "Publish the staged rows of `table` (swap or upsert) and its new watermark; return the live row count."
+    settings = load_settings()
+    warehouse = make_engine(settings.profile(profile).warehouse)
+    rows = publish(warehouse, staged, settings.table(table))
     task_logger().info("Loaded %s: %d rows", staged.target, rows)
     return rows
