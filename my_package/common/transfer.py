@@ -122,7 +122,7 @@ def conform_column(values: pa.Array | pa.ChunkedArray, target: pa.DataType) -> p
         return _parse_timestamps(values, target)
     if pa.types.is_date(target) and pa.types.is_string(values.type):
         return pc.cast(pc.cast(values, pa.timestamp("us")), target)
-    if pa.types.is_null(values.type):
+    if pa.types.is_null(values.type) or values.null_count == len(values):  # no values: any type will do
         return pa.nulls(len(values), type=target)
     return pc.cast(values, target)
 
@@ -169,15 +169,15 @@ def _adbc_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Tabl
         if engine.url.get_backend_name() == "sqlite":
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_size)})
         cur.execute(sql)
-        reader, pending, rows = cur.fetch_record_batch(), [], 0
-        for batch in reader:
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= chunk_size:
-                yield pa.Table.from_batches(pending)
-                pending, rows = [], 0
-        if pending or rows == 0:
-            yield pa.Table.from_batches(pending, schema=reader.schema)
+        reader = cur.fetch_record_batch()
+        pending, sent = pa.Table.from_batches([], schema=reader.schema), False
+        for batch in reader:  # drivers batch by their own measure: regroup into chunk_size rows (zero-copy)
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= chunk_size:
+                yield pending.slice(0, chunk_size)
+                pending, sent = pending.slice(chunk_size), True
+        if pending.num_rows or not sent:
+            yield pending
     finally:
         conn.close()
 
