@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +15,10 @@ import sqlalchemy as sa
 from my_package.common.demo import DEMO_TABLES, build_demo_source, example_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+sys.path.insert(0, str(ROOT / "tools"))
+from pg_cluster import throwaway_cluster  # noqa: E402
+
 PG_PASSWORD = "kit-Secret-pw-4711"  # a throwaway cluster's password; tests check it never leaks
-
-
-def free_port() -> int:
-    "A TCP port on 127.0.0.1 that nothing listens on right now."
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -95,49 +87,14 @@ def assert_same_tables(source: sa.Engine, warehouse: sa.Engine, tables: tuple[st
 # ---- PostgreSQL 15: a throwaway cluster on a free loopback port, stopped at the end even when tests fail ----
 
 
-def _as_postgres(*cmd: str, **kw) -> subprocess.CompletedProcess:
-    "Run a PostgreSQL binary as the postgres user (as root), or as ourselves (as any other user)."
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, **kw)
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[dict]:
     "A running PostgreSQL 15 cluster with password authentication: yields host, port, user and password."
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN}: install postgresql-15 or set PG_BIN.")
-    base = Path(tempfile.mkdtemp(prefix="kit-pg-"))
-    data, sock, pwfile = base / "data", base / "sock", base / "pwfile"
-    sock.mkdir()
-    pwfile.write_text(PG_PASSWORD + "\n")
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        for p in (sock, pwfile):
-            shutil.chown(p, "postgres")
-    port = free_port()
-    _as_postgres(
-        str(PG_BIN / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "--auth=scram-sha-256",
-        f"--pwfile={pwfile}",
-        "--encoding=UTF8",
-        "--locale=C.UTF-8",
-    )
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off -c full_page_writes=off"
-    started = False
     try:
-        _as_postgres(
-            str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "-t", "60", "start"
-        )
-        started = True
-        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "password": PG_PASSWORD}
-    finally:
-        if started:
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+        with throwaway_cluster(PG_PASSWORD) as cluster:
+            yield cluster
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture

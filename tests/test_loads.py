@@ -165,11 +165,15 @@ def fill_items(engine: sa.Engine, ids: range, when: dt.datetime = dt.datetime(20
         )
 
 
-def test_a_full_refresh_that_fails_midway_leaves_the_previous_table(ends, project, monkeypatch):
+def test_a_full_refresh_that_fails_midway_leaves_the_previous_table(ends, project, monkeypatch, tmp_path):
     source, warehouse = make_engine(ends["source"]), make_engine(ends["warehouse"])
     ITEMS.create(source)
     fill_items(source, range(1, 21))
-    project("[table:items]\nsource_table = items\nprimary_key = id\n", chunk_size=4)
+    # a per-batch transform (here: none at all) sends every pair through the batch path, where a load can die
+    # between batches; SQLite -> SQLite otherwise copies in a single INSERT ... SELECT
+    (tmp_path / "kit_identity.py").write_text("def same(frame):\n    return frame\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    project("[table:items]\nsource_table = items\nprimary_key = id\ntransform = kit_identity:same\n", chunk_size=4)
     assert load("items") == 20
     before = table_rows(warehouse, "items")
     fill_items(source, range(21, 41))

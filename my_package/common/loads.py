@@ -19,7 +19,16 @@ from sqlalchemy.engine import Engine
 
 from .db import StagedLoad, reflect_table, rename_table, staging_name, swap_in
 from .settings import PipelineError, TableSpec
-from .transfer import arrow_type_for, read_batches, stage_batches, type_kind
+from my_package.common.transfer import (
+    arrow_type_for,
+    attached,
+    read_batches,
+    sa_type_for,
+    same_sqlite_files,
+    sqlite_attach_copy,
+    stage_batches,
+    type_kind,
+)
 
 # %% auto #0
 __all__ = ['STATE_TABLE', 'state_table', 'encode_watermark', 'decode_watermark', 'read_state', 'write_state', 'resolve_transform',
@@ -105,10 +114,13 @@ def resolve_transform(spec: TableSpec) -> Callable[[pd.DataFrame], pd.DataFrame]
     return fn
 
 
-def source_select(source: Engine, spec: TableSpec, watermark: Any = None) -> tuple[sa.Select, dict[str, pa.DataType]]:
-    "The SELECT that reads `spec` (past `watermark` if given) and the Arrow type of each source column."
+def source_select(
+    source: Engine, spec: TableSpec, watermark: Any = None, attach: bool = False
+) -> tuple[sa.Select, dict[str, pa.DataType]]:
+    "The SELECT that reads `spec` (past `watermark` if given; from the attached `src` if `attach`) and its Arrow types."
     if spec.source_table:
         table = reflect_table(source, spec.source_table)
+        table = attached(table) if attach else table
         stmt, targets = sa.select(table), {c.name: arrow_type_for(c.type) for c in table.columns}
         wm_col = table.c.get(spec.watermark) if spec.watermark else None
         if spec.watermark and wm_col is None:
@@ -124,10 +136,31 @@ def source_select(source: Engine, spec: TableSpec, watermark: Any = None) -> tup
     return stmt, targets
 
 # %% ../../nbs/05_common.loads.ipynb #726f8802
+def _staged_max(warehouse: Engine, staging: str, spec: TableSpec, targets: dict[str, pa.DataType], stored: Any) -> Any:
+    "The highest watermark among the staged rows (typed as the source column), or `stored` when none."
+    if not spec.watermark:
+        return None
+    col = sa.column(spec.watermark, sa_type_for(targets[spec.watermark]))
+    with warehouse.connect() as conn:
+        top = conn.execute(sa.select(sa.func.max(col)).select_from(sa.table(staging, col))).scalar_one()
+    return stored if top is None else top
+
+
 def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
     stored = decode_watermark(state["watermark"]) if state else None
+    staging = staging_name(spec.name)
+    if spec.source_table and not spec.transform and same_sqlite_files(source, warehouse):
+        stmt, targets = source_select(source, spec, stored, attach=True)
+        rows = sqlite_attach_copy(source, warehouse, stmt, staging, pa.schema(list(targets.items())))
+        return StagedLoad(
+            spec.name,
+            staging,
+            rows,
+            spec.mode,
+            encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
+        )
     stmt, targets = source_select(source, spec, stored)
     highest: list[Any] = [stored]
 
@@ -141,7 +174,6 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
             if top is not None and (highest[0] is None or top > highest[0]):
                 highest[0] = top
 
-    staging = staging_name(spec.name)
     rows = stage_batches(
         warehouse,
         staging,
@@ -151,7 +183,7 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
     )
     return StagedLoad(spec.name, staging, rows, spec.mode, encode_watermark(highest[0]))
 
-# %% ../../nbs/05_common.loads.ipynb #2faccb22
+# %% ../../nbs/05_common.loads.ipynb #f7d6e888
 class SchemaDriftError(PipelineError):
     "The source's columns no longer match the warehouse table's, and the table's policy refuses that."
 
@@ -186,7 +218,7 @@ def check_schema_drift(warehouse: Engine, staged: StagedLoad, spec: TableSpec) -
         )
     return drift
 
-# %% ../../nbs/05_common.loads.ipynb #4379b0cd
+# %% ../../nbs/05_common.loads.ipynb #4e79e196
 def _add_columns(conn: sa.Connection, target: str, staging: str) -> None:
     "Add to `target` the columns that only `staging` has (schema drift accepted as `add_columns`)."
     quote = conn.dialect.identifier_preparer.quote  # no ADD COLUMN construct in SQLAlchemy Core; quoting keeps it safe
@@ -223,7 +255,7 @@ def publish(warehouse: Engine, staged: StagedLoad, spec: TableSpec) -> int:
         write_state(conn, staged.target, staged.mode, staged.watermark, rows)
     return rows
 
-# %% ../../nbs/05_common.loads.ipynb #82d992a9
+# %% ../../nbs/05_common.loads.ipynb #d54cd8d6
 def write_frame_atomically(engine: Engine, frame: pd.DataFrame, target: str) -> int:
     "Replace the table `target` by `frame` through a staging table and an atomic swap; return the row count."
     staging = staging_name(target)

@@ -21,7 +21,8 @@ from .settings import PipelineError
 
 # %% auto #0
 __all__ = ['log', 'arrow_type_for', 'sa_type_for', 'type_kind', 'conform_column', 'conform_table', 'adbc_connection',
-           'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'stage_batches']
+           'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'stage_batches',
+           'same_sqlite_files', 'sqlite_attach_copy', 'attached']
 
 # %% ../../nbs/04_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -317,3 +318,35 @@ def stage_batches(
             if adbc_conn is not None:
                 adbc_conn.close()
     raise PipelineError(f"Could not read the source of {staging} on either path.")
+
+# %% ../../nbs/04_common.transfer.ipynb #2f8a13c4
+def same_sqlite_files(source: Engine, warehouse: Engine) -> bool:
+    "True when both ends are SQLite database files (the in-database copy applies)."
+    return all(
+        e.url.get_backend_name() == "sqlite" and e.url.database not in (None, "", ":memory:")
+        for e in (source, warehouse)
+    )
+
+
+def sqlite_attach_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, schema: pa.Schema) -> int:
+    "Create `staging` from `schema` and fill it with `stmt` run on the attached source; return the row count."
+    import sqlite3
+
+    from my_package.common.db import drop_table
+
+    drop_table(warehouse, staging)
+    create_table_from_schema(warehouse, staging, schema)
+    target = sa.table(staging, *[sa.column(f.name) for f in schema])
+    insert = sa.insert(target).from_select([f.name for f in schema], stmt)
+    sql = str(insert.compile(dialect=warehouse.dialect, compile_kwargs={"literal_binds": True}))
+    sql = sql.replace("INSERT INTO ", "INSERT INTO main.", 1)
+    with contextlib.closing(sqlite3.connect(warehouse.url.database, timeout=30)) as conn:
+        conn.execute("ATTACH DATABASE ? AS src", (source.url.database,))
+        rows = conn.execute(sql).rowcount
+        conn.commit()
+    return rows
+
+
+def attached(table: sa.Table) -> sa.Table:
+    "A copy of the source `table` addressed in the attached database `src`."
+    return sa.Table(table.name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns], schema="src")

