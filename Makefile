@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+.PHONY: help install dev run test bench reports lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,8 +36,8 @@ run: install ## Build the demo source if missing, run every table flow and the t
 test: dev lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
 
 lint: dev ## ruff on the notebooks and the tests (not on the generated package)
-	$(BIN)/ruff check nbs tests
-	$(BIN)/ruff format --check nbs tests
+	$(BIN)/ruff check nbs tests bench tools
+	$(BIN)/ruff format --check nbs tests bench tools
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh
@@ -48,6 +48,10 @@ nbtest: dev ## Run the examples and tests in the notebooks
 pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect)
 	$(PY) -m pytest
 
+bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor, memory at 1x/2x/4x rows
+	$(PY) bench/bench_loads.py
+	$(PY) bench/bench_reports.py
+
 lab: dev ## Start JupyterLab on the project's environment
 	$(BIN)/jupyter lab --notebook-dir=nbs
 
@@ -56,6 +60,9 @@ export: install ## Export the notebooks into my_package/ (nbdev_export)
 
 clean-notebooks: install ## Strip outputs and metadata from the notebooks (nbdev_clean)
 	$(BIN)/nbdev_clean
+
+reports: install ## Render every table's report into reports/ (after make run)
+	$(PY) -m my_package report --all
 
 deployments: install ## Regenerate prefect.yaml from settings.ini
 	$(PY) -m my_package deployments --write

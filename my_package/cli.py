@@ -18,7 +18,8 @@ from rich.table import Table
 from .common.settings import PipelineError, UnknownTableError, load_settings
 
 # %% auto #0
-__all__ = ['app', 'console', 'ProfileOption', 'demo', 'tables', 'run_pipeline', 'run_transform', 'run', 'deployments', 'main']
+__all__ = ['app', 'console', 'ProfileOption', 'demo', 'tables', 'run_pipeline', 'run_transform', 'run', 'report', 'deployments',
+           'main']
 
 # %% ../nbs/30_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -69,7 +70,8 @@ def tables() -> None:
         out.add_column(col)
     for spec in load_settings().tables.values():
         source = escape(spec.source_table or f"query: {spec.query[:40]}")
-        out.add_row(spec.name, source, ", ".join(spec.primary_key), spec.mode, spec.schedule or "-", spec.flow_name)
+        mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
+        out.add_row(spec.name, source, ", ".join(spec.primary_key), mode, spec.schedule or "-", spec.flow_name)
     Console().print(out)
 
 # %% ../nbs/30_cli.ipynb #b6016c07
@@ -94,7 +96,7 @@ def run_pipeline(names: list[str], profile: str | None = None, transform: bool =
     "Run the table flows for `names` (all when empty), then the transform; return one summary per flow."
     from my_package.flows.ingestion import ingest_all
 
-    state = ingest_all(tables=names or None, profile=profile, return_state=True)
+    state = ingest_all(tables=names or None, profile=profile, report=False, return_state=True)
     results = state.result(raise_on_failure=False)
     if not isinstance(results, list):  # the flow failed before running any table
         raise PipelineError(f"ingest-all failed: {state.message}")
@@ -130,8 +132,9 @@ def run(
     all_tables: Annotated[bool, typer.Option("--all", help="Run every registered table.")] = False,
     profile: ProfileOption = None,
     transform: Annotated[bool, typer.Option(help="Run the transform flow after its input tables.")] = True,
+    reports: Annotated[bool, typer.Option(help="Render the reports of the tables that loaded (reports/).")] = True,
 ) -> None:
-    """Run table flows (extract -> check -> load), then the transform flow.
+    """Run table flows (extract -> check -> load), then the transform flow, then the tables' reports.
 
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
@@ -148,11 +151,59 @@ def run(
     results = run_pipeline(names, profile, transform)
     Console().print(_summary_table(results))
     failed = [r["table"] for r in results if r["status"] == "failed"]
+    loaded = [r["table"] for r in results if r["status"] == "ok" and r["table"] in settings.tables]
+    if reports and loaded:
+        failed += _render_and_print(loaded, profile)
     if failed:
         console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
         raise typer.Exit(1)
 
+
+def _render_and_print(names: list[str], profile: str | None) -> list[str]:
+    "Render the reports of `names` concurrently, print where they are, and return the tables whose report failed."
+    from my_package.tasks.reports import render_reports
+
+    state = render_reports(tables=names, profile=profile, return_state=True)
+    results = state.result(raise_on_failure=False)
+    if not isinstance(results, list):
+        raise PipelineError(f"render-reports failed: {state.message}")
+    out = Table(title="Reports")
+    for col in ("table", "report", "seconds"):
+        out.add_column(col)
+    for r in results:
+        ok = r["status"] == "ok"
+        out.add_row(
+            r["table"],
+            r["html"] if ok else f"FAILED: {escape(r['error'])}",
+            f"{r.get('seconds', 0):.1f}",
+            style=None if ok else "red",
+        )
+    Console().print(out)
+    return [f"report {r['table']}" for r in results if r["status"] != "ok"]
+
 # %% ../nbs/30_cli.ipynb #167f0358
+@app.command()
+def report(
+    table: Annotated[list[str] | None, typer.Argument(help="Registered tables to report on (see `tables`).")] = None,
+    all_tables: Annotated[bool, typer.Option("--all", help="Report on every registered table.")] = False,
+    profile: ProfileOption = None,
+) -> None:
+    """Render each table's report notebook with papermill: reports/<table>.ipynb and .html, and reports/index.html.
+
+    Examples: python -m my_package report --all;  python -m my_package report flights
+    """
+    settings = load_settings()
+    if bool(table) == all_tables:
+        raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
+    names = [settings.table(t).name for t in table or []] or list(settings.tables)
+    settings.profile(profile)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    failed = _render_and_print(names, profile)
+    if failed:
+        console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+# %% ../nbs/30_cli.ipynb #e5bfd158
 @app.command()
 def deployments(
     write: Annotated[bool, typer.Option("--write", help="Regenerate prefect.yaml from settings.ini.")] = False,
@@ -182,7 +233,7 @@ def deployments(
         raise PipelineError(problem)
     console.print(f"{path} is up to date ({len(settings.tables)} tables).")
 
-# %% ../nbs/30_cli.ipynb #e5bfd158
+# %% ../nbs/30_cli.ipynb #3a6ca904
 def _profile_urls() -> list[str]:
     "Every connection URL that settings.ini can resolve now (to mask their passwords in messages)."
     try:

@@ -54,6 +54,7 @@ def cli(prefect_home):
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
             "COLUMNS": "200",
+            "MY_PACKAGE_REPORT_NOTEBOOK": str(ROOT / "nbs" / "tables" / "table_report.ipynb"),
             **(env or {}),
         }
         return subprocess.run(

@@ -52,19 +52,28 @@ def test_run_all_on_the_embedded_default(cli, tmp_path, demo_source):
     check_transform(source, warehouse)
     assert not [t for t in sa.inspect(warehouse).get_table_names() if t.startswith("_staging_")]
 
-    rerun = cli("run", "airlines", "planes", settings=settings)  # a rerun replaces, never duplicates
+    reports = tmp_path / "reports"  # every table has its executed notebook and a code-free HTML page with a plot
+    for table in DEMO_TABLES:
+        assert (reports / f"{table}.ipynb").exists()
+        page = (reports / f"{table}.html").read_text()
+        assert "<img" in page and "data:image/png;base64" in page, f"{table}: no plot in the report"
+        assert "hl-ipython3" not in page and "load_settings" not in page, f"{table}: code in the report"
+    index = (reports / "index.html").read_text()
+    assert all(f"{t}.html" in index for t in DEMO_TABLES)
+
+    rerun = cli("run", "airlines", "planes", "--no-reports", settings=settings)  # a rerun replaces, never duplicates
     assert rerun.returncode == 0, rerun.stderr
     assert_same_tables(source, warehouse, ("airlines", "planes"))
 
 
 def test_a_failed_check_fails_the_run_and_keeps_the_previous_table(cli, tmp_path, demo_source):
     settings = write_project(tmp_path, ("planes", "airlines"), f"sqlite:///{demo_source}", "sqlite:///wh.db")
-    assert cli("run", "planes", settings=settings).returncode == 0
+    assert cli("run", "planes", "--no-reports", settings=settings).returncode == 0
     warehouse = make_engine(f"sqlite:///{tmp_path / 'wh.db'}")
     before = table_rows(warehouse, "planes")
 
     settings.write_text(settings.read_text().replace("primary_key = tailnum", "primary_key = manufacturer"))
-    out = cli("run", "--all", settings=settings)
+    out = cli("run", "--all", "--no-reports", settings=settings)
     assert out.returncode == 1
     assert "Quality check failed for table 'planes'" in out.stdout + out.stderr
     assert "primary key unique" in out.stdout + out.stderr
@@ -76,6 +85,11 @@ def test_sqlite_source_into_a_postgresql_warehouse(cli, tmp_path, demo_source, p
     settings = write_project(tmp_path, DEMO_TABLES, f"sqlite:///{demo_source}", pg_databases["warehouse"])
     out = cli("run", "--all", settings=settings)
     assert out.returncode == 0, out.stdout + out.stderr
+    password = make_engine(pg_databases["warehouse"]).url.password
+    assert password and password not in out.stdout + out.stderr
+    for page in (tmp_path / "reports").iterdir():  # reports, notebooks and the index never show the password
+        assert password not in page.read_text(errors="replace"), f"password leaked into {page.name}"
+    assert len(list((tmp_path / "reports").glob("*.html"))) == len(DEMO_TABLES) + 1
     source, warehouse = make_engine(f"sqlite:///{demo_source}"), make_engine(pg_databases["warehouse"])
     assert_same_tables(source, warehouse)
     check_transform(source, warehouse)
@@ -87,7 +101,7 @@ def test_postgresql_to_postgresql(cli, tmp_path, pg_databases):
     tables = ("airlines", "planes", "weather")
     build_demo_source(pg_databases["source"], tables=tables)
     settings = write_project(tmp_path, tables, pg_databases["source"], pg_databases["warehouse"])
-    out = cli("run", "--all", settings=settings)
+    out = cli("run", "--all", "--no-reports", settings=settings)
     assert out.returncode == 0, out.stdout + out.stderr
     assert_same_tables(make_engine(pg_databases["source"]), make_engine(pg_databases["warehouse"]), tables)
     assert "carrier_monthly_delays" not in out.stdout or "SKIPPED" in out.stdout

@@ -81,6 +81,7 @@ SECTION_KEYS = {
     "profile": {"source", "warehouse"},
     "alerts": {"url"},
     "deployments": {"work_pool"},
+    "reports": {"directory", "in_flows"},
 }
 ALLOWED_TABLE_KEYS = {
     "source_table",
@@ -292,10 +293,10 @@ def parse_settings(text: str, path: Path | str = "settings.ini") -> Settings:
         elif kind == "table" and ":" in section:
             spec = parse_table(path, section, values)
             settings.tables[spec.name] = spec
-        elif kind not in ("alerts", "deployments"):
+        elif kind not in ("alerts", "deployments", "reports"):
             raise SettingsError(
                 f"{path.name}: unknown section [{section}]. Sections are [pipeline], [alerts], [deployments], "
-                "[profile:NAME] and [table:NAME]."
+                "[reports], [profile:NAME] and [table:NAME]."
             )
     if not settings.raw_profiles:
         raise SettingsError(f"{path.name}: no [profile:NAME] section. Add [profile:default] with source and warehouse.")

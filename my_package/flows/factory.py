@@ -9,40 +9,67 @@ import time
 
 from prefect import Flow, flow
 
+from ..common.db import make_engine
+from ..common.reports import record_run
 from ..common.settings import load_settings
 from ..tasks.checks import check_staged_table
-from ..tasks.extract import extract_table
+from ..tasks.extract import extract_table, task_logger
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure
+from ..tasks.reports import publish_run_artifact, render_table_report, reports_in_flows
 
 # %% auto #0
-__all__ = ['ingest_table', 'create_ingestion_flow']
+__all__ = ['ingest_table', 'log_run', 'create_ingestion_flow']
 
 # %% ../../nbs/20_flows.factory.ipynb #ce6a2c73
-def ingest_table(table: str, profile: str | None = None) -> dict:
-    "Extract -> check -> load one registered table; return its summary (rows, seconds, checks)."
-    start = time.perf_counter()
-    staged = extract_table(table, profile)
-    checks = check_staged_table(staged, table, profile)
-    rows = load_table_atomically(staged, table, profile)
-    return {
-        "table": table,
-        "status": "ok",
-        "rows": rows,
-        "seconds": round(time.perf_counter() - start, 2),
-        "checks": [str(c) for c in checks],
-    }
+def ingest_table(table: str, profile: str | None = None, report: bool = False) -> dict:
+    "Extract -> check -> load one registered table (then its report); log the run; return its summary."
+    start, staged, summary = time.perf_counter(), None, None
+    try:
+        staged = extract_table(table, profile)
+        checks = check_staged_table(staged, table, profile)
+        rows = load_table_atomically(staged, table, profile)
+        summary = {
+            "table": table,
+            "status": "ok",
+            "rows_extracted": staged.rows,
+            "rows": rows,
+            "seconds": round(time.perf_counter() - start, 2),
+            "checks": [str(c) for c in checks],
+        }
+    except Exception as exc:
+        failure = {
+            "table": table,
+            "status": "failed",
+            "rows_extracted": staged.rows if staged else None,
+            "seconds": round(time.perf_counter() - start, 2),
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+        log_run(profile, failure)
+        raise
+    log_run(profile, summary)
+    publish_run_artifact(summary, render_table_report(table, profile) if report else None)
+    return summary
+
+
+def log_run(profile: str | None, summary: dict) -> None:
+    "Add the run to the warehouse's run log; a log that cannot be written is a warning, not a failure."
+    try:
+        record_run(make_engine(load_settings().profile(profile).warehouse), summary)
+    except Exception as exc:
+        task_logger().warning("Could not record the run of %s: %s", summary["table"], exc)
 
 # %% ../../nbs/20_flows.factory.ipynb #b4f9b51f
 def create_ingestion_flow(table: str) -> Flow:
     "A Prefect flow named `ingest-<table>` that ingests the registered `table`."
     spec = load_settings().table(table)  # an unknown table fails here, listing the registered ones
 
-    def ingest(profile: str | None = None) -> dict:
-        return ingest_table(spec.name, profile)
+    def ingest(profile: str | None = None, report: bool | None = None) -> dict:
+        report = reports_in_flows(load_settings()) if report is None else report
+        return ingest_table(spec.name, profile, report)
 
     ingest.__name__ = ingest.__qualname__ = f"ingest_{spec.name}"
-    ingest.__doc__ = f"Ingest the registered table {spec.name!r}: extract -> check -> load."
+    ingest.__doc__ = f"Ingest the registered table {spec.name!r}: extract -> check -> load (-> report)."
     return flow(
         name=spec.flow_name,
         description=spec.description or ingest.__doc__,

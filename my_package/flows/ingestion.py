@@ -26,11 +26,11 @@ def ingestion_flows() -> dict[str, Flow]:
     return {name: globals()[f"ingest_{name}"] for name in REGISTRY.tables}
 
 # %% ../../nbs/21_flows.ingestion.ipynb #4611bce0
-def run_ingestion(tables: list[str], profile: str | None = None) -> list[dict]:
+def run_ingestion(tables: list[str], profile: str | None = None, report: bool | None = None) -> list[dict]:
     "Run the flow of each of `tables`, in order; return one summary per table, failed ones included."
     flows, results = ingestion_flows(), []
     for name in tables:
-        state = flows[name](profile=profile, return_state=True)
+        state = flows[name](profile=profile, report=report, return_state=True)
         if state.is_completed():
             results.append(state.result())
         else:
@@ -39,12 +39,12 @@ def run_ingestion(tables: list[str], profile: str | None = None) -> list[dict]:
 
 
 @flow(name="ingest-all", on_failure=[alert_on_failure])
-def ingest_all(tables: list[str] | None = None, profile: str | None = None):
+def ingest_all(tables: list[str] | None = None, profile: str | None = None, report: bool | None = None):
     "Ingest every registered table (or only `tables`); fail when any table failed."
     names = tables or list(REGISTRY.tables)
     for name in names:
         REGISTRY.table(name)  # an unknown name fails before anything runs
-    results = run_ingestion(names, profile)
+    results = run_ingestion(names, profile, report)
     failed = [r["table"] for r in results if r["status"] != "ok"]
     if failed:
         return Failed(message=f"{len(failed)} of {len(results)} tables failed: {', '.join(failed)}", data=results)

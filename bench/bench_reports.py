@@ -1,0 +1,98 @@
+"""Benchmark: rendering a table's report through the kit vs plain papermill from the command line.
+
+For the flights table of the demo (loaded into a throwaway SQLite warehouse first), in one run:
+  kit        my_package.common.reports.render_report: checks, papermill execution, HTML without code
+  papermill  `papermill table_report.ipynb out.ipynb -p table flights -k python3` (execution only)
+and, for all five demo tables, rendering one after the other vs the render-reports flow (2 threads, warm API).
+
+Run: make bench   (or .venv/bin/python bench/bench_reports.py [--runs 3])
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "nbs" / "tables" / "table_report.ipynb"
+
+
+def prepare(base: Path) -> Path:
+    "A project with the five demo tables loaded into its warehouse; return its settings path."
+    from my_package.common.demo import DEMO_TABLES, write_example_project
+
+    settings = write_example_project(base, DEMO_TABLES)
+    os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
+    os.environ["MY_PACKAGE_REPORT_NOTEBOOK"] = str(TEMPLATE)
+    from my_package.tasks.checks import check_staged_table
+    from my_package.tasks.extract import extract_table
+    from my_package.tasks.load import load_table_atomically
+
+    for table in DEMO_TABLES:
+        staged = extract_table.fn(table)
+        check_staged_table.fn(staged, table)
+        load_table_atomically.fn(staged, table)
+    return settings
+
+
+def timed(fn) -> float:
+    "Seconds that `fn()` takes."
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is shown")
+    args = p.parse_args()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    base = Path(tempfile.mkdtemp(prefix="kit-bench-reports-"))
+    settings_path = prepare(base)
+    from my_package.common.reports import render_report
+    from my_package.common.settings import load_settings
+
+    settings = load_settings(settings_path)
+    papermill = [
+        str(Path(sys.executable).parent / "papermill"),
+        str(TEMPLATE),
+        str(base / "plain.ipynb"),
+        "-p",
+        "table",
+        "flights",
+        "-k",
+        "python3",
+        "--cwd",
+        str(base),
+        "--no-progress-bar",
+    ]
+    kit_s = [timed(lambda: render_report(settings, "flights", out_dir=base / "reports")) for _ in range(args.runs)]
+    plain_s = [timed(lambda: subprocess.run(papermill, check=True, capture_output=True)) for _ in range(args.runs)]
+    kit, plain = statistics.median(kit_s), statistics.median(plain_s)
+    print(f"flights report, kit (execute + HTML):        {kit:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in kit_s)})")
+    print(
+        f"flights report, papermill CLI (execute only): {plain:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in plain_s)})"
+    )
+    print(f"kit / papermill CLI = {kit / plain:.2f}")
+
+    from my_package.tasks.reports import render_reports
+
+    names = list(settings.tables)
+    render_reports(tables=names[:1])  # warm-up: starts the local Prefect API
+    sequential = timed(lambda: [render_report(settings, t, out_dir=base / "reports") for t in names])
+    parallel = timed(lambda: render_reports(tables=names))
+    print(f"all {len(names)} reports one after the other: {sequential:6.2f} s")
+    print(
+        f"all {len(names)} reports, render-reports flow (2 threads): {parallel:6.2f} s  ({sequential / parallel:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
