@@ -312,7 +312,7 @@ def main() -> None:
     if "sqlite" in args.backends:
         results += bench_backend("SQLite -> SQLite", sqlite_source, f"sqlite:///{base / 'warehouse.db'}", sizes, args)
     if "postgresql" in args.backends:
-        with throwaway_cluster("bench-pw") as pg:
+        with throwaway_cluster("bench-pw", fast=False) as pg:  # durable, as a real server runs
             source, warehouse = prepare_postgres(pg["admin_url"], sqlite_source, sizes)
             results += bench_backend("PostgreSQL -> PostgreSQL", source, warehouse, sizes, args)
     report(results)

@@ -204,6 +204,8 @@ def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) 
     "No two rows share a key."
     cols = _key_columns(key)
     dupes = sa.select(*cols).select_from(sa.table(table, *cols)).group_by(*cols).having(sa.func.count() > 1)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # room for an in-memory hash aggregate instead of a sort on disk
+            conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         n = conn.execute(sa.select(sa.func.count()).select_from(dupes.subquery())).scalar_one()
     return CheckResult(name, "primary key unique", n == 0, f"{n} duplicated keys in ({', '.join(key)})")

@@ -22,8 +22,11 @@ from .settings import PipelineError, TableSpec
 from my_package.common.transfer import (
     arrow_type_for,
     attached,
+    copyable_columns,
+    postgres_copy,
     read_batches,
     sa_type_for,
+    same_postgres,
     same_sqlite_files,
     sqlite_attach_copy,
     stage_batches,
@@ -161,6 +164,18 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
             spec.mode,
             encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
         )
+    if spec.source_table and not spec.transform and same_postgres(source, warehouse):
+        columns = list(reflect_table(source, spec.source_table).columns)
+        if copyable_columns(columns):
+            stmt, targets = source_select(source, spec, stored)
+            rows = postgres_copy(source, warehouse, stmt, staging, columns)
+            return StagedLoad(
+                spec.name,
+                staging,
+                rows,
+                spec.mode,
+                encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
+            )
     stmt, targets = source_select(source, spec, stored)
     highest: list[Any] = [stored]
 

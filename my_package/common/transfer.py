@@ -22,7 +22,7 @@ from .settings import PipelineError
 # %% auto #0
 __all__ = ['log', 'arrow_type_for', 'sa_type_for', 'type_kind', 'conform_column', 'conform_table', 'adbc_connection',
            'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'stage_batches',
-           'same_sqlite_files', 'sqlite_attach_copy', 'attached']
+           'same_sqlite_files', 'sqlite_attach_copy', 'attached', 'same_postgres', 'copyable_columns', 'postgres_copy']
 
 # %% ../../nbs/04_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -350,3 +350,42 @@ def sqlite_attach_copy(source: Engine, warehouse: Engine, stmt: sa.Select, stagi
 def attached(table: sa.Table) -> sa.Table:
     "A copy of the source `table` addressed in the attached database `src`."
     return sa.Table(table.name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns], schema="src")
+
+# %% ../../nbs/04_common.transfer.ipynb #ca3b46f5
+def same_postgres(source: Engine, warehouse: Engine) -> bool:
+    "True when both ends are PostgreSQL through psycopg 3 (the piped binary COPY applies)."
+    return all(e.url.get_backend_name() == "postgresql" and e.dialect.driver == "psycopg" for e in (source, warehouse))
+
+
+def copyable_columns(columns: list[sa.Column]) -> bool:
+    "True when every column's type can be recreated as it is in another PostgreSQL database."
+    return all(
+        not isinstance(c.type, (sa.Enum, sa.types.NullType)) and type(c.type).__name__ != "DOMAIN" for c in columns
+    )
+
+
+def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, columns: list[sa.Column]) -> int:
+    "Create `staging` with the source's column types and pipe `stmt` into it with binary COPY; return the rows."
+    from my_package.common.db import drop_table
+
+    drop_table(warehouse, staging)
+    target = sa.Table(staging, sa.MetaData(), *[sa.Column(c.name, c.type) for c in columns])
+    with warehouse.begin() as conn:
+        target.create(conn)
+    quote = warehouse.dialect.identifier_preparer.quote  # COPY has no SQLAlchemy construct; its quoting keeps it safe
+    names = ", ".join(quote(c.name) for c in columns)
+    src, wh = source.raw_connection(), warehouse.raw_connection()
+    try:
+        with (
+            src.driver_connection.cursor().copy(f"COPY ({_compile(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
+            wh.driver_connection.cursor().copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
+        ):
+            for data in out:
+                into.write(data)
+        wh.commit()
+        src.rollback()
+        with warehouse.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
+    finally:
+        src.close()
+        wh.close()
