@@ -19,7 +19,7 @@ from .common.settings import PipelineError, UnknownTableError, load_settings
 
 # %% auto #0
 __all__ = ['app', 'console', 'ProfileOption', 'demo', 'tables', 'run_pipeline', 'run_transform', 'run', 'report', 'deployments',
-           'main']
+           'find_problems', 'check', 'main']
 
 # %% ../nbs/30_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -145,8 +145,8 @@ def run(
 
     names = [settings.table(t).name for t in table or []]  # unknown names fail here, before Prefect starts,
     urls = settings.profile(profile)  # so does a bad profile,
-    check_connection(make_engine(urls.source, must_exist=True), "source")  # and a database out of reach
-    check_connection(make_engine(urls.warehouse), "warehouse")
+    check_connection(make_engine(urls.source, must_exist=True), "source", attempts=3)  # and a database out of reach
+    check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     results = run_pipeline(names, profile, transform)
     Console().print(_summary_table(results))
@@ -234,6 +234,58 @@ def deployments(
     console.print(f"{path} is up to date ({len(settings.tables)} tables).")
 
 # %% ../nbs/30_cli.ipynb #3a6ca904
+def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
+    "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
+    import sqlalchemy as sa
+
+    from my_package.common.db import check_connection, make_engine
+    from my_package.common.deployments import check_prefect_yaml
+
+    settings = load_settings()  # a malformed file is one problem that stops the rest: nothing else can be read
+    problems, warnings = [], []
+    chosen = profile or os.environ.get("MY_PACKAGE_PROFILE") or settings.default_profile
+    for name in [profile] if profile else list(settings.raw_profiles):
+        try:
+            urls = settings.profile(name)
+        except PipelineError as e:
+            (problems if name == chosen else warnings).append(f"profile {name}: {e}")
+            continue
+        for role, url in (("source", urls.source), ("warehouse", urls.warehouse)):
+            try:
+                engine = make_engine(url, must_exist=role == "source")
+                check_connection(engine, role)
+            except PipelineError as e:
+                problems.append(f"profile {name}: {e}")
+                continue
+            if role == "source" and name == chosen:
+                known = set(sa.inspect(engine).get_table_names())
+                for spec in settings.tables.values():
+                    if spec.source_table and spec.source_table not in known:
+                        problems.append(
+                            f"table {spec.name}: source table {spec.source_table!r} does not exist in profile {name}'s source."
+                        )
+    stale = check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
+    if stale:
+        warnings.append(stale)
+    return problems, warnings
+
+
+@app.command()
+def check(profile: ProfileOption = None) -> None:
+    """Check settings.ini, connect to each profile's databases and find the registered source tables; list every problem.
+
+    Example: python -m my_package check --profile postgres
+    """
+    problems, warnings = find_problems(profile)
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    for p in problems:
+        console.print(f"[red]problem:[/red] {escape(p)}")
+    if problems:
+        raise PipelineError(f"{len(problems)} problem(s) found; fix them and run `python -m my_package check` again.")
+    console.print(f"settings.ini and the databases look right ({len(load_settings().tables)} tables).")
+
+# %% ../nbs/30_cli.ipynb #34b6bf0d
 def _profile_urls() -> list[str]:
     "Every connection URL that settings.ini can resolve now (to mask their passwords in messages)."
     try:

@@ -13,6 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from my_package.common.demo import DEMO_TABLES, build_demo_source, example_settings
+from my_package.tasks.checks import check_staged_table
+from my_package.tasks.extract import extract_table
+from my_package.tasks.load import load_table_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -118,3 +121,39 @@ def pg_databases(postgres) -> Iterator[dict[str, str]]:
         for name in names.values():
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+# ---- a source and a warehouse on every pair of backends, and the steps of a table flow without Prefect ------
+
+BACKENDS = [("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "postgresql"), ("postgresql", "sqlite")]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda p: f"{p[0]}-to-{p[1]}")
+def ends(request, tmp_path) -> dict[str, str]:
+    "Source and warehouse URLs for one backend pair (PostgreSQL databases are fresh for each test)."
+    urls = {"sqlite": {role: f"sqlite:///{tmp_path / role}.db" for role in ("source", "warehouse")}}
+    if "postgresql" in request.param:
+        urls["postgresql"] = request.getfixturevalue("pg_databases")
+    return {"source": urls[request.param[0]]["source"], "warehouse": urls[request.param[1]]["warehouse"]}
+
+
+@pytest.fixture
+def project(ends, tmp_path, monkeypatch):
+    "Write settings.ini with the given table sections for these ends; return a function that does it."
+
+    def write(sections: str, chunk_size: int = 2) -> None:
+        text = (
+            f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\n"
+            f"source = {ends['source']}\nwarehouse = {ends['warehouse']}\n{sections}"
+        )
+        (tmp_path / "settings.ini").write_text(text)
+        monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(tmp_path / "settings.ini"))
+
+    return write
+
+
+def load(table: str) -> int:
+    "extract -> check -> load, the steps of the table's flow, without Prefect's server."
+    staged = extract_table.fn(table)
+    check_staged_table.fn(staged, table)
+    return load_table_atomically.fn(staged, table)

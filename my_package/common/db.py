@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,18 +94,23 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
     return engine
 
 # %% ../../nbs/01_common.db.ipynb #1310d664
-def check_connection(engine: Engine, role: str = "database") -> None:
-    "Connect once to `engine`, or raise `DatabaseUnavailableError` with a masked, one-line reason."
+def check_connection(engine: Engine, role: str = "database", attempts: int = 1, wait: float = 1.0) -> None:
+    "Connect to `engine` (up to `attempts` times, waiting 1x, 3x, 9x `wait`), or raise a masked, one-line reason."
     url = engine.url.render_as_string(hide_password=False)
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except DBAPIError as e:
-        reason = scrub(str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__, url)
-        raise DatabaseUnavailableError(
-            f"Cannot connect to the {role} {mask_url(url)}: {reason}. Check the URL in settings.ini and that the "
-            "server is running and reachable."
-        ) from None
+    for attempt in range(attempts):
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return
+        except DBAPIError as e:
+            text = str(e.orig).strip()
+            reason = scrub(text.splitlines()[0] if text else type(e.orig).__name__, url)
+            if attempt + 1 < attempts:
+                time.sleep(wait * 3**attempt)
+    raise DatabaseUnavailableError(
+        f"Cannot connect to the {role} {mask_url(url)}: {reason}. Check the URL in settings.ini and that the "
+        "server is running and reachable."
+    )
 
 # %% ../../nbs/01_common.db.ipynb #904028c8
 def reflect_table(engine: Engine, name: str) -> sa.Table:

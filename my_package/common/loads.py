@@ -118,11 +118,11 @@ def resolve_transform(spec: TableSpec) -> Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def source_select(
-    source: Engine, spec: TableSpec, watermark: Any = None, attach: bool = False
+    source: Engine, spec: TableSpec, watermark: Any = None, attach: bool = False, table: sa.Table | None = None
 ) -> tuple[sa.Select, dict[str, pa.DataType]]:
     "The SELECT that reads `spec` (past `watermark` if given; from the attached `src` if `attach`) and its Arrow types."
     if spec.source_table:
-        table = reflect_table(source, spec.source_table)
+        table = table if table is not None else reflect_table(source, spec.source_table)
         table = attached(table) if attach else table
         stmt, targets = sa.select(table), {c.name: arrow_type_for(c.type) for c in table.columns}
         wm_col = table.c.get(spec.watermark) if spec.watermark else None
@@ -165,10 +165,10 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
             encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
         )
     if spec.source_table and not spec.transform and same_postgres(source, warehouse):
-        columns = list(reflect_table(source, spec.source_table).columns)
-        if copyable_columns(columns):
-            stmt, targets = source_select(source, spec, stored)
-            rows = postgres_copy(source, warehouse, stmt, staging, columns)
+        table = reflect_table(source, spec.source_table)
+        if copyable_columns(list(table.columns)):
+            stmt, targets = source_select(source, spec, stored, table=table)
+            rows = postgres_copy(source, warehouse, stmt, staging, list(table.columns))
             return StagedLoad(
                 spec.name,
                 staging,

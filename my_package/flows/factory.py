@@ -11,7 +11,7 @@ from prefect import Flow, flow
 
 from ..common.db import make_engine
 from ..common.reports import record_run
-from ..common.settings import load_settings
+from ..common.settings import PipelineError, load_settings
 from ..tasks.checks import check_staged_table
 from ..tasks.extract import extract_table, task_logger
 from ..tasks.load import load_table_atomically
@@ -19,15 +19,25 @@ from ..tasks.notify import alert_on_failure
 from ..tasks.reports import publish_run_artifact, render_table_report, reports_in_flows
 
 # %% auto #0
-__all__ = ['ingest_table', 'log_run', 'create_ingestion_flow']
+__all__ = ['TableLoadError', 'ingest_table', 'log_run', 'create_ingestion_flow']
 
 # %% ../../nbs/20_flows.factory.ipynb #ce6a2c73
+class TableLoadError(PipelineError):
+    "A table flow step failed: names the table, the task and the original error."
+
+    def __init__(self, table: str, step: str, error: BaseException):
+        self.table, self.step, self.error = table, step, error
+        super().__init__(f"{step} failed for table {table!r}: {type(error).__name__}: {error}")
+
+
 def ingest_table(table: str, profile: str | None = None, report: bool = False) -> dict:
     "Extract -> check -> load one registered table (then its report); log the run; return its summary."
-    start, staged, summary = time.perf_counter(), None, None
+    start, staged, summary, step = time.perf_counter(), None, None, "extract_table"
     try:
         staged = extract_table(table, profile)
+        step = "check_staged_table"
         checks = check_staged_table(staged, table, profile)
+        step = "load_table_atomically"
         rows = load_table_atomically(staged, table, profile)
         summary = {
             "table": table,
@@ -46,7 +56,7 @@ def ingest_table(table: str, profile: str | None = None, report: bool = False) -
             "error": f"{type(exc).__name__}: {exc}",
         }
         log_run(profile, failure)
-        raise
+        raise TableLoadError(table, step, exc) from exc
     log_run(profile, summary)
     publish_run_artifact(summary, render_table_report(table, profile) if report else None)
     return summary
@@ -68,11 +78,14 @@ def create_ingestion_flow(table: str) -> Flow:
         report = reports_in_flows(load_settings()) if report is None else report
         return ingest_table(spec.name, profile, report)
 
+    def on_failure(flow, flow_run, state) -> None:
+        alert_on_failure(flow, flow_run, state, table=spec.name)
+
     ingest.__name__ = ingest.__qualname__ = f"ingest_{spec.name}"
     ingest.__doc__ = f"Ingest the registered table {spec.name!r}: extract -> check -> load (-> report)."
     return flow(
         name=spec.flow_name,
         description=spec.description or ingest.__doc__,
-        on_failure=[alert_on_failure],
+        on_failure=[on_failure],
         validate_parameters=True,
     )(ingest)

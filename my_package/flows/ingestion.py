@@ -10,7 +10,6 @@ from prefect.states import Failed
 
 from ..common.settings import load_settings
 from .factory import create_ingestion_flow
-from ..tasks.notify import alert_on_failure
 
 # %% auto #0
 __all__ = ['REGISTRY', 'ingestion_flows', 'run_ingestion', 'ingest_all']
@@ -38,7 +37,7 @@ def run_ingestion(tables: list[str], profile: str | None = None, report: bool | 
     return results
 
 
-@flow(name="ingest-all", on_failure=[alert_on_failure])
+@flow(name="ingest-all")  # no alert of its own: each failed table flow has sent one
 def ingest_all(tables: list[str] | None = None, profile: str | None = None, report: bool | None = None):
     "Ingest every registered table (or only `tables`); fail when any table failed."
     names = tables or list(REGISTRY.tables)

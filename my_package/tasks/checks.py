@@ -19,7 +19,7 @@ from my_package.common.db import (
 )
 from ..common.loads import check_schema_drift
 from ..common.settings import PipelineError, load_settings
-from .extract import task_logger
+from .extract import retry_if_transient, task_logger
 
 # %% auto #0
 __all__ = ['QualityCheckError', 'check_staged_table']
@@ -36,7 +36,14 @@ class QualityCheckError(PipelineError):
         )
 
 # %% ../../nbs/11_tasks.checks.ipynb #55f7447f
-@task(name="check_staged_table", task_run_name="check-{table}", cache_policy=NO_CACHE)
+@task(
+    name="check_staged_table",
+    task_run_name="check-{table}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_if_transient,  # a lost connection is retried; a failed check never is
+    cache_policy=NO_CACHE,
+)
 def check_staged_table(staged: StagedLoad, table: str, profile: str | None = None) -> list[CheckResult]:
     "Run the quality checks on the staged rows of `table`; raise `QualityCheckError` if any fails."
     settings = load_settings()

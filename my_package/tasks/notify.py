@@ -5,6 +5,9 @@
 # %% ../../nbs/13_tasks.notify.ipynb #ad287306
 from __future__ import annotations
 
+import contextlib
+import re
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -61,15 +64,32 @@ def send_alert(message: str, title: str = "Pipeline alert") -> bool:
     return deliver_alert(message, title)
 
 # %% ../../nbs/13_tasks.notify.ipynb #9136f975
-def failure_message(flow_name: str, run_name: str, parameters: dict, error: str) -> str:
-    "The text of a failure alert."
-    params = ", ".join(f"{k}={v!r}" for k, v in parameters.items() if v is not None)
-    return f"Flow {flow_name} (run {run_name}{', ' + params if params else ''}) failed: {error}"
+def failure_message(
+    flow_name: str, run_name: str, error: str, table: str | None = None, report: str | None = None
+) -> str:
+    "The text of a failure alert: one `field: value` line each for flow, run, table, failing task, error, report."
+    task = re.search(r"\b(\w+) failed for table\b", error)
+    fields = {
+        "flow": flow_name,
+        "run": run_name,
+        "table": table,
+        "task": task.group(1) if task else None,
+        "error": error.removeprefix("Flow run encountered an exception: "),
+        "report": report,
+    }
+    return "\n".join(f"{k}: {v}" for k, v in fields.items() if v)
 
 
-def alert_on_failure(flow, flow_run, state) -> None:
-    "Prefect `on_failure` hook: send one alert naming the flow, its run and the error."
-    message = failure_message(flow.name, flow_run.name, dict(flow_run.parameters or {}), state.message or "")
+def alert_on_failure(flow, flow_run, state, table: str | None = None) -> None:
+    "Prefect `on_failure` hook: send one alert naming the flow, its run, the table, the failing task and the error."
+    report = None
+    if table:
+        from my_package.tasks.reports import reports_dir
+
+        with contextlib.suppress(Exception):
+            page = reports_dir(load_settings()) / f"{table}.html"
+            report = str(page) if page.exists() else None
+    message = failure_message(flow.name, flow_run.name, state.message or "", table, report)
     try:
         deliver_alert(message, title=f"Failed: {flow.name}")
     except Exception as exc:  # an alert that cannot be sent must not hide the failure itself
