@@ -1,7 +1,10 @@
 """Benchmark: copy tables source -> warehouse through the kit, naive pandas, and the floor, in one run.
 
 Paths, each measured in a fresh subprocess (so its peak memory is its own):
-  kit    the kit's load: stage in Arrow batches (ADBC) -> quality checks -> atomic publish (no Prefect start-up)
+  kit    the kit's load as it runs for a table with no transform: stage (SQLite -> SQLite: ATTACH + INSERT SELECT
+         inside SQLite; PostgreSQL -> PostgreSQL: binary COPY piped) -> quality checks -> atomic publish
+  kit-batches  the same load forced through the Arrow batch path (ADBC read, a no-op pandas transform per batch,
+         ADBC ingest), the path of tables with a transform and of mixed pairs: it shows that memory stays flat
   naive  pandas read_sql of the whole table, then to_sql (SQLAlchemy; psycopg 3 on PostgreSQL)
   floor  the database copies by itself: SQLite ATTACH + INSERT ... SELECT; PostgreSQL binary COPY TO STDOUT piped
          into COPY FROM STDIN
@@ -33,18 +36,24 @@ GROWTH = 6  # flights x 6 = 2,020,656 rows: the 1x synthetic table
 # ---- one measurement, in its own process ------------------------------------------------------------------
 
 
-def settings_text(source: str, warehouse: str, table: str, chunk_size: int) -> str:
-    "A settings.ini registering `table` (its own key) between the two URLs."
+def settings_text(source: str, warehouse: str, table: str, chunk_size: int, transform: bool = False) -> str:
+    "A settings.ini registering `table` (its own key) between the two URLs, with a no-op transform if asked."
     key = "id" if table.startswith("synth") else "year, month, day, hour, minute, carrier, flight, origin"
     return (
         f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\nsource = {source}\nwarehouse = {warehouse}\n"
         f"[table:{table}]\nsource_table = {table}\nprimary_key = {key}\n"
+        + ("transform = bench_loads:unchanged\n" if transform else "")
     )
 
 
-def run_kit(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path) -> int:
+def unchanged(frame):
+    "A no-op per-batch transform: sends a table through the Arrow batch path."
+    return frame
+
+
+def run_kit(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path, batches: bool = False) -> int:
     "The kit's load, as the flow runs it but called directly: extract -> check -> load."
-    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size))
+    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size, batches))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
     from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
@@ -132,8 +141,8 @@ def one(args: argparse.Namespace) -> None:
     import my_package.tasks.load  # noqa: F401
 
     start = time.perf_counter()
-    if args.one == "kit":
-        rows = run_kit(args.source, args.warehouse, args.table, args.chunk_size, workdir)
+    if args.one in ("kit", "kit-batches"):
+        rows = run_kit(args.source, args.warehouse, args.table, args.chunk_size, workdir, args.one == "kit-batches")
     elif args.one == "flow":
         rows, seconds = run_flow(args.source, args.warehouse, args.table, args.chunk_size, workdir)
         start = time.perf_counter() - seconds
@@ -168,7 +177,8 @@ def measure(path: str, source: str, warehouse: str, table: str, chunk_size: int)
         "--chunk-size",
         str(chunk_size),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", "PYTHONPATH": str(Path(__file__).parent)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{path} {table} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -238,7 +248,7 @@ def bench_backend(name: str, source: str, warehouse: str, sizes: list[int], args
     rows = []
     tables = ["flights"] + [f"synth_{k}x" for k in sizes]
     for table in tables:
-        for path in ("kit", "naive", "floor"):
+        for path in ("kit", "kit-batches", "naive", "floor"):
             expected = FLIGHTS_ROWS * (1 if table == "flights" else GROWTH * int(table[6:-1]))
             if path == "naive" and expected > args.naive_max_rows:
                 continue
@@ -261,33 +271,37 @@ def report(results: list[dict]) -> None:
     "Print the figures and the ratios side by side."
     get = {(r["backend"], r["table"], r["path"]): r for r in results}
     print(
-        "\n| backend | table | rows | kit s | naive s | floor s | kit flow s | kit/naive speed-up | kit/floor time | kit MB | naive MB | floor MB |"
+        "\n| backend | table | rows | kit s | kit-batches s | naive s | floor s | kit flow s | naive/kit | kit/floor "
+        "| kit MB | kit-batches MB | naive MB | floor MB |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    fmt = lambda x, f="{:.2f}": f.format(x) if x is not None else "-"  # noqa: E731
     for (backend, table, path), r in get.items():
         if path != "kit":
             continue
-        naive, floor, flow = (get.get((backend, table, p)) for p in ("naive", "floor", "flow"))
-        fmt = lambda x, f="{:.2f}": f.format(x) if x is not None else "-"  # noqa: E731
+        batches, naive, floor, flow = (get.get((backend, table, p)) for p in ("kit-batches", "naive", "floor", "flow"))
         print(
-            f"| {backend} | {table} | {r['rows']:,} | {fmt(r['seconds'])} | {fmt(naive and naive['seconds'])} | "
-            f"{fmt(floor['seconds'])} | {fmt(flow and flow['seconds'])} | "
+            f"| {backend} | {table} | {r['rows']:,} | {fmt(r['seconds'])} | {fmt(batches and batches['seconds'])} | "
+            f"{fmt(naive and naive['seconds'])} | {fmt(floor['seconds'])} | {fmt(flow and flow['seconds'])} | "
             f"{fmt(naive and naive['seconds'] / r['seconds'], '{:.1f}x')} | {fmt(r['seconds'] / floor['seconds'], '{:.2f}x')} | "
-            f"{r['peak_mb']:.0f} | {fmt(naive and naive['peak_mb'], '{:.0f}')} | {floor['peak_mb']:.0f} |"
+            f"{r['peak_mb']:.0f} | {fmt(batches and batches['peak_mb'], '{:.0f}')} | "
+            f"{fmt(naive and naive['peak_mb'], '{:.0f}')} | {floor['peak_mb']:.0f} |"
         )
+    print()
     for backend in sorted({r["backend"] for r in results}):
         sizes = sorted(int(t[6:-1]) for (b, t, p) in get if b == backend and p == "kit" and t.startswith("synth"))
-        if len(sizes) >= 2:
-            low, high = get[(backend, f"synth_{sizes[0]}x", "kit")], get[(backend, f"synth_{sizes[-1]}x", "kit")]
-            print(
-                f"\n{backend}: kit peak memory at {sizes[-1]}x / {sizes[0]}x rows = "
-                f"{high['peak_mb']:.0f} / {low['peak_mb']:.0f} MB = {high['peak_mb'] / low['peak_mb']:.2f}"
-            )
+        for path in ("kit", "kit-batches"):
+            if len(sizes) >= 2:
+                low, high = get[(backend, f"synth_{sizes[0]}x", path)], get[(backend, f"synth_{sizes[-1]}x", path)]
+                print(
+                    f"{backend}: {path} peak memory at {sizes[-1]}x / {sizes[0]}x rows = "
+                    f"{high['peak_mb']:.0f} / {low['peak_mb']:.0f} MB = {high['peak_mb'] / low['peak_mb']:.2f}"
+                )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--one", choices=("kit", "flow", "naive", "floor"), help=argparse.SUPPRESS)
+    p.add_argument("--one", choices=("kit", "kit-batches", "flow", "naive", "floor"), help=argparse.SUPPRESS)
     p.add_argument("--source"), p.add_argument("--warehouse"), p.add_argument("--table")
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows per batch for the kit (default 50,000)")
     p.add_argument("--sizes", default="1,2,4", help="synthetic table growth factors (default 1,2,4)")
