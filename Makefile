@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test bench reports lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+.PHONY: help install dev run test bench reports wheel worker lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,7 @@ pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect)
 bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor, memory at 1x/2x/4x rows
 	$(PY) bench/bench_loads.py
 	$(PY) bench/bench_reports.py
+	$(PY) bench/bench_deploy.py
 
 lab: dev ## Start JupyterLab on the project's environment
 	$(BIN)/jupyter lab --notebook-dir=nbs
@@ -67,12 +68,17 @@ reports: install ## Render every table's report into reports/ (after make run)
 deployments: install ## Regenerate prefect.yaml from settings.ini
 	$(PY) -m my_package deployments --write
 
-deploy: install ## Deploy every flow to the Prefect server at PREFECT_API_URL
-	@test -n "$$PREFECT_API_URL" || { echo "Set PREFECT_API_URL to your Prefect server (e.g. http://127.0.0.1:4200/api)."; exit 2; }
-	$(PY) -m my_package deployments --check
-	$(BIN)/prefect work-pool inspect pipeline-pool >/dev/null 2>&1 || $(BIN)/prefect work-pool create pipeline-pool --type process
-	$(BIN)/prefect --no-prompt deploy --all
-	@echo "Start a worker with: $(BIN)/prefect worker start --pool pipeline-pool"
+wheel: install ## Build the wheel that workers install (dist/)
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
+deploy: install ## Deploy every flow to PREFECT_API_URL, or to a local server it starts on 127.0.0.1
+	BIN=$(BIN) bash tools/deploy.sh
+
+worker: install ## Start a Prefect worker on the work pool (PREFECT_API_URL, default the local server)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$${PREFECT_PORT:-4200}/api} \
+	MY_PACKAGE_SETTINGS=$${MY_PACKAGE_SETTINGS:-$(CURDIR)/settings.ini} \
+	$(BIN)/prefect worker start --pool pipeline-pool
 
 clean: ## Remove data/, reports/ and Prefect's local state (keeps .venv)
 	rm -rf data reports .prefect

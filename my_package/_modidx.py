@@ -78,6 +78,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'my_package/common/loads.py'),
                                          'my_package.common.loads.state_table': ( 'common.loads.html#state_table',
                                                                                   'my_package/common/loads.py'),
+                                         'my_package.common.loads.table_lock': ( 'common.loads.html#table_lock',
+                                                                                 'my_package/common/loads.py'),
                                          'my_package.common.loads.write_frame_atomically': ( 'common.loads.html#write_frame_atomically',
                                                                                              'my_package/common/loads.py'),
                                          'my_package.common.loads.write_state': ( 'common.loads.html#write_state',

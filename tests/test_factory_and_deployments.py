@@ -61,7 +61,7 @@ def test_every_table_has_exactly_one_deployment_whose_entrypoint_loads_its_flow(
         assert d["entrypoint"].startswith("my_package.flows."), "entrypoints point into the installed package"
         assert load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False).name == d["name"]
         assert d["work_pool"]["name"] == "pipeline-pool"
-    assert "pull" not in doc, "a pull step would run flows from the worker's temporary directory"
+    assert doc["pull"] == [], "no pull step: a default one would run flows in the source tree"
 
 
 def test_deployments_check_fails_when_a_table_is_added_and_passes_after_write(cli, tmp_path):

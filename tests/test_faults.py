@@ -10,12 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import load, table_rows, write_project
+from conftest import Webhook, load, table_rows, write_project
 
 from my_package.common.db import make_engine
 from my_package.common.settings import SettingsError, parse_settings
@@ -37,31 +36,6 @@ def fill(engine: sa.Engine, ids: range) -> None:
 
 
 # ---- helpers: a webhook receiver and a flaky TCP proxy, both on 127.0.0.1, both stopped by their fixtures ----
-
-
-class Webhook:
-    "An HTTP server on 127.0.0.1 that records every JSON body POSTed to it."
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

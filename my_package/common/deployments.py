@@ -24,8 +24,8 @@ TRANSFORM_DEPLOYMENTS = {
 HEADER = """\
 # GENERATED from settings.ini by `python -m my_package deployments --write`: do not edit by hand.
 # Change settings.ini (tables, schedules, [deployments] work_pool) and regenerate; CI runs --check.
-# Deploy with `make deploy` (prefect --no-prompt deploy --all). No pull section: module-path entrypoints run
-# the installed package.
+# Deploy with `make deploy` (prefect --no-prompt deploy --all). Module-path entrypoints run the package installed
+# in the worker's environment; the worker finds settings.ini through MY_PACKAGE_SETTINGS.
 """
 
 
@@ -38,6 +38,7 @@ def _deployment(name: str, entrypoint: str, description: str, schedule: str | No
         f"    description: {json.dumps(description)}\n"
         f"    tags: {json.dumps(tags)}\n"
         f"    work_pool: *work_pool\n"
+        f"    concurrency_limit: *one_at_a_time\n"
         f"    schedules:{schedules}\n"
     )
 
@@ -47,8 +48,11 @@ def render_prefect_yaml(settings: Settings) -> str:
     pool = settings.sections.get("deployments", {}).get("work_pool", "pipeline-pool").strip()
     parts = [
         HEADER,
-        "name: my-package\nprefect-version: 3.9.1\n\nbuild: null\npush: null\n\n",
-        f"definitions:\n  work_pool: &work_pool\n    name: {json.dumps(pool)}\n    work_queue_name: default\n\n",
+        "name: my-package\nprefect-version: 3.9.1\n\nbuild: null\npush: null\n",
+        "# No pull step: the worker runs each flow in a fresh temporary directory with the installed package.\npull: []\n\n",
+        f"definitions:\n  work_pool: &work_pool\n    name: {json.dumps(pool)}\n    work_queue_name: default\n",
+        "  # A second run of the same deployment waits for the first (never two loads of one table at once).\n",
+        "  one_at_a_time: &one_at_a_time\n    limit: 1\n    collision_strategy: ENQUEUE\n\n",
         "deployments:\n",
     ]
     for spec in settings.tables.values():

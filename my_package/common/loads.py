@@ -5,10 +5,13 @@
 # %% ../../nbs/05_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,7 +39,7 @@ from my_package.common.transfer import (
 # %% auto #0
 __all__ = ['STATE_TABLE', 'state_table', 'encode_watermark', 'decode_watermark', 'read_state', 'write_state', 'resolve_transform',
            'source_select', 'stage_table', 'SchemaDriftError', 'schema_drift', 'check_schema_drift', 'publish',
-           'write_frame_atomically']
+           'write_frame_atomically', 'table_lock']
 
 # %% ../../nbs/05_common.loads.ipynb #077501ae
 STATE_TABLE = "_pipeline_state"
@@ -277,3 +280,43 @@ def write_frame_atomically(engine: Engine, frame: pd.DataFrame, target: str) -> 
     rows = stage_batches(engine, staging, lambda fast: iter([pa.Table.from_pandas(frame, preserve_index=False)]))
     swap_in(engine, StagedLoad(target, staging, rows))
     return rows
+
+# %% ../../nbs/05_common.loads.ipynb #68aa11c1
+@contextlib.contextmanager
+def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator[None]:
+    "Hold the load lock of `table` in `warehouse` (waiting up to `timeout` seconds for another run to finish)."
+    backend = warehouse.url.get_backend_name()
+    if backend == "postgresql":
+        with warehouse.connect() as conn:
+            conn.exec_driver_sql(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
+            key = sa.func.hashtext(f"my_package.load.{table}")
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            except sa.exc.OperationalError as e:
+                raise PipelineError(f"Another run has held the load lock of {table!r} for over {timeout:.0f} s.") from e
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    elif backend == "sqlite" and warehouse.url.database not in (None, "", ":memory:"):
+        import fcntl  # a lock file: SQLite's own locks last one transaction, a load spans several
+
+        path = Path(f"{warehouse.url.database}.{table}.lock")
+        with open(path, "a") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PipelineError(
+                            f"Another run has held the load lock of {table!r} for over {timeout:.0f} s."
+                        ) from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield  # other warehouses: rely on the deployments' concurrency limit

@@ -9,6 +9,7 @@ import contextvars
 import datetime as dt
 import html
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ def runs_table() -> sa.Table:
         sa.Column("seconds", sa.Float),
         sa.Column("checks", sa.Text),
         sa.Column("error", sa.Text),
+        sa.Column("runner", sa.String(255)),  # which machine or worker ran it ($MY_PACKAGE_RUNNER, else the host)
     )
 
 
@@ -60,6 +62,7 @@ def record_run(warehouse: Engine, summary: dict) -> None:
                 seconds=summary.get("seconds"),
                 checks="\n".join(summary.get("checks") or []),
                 error=summary.get("error"),
+                runner=os.environ.get("MY_PACKAGE_RUNNER") or socket.gethostname(),
             )
         )
 

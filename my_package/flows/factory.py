@@ -10,6 +10,7 @@ import time
 from prefect import Flow, flow
 
 from ..common.db import make_engine
+from ..common.loads import table_lock
 from ..common.reports import record_run
 from ..common.settings import PipelineError, load_settings
 from ..tasks.checks import check_staged_table
@@ -34,11 +35,12 @@ def ingest_table(table: str, profile: str | None = None, report: bool = False) -
     "Extract -> check -> load one registered table (then its report); log the run; return its summary."
     start, staged, summary, step = time.perf_counter(), None, None, "extract_table"
     try:
-        staged = extract_table(table, profile)
-        step = "check_staged_table"
-        checks = check_staged_table(staged, table, profile)
-        step = "load_table_atomically"
-        rows = load_table_atomically(staged, table, profile)
+        with table_lock(make_engine(load_settings().profile(profile).warehouse), table):
+            staged = extract_table(table, profile)
+            step = "check_staged_table"
+            checks = check_staged_table(staged, table, profile)
+            step = "load_table_atomically"
+            rows = load_table_atomically(staged, table, profile)
         summary = {
             "table": table,
             "status": "ok",

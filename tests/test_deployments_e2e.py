@@ -1,0 +1,142 @@
+"""Deployments run the exported package: a real Prefect server and process work pool on 127.0.0.1, and two
+workers whose environment holds only the built wheel (and its dependencies), started outside the source tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Webhook, assert_same_tables, table_rows
+from pg_cluster import free_port
+from prefect_stack import run_deployments, start_server, start_worker, stop
+
+from my_package.common.db import make_engine
+from my_package.common.demo import DEMO_TABLES, example_settings
+
+
+@pytest.fixture(scope="module")
+def worker_venv(tmp_path_factory) -> Path:
+    "A fresh virtual environment with only the built wheel of the project (and its dependencies) installed."
+    base = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(base / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    wheel = next((base / "dist").glob("my_package-*.whl"))
+    subprocess.run([sys._base_executable, "-m", "venv", str(base / "venv")], check=True, timeout=300)
+    subprocess.run(
+        [str(base / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=1500,
+    )
+    return base / "venv"
+
+
+@pytest.fixture
+def stack(tmp_path, worker_venv, demo_source):
+    "A Prefect server, the process work pool, the committed prefect.yaml deployed, and two workers w1 and w2."
+    port, home = free_port(), tmp_path / "worker-home"
+    api = f"http://127.0.0.1:{port}/api"
+    home.mkdir()
+    shutil.copy(demo_source, home / "source.db")
+    shutil.copy(ROOT / "nbs" / "tables" / "table_report.ipynb", home / "table_report.ipynb")
+    hook = Webhook()
+    settings = home / "settings.ini"
+    settings.write_text(
+        example_settings(DEMO_TABLES, "sqlite:///source.db", "sqlite:///warehouse.db")
+        + f"\n[alerts]\nurl = {hook.url}\n"
+    )
+    processes = []
+    base_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_API_URL": api, "LANG": "C.UTF-8"}
+    try:
+        processes.append(start_server(port, tmp_path / "server", tmp_path / "server.log"))
+        deploy = subprocess.run(
+            ["bash", "tools/deploy.sh"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                **os.environ,
+                "PREFECT_API_URL": api,
+                "BIN": str(Path(sys.executable).parent),
+                "PREFECT_HOME": str(tmp_path / "deployer"),
+            },
+        )
+        assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+        for name in ("w1", "w2"):
+            env = {
+                **base_env,
+                "PATH": f"{worker_venv / 'bin'}:/usr/bin:/bin",
+                "PREFECT_HOME": str(home / f".prefect-{name}"),
+                "MY_PACKAGE_SETTINGS": str(settings),
+                "MY_PACKAGE_REPORT_NOTEBOOK": str(home / "table_report.ipynb"),
+                "MY_PACKAGE_RUNNER": name,
+            }
+            processes.append(start_worker(worker_venv / "bin" / "prefect", name, home, env, tmp_path / f"{name}.log"))
+        yield {
+            "api": api,
+            "home": home,
+            "settings": settings,
+            "hook": hook,
+            "logs": tmp_path,
+            "source": make_engine(f"sqlite:///{home / 'source.db'}"),
+            "warehouse": make_engine(f"sqlite:///{home / 'warehouse.db'}"),
+        }
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        hook.close()
+
+
+def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
+    where = subprocess.run(
+        [str(worker_venv / "bin" / "python"), "-c", "import my_package; print(my_package.__file__)"],
+        cwd=stack["home"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert str(worker_venv) in where and str(ROOT) not in where, "the workers must import the installed wheel"
+
+    runs = run_deployments(stack["api"], [f"ingest-{t}" for t in DEMO_TABLES])
+    logs = "".join((stack["logs"] / f"{w}.log").read_text() for w in ("w1", "w2"))
+    assert all(r.state.type.value == "COMPLETED" for r in runs), (
+        [(r.name, r.state.message) for r in runs],
+        logs[-4000:],
+    )
+    assert_same_tables(stack["source"], stack["warehouse"])
+    with stack["warehouse"].connect() as conn:
+        runners = {r[0] for r in conn.exec_driver_sql("SELECT runner FROM _pipeline_runs WHERE status = 'ok'")}
+    assert runners == {"w1", "w2"}, f"runs were taken by {runners}"
+    for table in DEMO_TABLES:  # deployed table flows render their report as their last step
+        assert "<img" in (stack["home"] / "reports" / f"{table}.html").read_text()
+
+    [transform] = run_deployments(stack["api"], ["transform-carrier-delays"])
+    assert transform.state.type.value == "COMPLETED", transform.state.message
+    assert len(table_rows(stack["warehouse"], "carrier_monthly_delays")) == 185
+
+    # two runs of one table at once: the second waits; exactly the source's rows
+    first, second = run_deployments(stack["api"], ["ingest-planes", "ingest-planes"])
+    assert first.state.type.value == second.state.type.value == "COMPLETED"
+    assert table_rows(stack["warehouse"], "planes") == table_rows(stack["source"], "planes")
+
+    # a failing flow: Failed in Prefect with the error, one alert, the previous table kept
+    before, alerts = table_rows(stack["warehouse"], "planes"), len(stack["hook"].received)
+    stack["settings"].write_text(
+        stack["settings"].read_text().replace("primary_key = tailnum", "primary_key = manufacturer")
+    )
+    [failed] = run_deployments(stack["api"], ["ingest-planes"])
+    assert failed.state.type.value == "FAILED"
+    assert "Quality check failed for table 'planes'" in failed.state.message
+    assert len(stack["hook"].received) == alerts + 1
+    alert = stack["hook"].received[-1]["message"]
+    assert "flow: ingest-planes" in alert and "task: check_staged_table" in alert and "primary key unique" in alert
+    assert table_rows(stack["warehouse"], "planes") == before
