@@ -23,6 +23,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'my_package.common.db._key_columns': ('common.db.html#_key_columns', 'my_package/common/db.py'),
                                       'my_package.common.db._sqlite_transactional_ddl': ( 'common.db.html#_sqlite_transactional_ddl',
                                                                                           'my_package/common/db.py'),
+                                      'my_package.common.db.add_column': ('common.db.html#add_column', 'my_package/common/db.py'),
                                       'my_package.common.db.check_connection': ( 'common.db.html#check_connection',
                                                                                  'my_package/common/db.py'),
                                       'my_package.common.db.check_key_not_null': ( 'common.db.html#check_key_not_null',

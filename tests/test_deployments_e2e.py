@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,10 @@ def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
     [failed] = run_deployments(stack["api"], ["ingest-planes"])
     assert failed.state.type.value == "FAILED"
     assert "Quality check failed for table 'planes'" in failed.state.message
+    deadline = time.monotonic() + 60  # the hook runs after the run has entered Failed: wait for its alert
+    while len(stack["hook"].received) == alerts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # and make sure no second alert follows
     assert len(stack["hook"].received) == alerts + 1
     alert = stack["hook"].received[-1]["message"]
     assert "flow: ingest-planes" in alert and "task: check_staged_table" in alert and "primary key unique" in alert

@@ -20,8 +20,8 @@ from .settings import PipelineError, SettingsError, TableSpec
 
 # %% auto #0
 __all__ = ['DatabaseUnavailableError', 'mask_url', 'scrub', 'make_engine', 'check_connection', 'reflect_table', 'count_rows',
-           'staging_name', 'drop_table', 'StagedLoad', 'rename_table', 'swap_in', 'CheckResult', 'check_row_count',
-           'check_key_not_null', 'check_key_unique']
+           'staging_name', 'drop_table', 'StagedLoad', 'rename_table', 'add_column', 'swap_in', 'CheckResult',
+           'check_row_count', 'check_key_not_null', 'check_key_unique']
 
 # %% ../../nbs/01_common.db.ipynb #1ea64a99
 class DatabaseUnavailableError(PipelineError):
@@ -164,6 +164,12 @@ def rename_table(conn: sa.Connection, old: str, new: str) -> None:
     "Rename a table inside the caller's transaction."
     quote = conn.dialect.identifier_preparer.quote  # SQLAlchemy has no RENAME construct; its quoting makes it safe
     conn.exec_driver_sql(f"ALTER TABLE {quote(old)} RENAME TO {quote(new)}")
+
+
+def add_column(conn: sa.Connection, table: str, name: str, col_type: sa.types.TypeEngine) -> None:
+    "Add a column to `table` inside the caller's transaction."
+    quote = conn.dialect.identifier_preparer.quote  # no ADD COLUMN construct in SQLAlchemy Core; quoting keeps it safe
+    conn.exec_driver_sql(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {col_type.compile(conn.dialect)}")
 
 
 def swap_in(engine: Engine, staged: StagedLoad) -> None:

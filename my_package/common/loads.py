@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import StagedLoad, reflect_table, rename_table, staging_name, swap_in
+from .db import StagedLoad, add_column, reflect_table, rename_table, staging_name, swap_in
 from .settings import PipelineError, TableSpec
 from my_package.common.transfer import (
     arrow_type_for,
@@ -239,13 +239,10 @@ def check_schema_drift(warehouse: Engine, staged: StagedLoad, spec: TableSpec) -
 # %% ../../nbs/05_common.loads.ipynb #4e79e196
 def _add_columns(conn: sa.Connection, target: str, staging: str) -> None:
     "Add to `target` the columns that only `staging` has (schema drift accepted as `add_columns`)."
-    quote = conn.dialect.identifier_preparer.quote  # no ADD COLUMN construct in SQLAlchemy Core; quoting keeps it safe
     live = {c["name"] for c in sa.inspect(conn).get_columns(target)}
     for col in sa.inspect(conn).get_columns(staging):
         if col["name"] not in live:
-            conn.exec_driver_sql(
-                f"ALTER TABLE {quote(target)} ADD COLUMN {quote(col['name'])} {col['type'].compile(conn.dialect)}"
-            )
+            add_column(conn, target, col["name"], col["type"])
 
 
 def _upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import reflect_table
+from .db import add_column, reflect_table
 from .settings import PipelineError, Settings, TableSpec
 
 # %% auto #0
@@ -52,6 +52,10 @@ def record_run(warehouse: Engine, summary: dict) -> None:
     runs = runs_table()
     with warehouse.begin() as conn:
         runs.create(conn, checkfirst=True)
+        have = {c["name"] for c in sa.inspect(conn).get_columns(RUNS_TABLE)}
+        for col in runs.columns:  # a run log written by an older version of the kit gains the new columns
+            if col.name not in have:
+                add_column(conn, RUNS_TABLE, col.name, col.type)
         conn.execute(
             sa.insert(runs).values(
                 table_name=summary["table"],
