@@ -10,7 +10,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test bench reports wheel worker lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+.PHONY: help install dev run test browser bench reports wheel worker setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,7 +33,12 @@ run: install ## Build the demo source if missing, run every table flow and the t
 	$(PY) -m my_package demo
 	$(PY) -m my_package run --all
 
-test: dev lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
+test: dev browser lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
+
+browser: ## Debian's chromium for the JupyterLab browser test (apt-get install when missing; needs root)
+	@command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
+	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
 lint: dev ## ruff on the notebooks and the tests (not on the generated package)
 	$(BIN)/ruff check nbs tests bench tools
@@ -52,9 +57,14 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_loads.py
 	$(PY) bench/bench_reports.py
 	$(PY) bench/bench_deploy.py
+	$(PY) bench/bench_cli.py
 
-lab: dev ## Start JupyterLab on the project's environment
-	$(BIN)/jupyter lab --notebook-dir=nbs
+setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
+	$(BIN)/nbdev_install_hooks
+	$(BIN)/pre-commit install
+
+lab: setup ## Start JupyterLab on the project's environment (its python3 kernel imports my_package)
+	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 export: install ## Export the notebooks into my_package/ (nbdev_export)
 	$(BIN)/nbdev_export

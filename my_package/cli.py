@@ -5,6 +5,7 @@
 # %% ../nbs/30_cli.ipynb #995652e9
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -18,8 +19,8 @@ from rich.table import Table
 from .common.settings import PipelineError, UnknownTableError, load_settings
 
 # %% auto #0
-__all__ = ['app', 'console', 'ProfileOption', 'demo', 'tables', 'run_pipeline', 'run_transform', 'run', 'report', 'deployments',
-           'find_problems', 'check', 'main']
+__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_runs', 'tables', 'table_progress', 'run_pipeline', 'run_transform',
+           'run', 'report', 'new_table', 'deployments', 'find_problems', 'check', 'main']
 
 # %% ../nbs/30_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -59,22 +60,57 @@ def demo(
         console.print(f"  {name}: {rows:,} rows")
 
 # %% ../nbs/30_cli.ipynb #6536b1bf
+def last_runs(settings, profile: str | None = None) -> dict[str, str]:
+    "Per table, its latest run as 'status at time' from the warehouse run log ({} when it cannot be read)."
+    import sqlalchemy as sa
+
+    try:
+        from my_package.common.db import make_engine
+
+        engine = make_engine(settings.profile(profile).warehouse)
+        if not sa.inspect(engine).has_table("_pipeline_runs"):
+            return {}
+        runs = sa.table("_pipeline_runs", sa.column("table_name"), sa.column("status"), sa.column("finished_at"))
+        latest = (
+            sa.select(runs.c.table_name, sa.func.max(runs.c.finished_at).label("at"))
+            .group_by(runs.c.table_name)
+            .subquery()
+        )
+        stmt = sa.select(runs.c.table_name, runs.c.status, runs.c.finished_at).join(
+            latest, sa.and_(runs.c.table_name == latest.c.table_name, runs.c.finished_at == latest.c.at)
+        )
+        with engine.connect() as conn:
+            return {t: f"{status} at {str(at)[:19]}" for t, status, at in conn.execute(stmt)}
+    except Exception:  # the registry is still worth showing when the warehouse is out of reach
+        return {}
+
+# %% ../nbs/30_cli.ipynb #acce418a
 @app.command()
 def tables() -> None:
     """List the registered tables: source, primary key, mode, schedule and flow.
 
     Example: python -m my_package tables
     """
+    settings = load_settings()
+    last = last_runs(settings)
     out = Table(title="Registered tables")
-    for col in ("table", "source", "primary key", "mode", "schedule", "flow"):
+    for col in ("table", "source", "primary key", "mode", "schedule", "flow", "last run"):
         out.add_column(col)
-    for spec in load_settings().tables.values():
+    for spec in settings.tables.values():
         source = escape(spec.source_table or f"query: {spec.query[:40]}")
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
-        out.add_row(spec.name, source, ", ".join(spec.primary_key), mode, spec.schedule or "-", spec.flow_name)
+        out.add_row(
+            spec.name,
+            source,
+            ", ".join(spec.primary_key),
+            mode,
+            spec.schedule or "-",
+            spec.flow_name,
+            last.get(spec.name, "never"),
+        )
     Console().print(out)
 
-# %% ../nbs/30_cli.ipynb #b6016c07
+# %% ../nbs/30_cli.ipynb #ed73e829
 def _summary_table(results: list[dict]) -> Table:
     "A rich table with one row per flow result."
     out = Table(title="Run summary")
@@ -92,11 +128,46 @@ def _summary_table(results: list[dict]) -> Table:
     return out
 
 
+@contextlib.contextmanager
+def table_progress(names: list[str]):
+    "Show a progress bar over `names` while the table flows run (fed by `my_package.flows.ingestion.PROGRESS`)."
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from my_package.flows import ingestion
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    bar = progress.add_task("tables", total=len(names))
+
+    def show(table: str, result: dict | None) -> None:
+        if result is None:
+            progress.update(bar, description=f"loading {table}")
+        else:
+            rows = f"{result['rows']:,} rows" if result.get("rows") is not None else result["status"]
+            progress.console.print(f"  {table}: {result['status']} ({rows}, {result.get('seconds') or 0:.1f} s)")
+            progress.advance(bar)
+
+    ingestion.PROGRESS.append(show)
+    try:
+        with progress:
+            yield
+    finally:
+        ingestion.PROGRESS.remove(show)
+
+
 def run_pipeline(names: list[str], profile: str | None = None, transform: bool = True) -> list[dict]:
     "Run the table flows for `names` (all when empty), then the transform; return one summary per flow."
     from my_package.flows.ingestion import ingest_all
 
-    state = ingest_all(tables=names or None, profile=profile, report=False, return_state=True)
+    with table_progress(names or list(load_settings().tables)):
+        state = ingest_all(tables=names or None, profile=profile, report=False, return_state=True)
     results = state.result(raise_on_failure=False)
     if not isinstance(results, list):  # the flow failed before running any table
         raise PipelineError(f"ingest-all failed: {state.message}")
@@ -125,7 +196,7 @@ def run_transform(names: list[str], results: list[dict], profile: str | None) ->
         return [state.result()]
     return [{"table": "carrier_monthly_delays", "status": "failed", "error": state.message}]
 
-# %% ../nbs/30_cli.ipynb #ed73e829
+# %% ../nbs/30_cli.ipynb #d9180a3d
 @app.command()
 def run(
     table: Annotated[list[str] | None, typer.Argument(help="Registered tables to run (see `tables`).")] = None,
@@ -181,7 +252,7 @@ def _render_and_print(names: list[str], profile: str | None) -> list[str]:
     Console().print(out)
     return [f"report {r['table']}" for r in results if r["status"] != "ok"]
 
-# %% ../nbs/30_cli.ipynb #167f0358
+# %% ../nbs/30_cli.ipynb #f2e2a8c7
 @app.command()
 def report(
     table: Annotated[list[str] | None, typer.Argument(help="Registered tables to report on (see `tables`).")] = None,
@@ -203,7 +274,53 @@ def report(
         console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
         raise typer.Exit(1)
 
-# %% ../nbs/30_cli.ipynb #e5bfd158
+# %% ../nbs/30_cli.ipynb #f283940f
+@app.command("new-table")
+def new_table(
+    name: Annotated[str, typer.Argument(help="Registry name: lower case, digits, _ (it names the warehouse table).")],
+    source: Annotated[str, typer.Option("--source", help="A table in the source database, or a SELECT.")],
+    key: Annotated[str, typer.Option("--key", help="Primary key column(s), comma separated.")],
+    incremental: Annotated[str | None, typer.Option(help="Load incrementally on this watermark column.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="5-field cron (UTC) for the deployment.")] = None,
+    description: Annotated[str, typer.Option(help="One line on what the table holds.")] = "",
+    run_now: Annotated[bool, typer.Option("--run", help="Run the table's flow (and its report) once, now.")] = False,
+    profile: ProfileOption = None,
+) -> None:
+    """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
+
+    Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
+    """
+    import sqlalchemy as sa
+
+    from my_package.common.db import make_engine
+    from my_package.common.deployments import render_prefect_yaml
+    from my_package.common.settings import parse_settings
+
+    settings = load_settings()
+    if name in settings.tables:
+        raise typer.BadParameter(f"{name!r} is already registered: edit its [table:{name}] section instead.")
+    is_query = source.strip().lower().startswith(("select", "with"))
+    lines = [f"[table:{name}]"] + ([f"description = {description}"] if description else [])
+    lines += [f"{'query' if is_query else 'source_table'} = {source}", f"primary_key = {key}"]
+    lines += [f"mode = incremental\nwatermark = {incremental}"] if incremental else []
+    lines += [f"schedule = {schedule}"] if schedule else []
+    text = settings.path.read_text().rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+    updated = parse_settings(text, settings.path)  # the same checks as settings.ini itself gets
+    if not is_query:
+        known = sa.inspect(make_engine(updated.profile(profile).source, must_exist=True)).get_table_names()
+        if source not in known:
+            raise PipelineError(
+                f"Source table {source!r} not found. Tables in the source: {', '.join(known) or '(none)'}."
+            )
+    settings.path.write_text(text)
+    (settings.path.parent / "prefect.yaml").write_text(render_prefect_yaml(updated))
+    console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
+    if run_now:
+        run(table=[name], all_tables=False, profile=profile, transform=False, reports=True)
+    else:
+        console.print(f"Run it with: python -m my_package run {name}")
+
+# %% ../nbs/30_cli.ipynb #8cb108b8
 @app.command()
 def deployments(
     write: Annotated[bool, typer.Option("--write", help="Regenerate prefect.yaml from settings.ini.")] = False,
@@ -233,7 +350,7 @@ def deployments(
         raise PipelineError(problem)
     console.print(f"{path} is up to date ({len(settings.tables)} tables).")
 
-# %% ../nbs/30_cli.ipynb #3a6ca904
+# %% ../nbs/30_cli.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
     "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
     import sqlalchemy as sa
@@ -285,7 +402,7 @@ def check(profile: ProfileOption = None) -> None:
         raise PipelineError(f"{len(problems)} problem(s) found; fix them and run `python -m my_package check` again.")
     console.print(f"settings.ini and the databases look right ({len(load_settings().tables)} tables).")
 
-# %% ../nbs/30_cli.ipynb #34b6bf0d
+# %% ../nbs/30_cli.ipynb #b9968d36
 def _profile_urls() -> list[str]:
     "Every connection URL that settings.ini can resolve now (to mask their passwords in messages)."
     try:

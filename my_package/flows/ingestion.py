@@ -5,6 +5,8 @@
 # %% ../../nbs/21_flows.ingestion.ipynb #ff4c39e1
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import Flow, flow
 from prefect.states import Failed
 
@@ -12,7 +14,7 @@ from ..common.settings import load_settings
 from .factory import create_ingestion_flow
 
 # %% auto #0
-__all__ = ['REGISTRY', 'ingestion_flows', 'run_ingestion', 'ingest_all']
+__all__ = ['REGISTRY', 'PROGRESS', 'ingestion_flows', 'run_ingestion', 'ingest_all']
 
 # %% ../../nbs/21_flows.ingestion.ipynb #28cd4629
 REGISTRY = load_settings()
@@ -25,15 +27,22 @@ def ingestion_flows() -> dict[str, Flow]:
     return {name: globals()[f"ingest_{name}"] for name in REGISTRY.tables}
 
 # %% ../../nbs/21_flows.ingestion.ipynb #4611bce0
+PROGRESS: list[Callable[[str, dict | None], None]] = []  # the command line's progress display, when it runs
+
+
 def run_ingestion(tables: list[str], profile: str | None = None, report: bool | None = None) -> list[dict]:
     "Run the flow of each of `tables`, in order; return one summary per table, failed ones included."
     flows, results = ingestion_flows(), []
     for name in tables:
+        for show in PROGRESS:
+            show(name, None)
         state = flows[name](profile=profile, report=report, return_state=True)
         if state.is_completed():
             results.append(state.result())
         else:
             results.append({"table": name, "status": "failed", "rows": None, "seconds": None, "error": state.message})
+        for show in PROGRESS:
+            show(name, results[-1])
     return results
 
 
