@@ -8,6 +8,8 @@ PY := $(BIN)/python
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 # Keep Prefect's local database inside the project, not in ~/.prefect.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+# No telemetry: these machines (and many servers) reach no outside host.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev run test browser bench reports wheel worker setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean

@@ -25,7 +25,13 @@ def healthy(api: str) -> bool:
 
 def start_server(port: int, home: Path, log: Path, timeout: float = 180) -> subprocess.Popen:
     "Start `prefect server start` on 127.0.0.1:`port` with its database under `home`; wait until it answers."
-    env = {"PATH": f"{PREFECT.parent}:/usr/bin:/bin", "HOME": str(home), "PREFECT_HOME": str(home), "LANG": "C.UTF-8"}
+    env = {
+        "PATH": f"{PREFECT.parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        "PREFECT_HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     process = subprocess.Popen(
         [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
