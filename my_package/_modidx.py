@@ -60,6 +60,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'my_package/common/loads.py'),
                                          'my_package.common.loads._add_columns': ( 'common.loads.html#_add_columns',
                                                                                    'my_package/common/loads.py'),
+                                         'my_package.common.loads._copy_inside_databases': ( 'common.loads.html#_copy_inside_databases',
+                                                                                             'my_package/common/loads.py'),
                                          'my_package.common.loads._staged_max': ( 'common.loads.html#_staged_max',
                                                                                   'my_package/common/loads.py'),
                                          'my_package.common.loads._upsert': ('common.loads.html#_upsert', 'my_package/common/loads.py'),

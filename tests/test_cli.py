@@ -97,3 +97,28 @@ def test_demo_builds_the_source_once(cli, tmp_path):
     assert "flights: 336,776 rows" in first.stderr
     again = cli("demo", settings=settings)
     assert again.returncode == 0 and "already exists" in again.stderr
+
+
+def test_check_lists_every_problem_at_once(cli, tmp_path, demo_source):
+    settings = write_project(
+        tmp_path,
+        ("airlines", "planes"),
+        f"sqlite:///{demo_source}",
+        "postgresql+psycopg://kit:Hidden-9@127.0.0.1:1/wh",
+        extra="[table:boats]\nsource_table = boats\nprimary_key = id\n"
+        "[profile:other]\nsource = postgresql+psycopg://${KIT_UNSET_USER}@127.0.0.1:1/s\nwarehouse = sqlite:///w.db\n",
+    )
+    out = cli("check", settings=settings)
+    assert out.returncode == 1
+    text = " ".join(out.stderr.split())
+    assert "Cannot connect to the warehouse postgresql+psycopg://kit:***@127.0.0.1:1/wh" in text
+    assert "table boats: source table 'boats' does not exist" in text
+    assert "KIT_UNSET_USER is not set" in text  # an unused profile's gap is a warning, listed all the same
+    assert "2 problem(s) found" in text and "Hidden-9" not in out.stdout + out.stderr
+
+
+def test_check_passes_on_a_sound_project(cli, tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines", "planes"), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    out = cli("check", settings=settings)
+    assert out.returncode == 0, out.stderr
+    assert "look right (2 tables)" in " ".join(out.stderr.split())

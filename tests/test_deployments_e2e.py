@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Webhook, assert_same_tables, table_rows
 from pg_cluster import free_port
-from prefect_stack import run_deployments, start_server, start_worker, stop
+from prefect_stack import read_artifacts, run_deployments, start_server, start_worker, stop
 
 from my_package.common.db import make_engine
 from my_package.common.demo import DEMO_TABLES, example_settings
@@ -117,8 +117,10 @@ def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
     with stack["warehouse"].connect() as conn:
         runners = {r[0] for r in conn.exec_driver_sql("SELECT runner FROM _pipeline_runs WHERE status = 'ok'")}
     assert runners == {"w1", "w2"}, f"runs were taken by {runners}"
-    for table in DEMO_TABLES:  # deployed table flows render their report as their last step
+    for table in DEMO_TABLES:  # deployed table flows render their report as their last step, and say so
         assert "<img" in (stack["home"] / "reports" / f"{table}.html").read_text()
+        artifacts = read_artifacts(stack["api"], f"ingest-{table}")
+        assert artifacts and "rows loaded" in artifacts[-1] and f"{table}.html" in artifacts[-1], artifacts
 
     [transform] = run_deployments(stack["api"], ["transform-carrier-delays"])
     assert transform.state.type.value == "COMPLETED", transform.state.message

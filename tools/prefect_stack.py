@@ -86,3 +86,14 @@ def run_deployments(api: str, names: list[str], timeout: float = 900) -> list:
                 return runs
             time.sleep(0.25)
     raise TimeoutError(f"runs did not finish in {timeout} s: {[(r.name, r.state and r.state.type) for r in runs]}")
+
+
+def read_artifacts(api: str, key: str) -> list[str]:
+    "The contents of the artifacts stored under `key` (each version)."
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return [str(a.data) for a in found]

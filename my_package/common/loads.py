@@ -152,14 +152,31 @@ def _staged_max(warehouse: Engine, staging: str, spec: TableSpec, targets: dict[
     return stored if top is None else top
 
 
+def _copy_inside_databases(
+    source: Engine, warehouse: Engine, spec: TableSpec, stored: Any, staging: str
+) -> tuple[int, dict[str, pa.DataType]] | None:
+    "Let the databases copy a table with no transform by themselves; return (rows, column types), or None."
+    if not spec.source_table or spec.transform:
+        return None
+    if same_sqlite_files(source, warehouse):
+        stmt, targets = source_select(source, spec, stored, attach=True)
+        return sqlite_attach_copy(source, warehouse, stmt, staging, pa.schema(list(targets.items()))), targets
+    if same_postgres(source, warehouse):
+        table = reflect_table(source, spec.source_table)
+        if copyable_columns(list(table.columns)):
+            stmt, targets = source_select(source, spec, stored, table=table)
+            return postgres_copy(source, warehouse, stmt, staging, list(table.columns)), targets
+    return None
+
+
 def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
     stored = decode_watermark(state["watermark"]) if state else None
     staging = staging_name(spec.name)
-    if spec.source_table and not spec.transform and same_sqlite_files(source, warehouse):
-        stmt, targets = source_select(source, spec, stored, attach=True)
-        rows = sqlite_attach_copy(source, warehouse, stmt, staging, pa.schema(list(targets.items())))
+    copied = _copy_inside_databases(source, warehouse, spec, stored, staging)
+    if copied is not None:
+        rows, targets = copied
         return StagedLoad(
             spec.name,
             staging,
@@ -167,18 +184,6 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
             spec.mode,
             encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
         )
-    if spec.source_table and not spec.transform and same_postgres(source, warehouse):
-        table = reflect_table(source, spec.source_table)
-        if copyable_columns(list(table.columns)):
-            stmt, targets = source_select(source, spec, stored, table=table)
-            rows = postgres_copy(source, warehouse, stmt, staging, list(table.columns))
-            return StagedLoad(
-                spec.name,
-                staging,
-                rows,
-                spec.mode,
-                encode_watermark(_staged_max(warehouse, staging, spec, targets, stored)),
-            )
     stmt, targets = source_select(source, spec, stored)
     highest: list[Any] = [stored]
 
