@@ -406,16 +406,9 @@ def check(profile: ProfileOption = None) -> None:
 def _profile_urls() -> list[str]:
     "Every connection URL that settings.ini can resolve now (to mask their passwords in messages)."
     try:
-        settings = load_settings()
+        return load_settings().resolvable_urls()
     except PipelineError:
         return []
-    urls = []
-    for name in settings.raw_profiles:
-        try:
-            urls += [settings.profile(name).source, settings.profile(name).warehouse]
-        except PipelineError:
-            pass
-    return urls
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -260,6 +260,17 @@ class Settings:
         "Rows per batch for `table`."
         return table.chunk_size or self.chunk_size
 
+    def resolvable_urls(self) -> list[str]:
+        "Every connection URL of every profile whose variables are set (to remove their passwords from messages)."
+        urls = []
+        for name in self.raw_profiles:
+            try:
+                p = self.profile(name)
+            except SettingsError:
+                continue
+            urls += [p.source, p.warehouse]
+        return urls
+
 # %% ../../nbs/00_common.settings.ipynb #9e940960
 def parse_settings(text: str, path: Path | str = "settings.ini") -> Settings:
     "Parse the text of a settings file into `Settings`, raising `SettingsError` on any mistake."

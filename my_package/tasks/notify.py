@@ -27,25 +27,13 @@ def alert_url(settings: Settings) -> str | None:
     except SettingsError:  # `url = ${ALERT_URL}` with ALERT_URL unset means: no alert target, use the log
         return None
 
-
-def _secrets(settings: Settings) -> list[str]:
-    "Every connection URL of every profile whose variables are set (their passwords must never be sent)."
-    urls = []
-    for name in settings.raw_profiles:
-        try:
-            p = settings.profile(name)
-        except PipelineError:
-            continue
-        urls += [p.source, p.warehouse]
-    return urls
-
 # %% ../../nbs/13_tasks.notify.ipynb #5c77ace4
 def deliver_alert(message: str, title: str = "Pipeline alert", settings: Settings | None = None) -> bool:
     "Send one alert to the configured target (or the log); True when it was delivered or logged."
     import apprise
 
     settings = settings or load_settings()
-    message, title = scrub(message, *_secrets(settings)), scrub(title, *_secrets(settings))
+    message, title = scrub(message, *settings.resolvable_urls()), scrub(title, *settings.resolvable_urls())
     url = alert_url(settings)
     if url is None:
         task_logger().warning("ALERT %s: %s", title, message)
