@@ -107,8 +107,11 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
             page.goto(f"{lab['url']}/lab/tree/table_report.ipynb?token={lab['token']}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
-            page.click("div.lm-Menu-itemLabel:text-is('Run All Cells')")
+            # Kernel > Restart Kernel and Run All Cells: JupyterLab runs the cells once the kernel is surely ready
+            # (a plain Run All clicked while the kernel connection is still being set up can be dropped)
+            page.click("div.lm-MenuBar-itemLabel:text-is('Kernel')")
+            page.click("div.lm-Menu-itemLabel:has-text('Restart Kernel and Run All Cells')")
+            page.click(".jp-Dialog-button.jp-mod-accept", timeout=30_000)
             code_cells = page.locator(".jp-Notebook .jp-CodeCell").count()
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
@@ -117,6 +120,7 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
                     break
                 time.sleep(0.5)
             else:
+                page.screenshot(path=str(shot.with_name("jupyterlab_failed.png")), full_page=True)
                 raise AssertionError(f"the cells did not all run: {prompts}")
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
             page.screenshot(path=str(shot), full_page=True)
