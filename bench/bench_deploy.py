@@ -12,9 +12,7 @@ Run: make bench   (or .venv/bin/python bench/bench_deploy.py [--runs 5])
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 from pg_cluster import free_port  # noqa: E402
-from prefect_stack import run_deployments, start_server, start_worker, stop  # noqa: E402
+from prefect_stack import deploy_all, run_deployments, start_server, start_worker, stop  # noqa: E402
 
 
 def main() -> None:
@@ -41,19 +39,7 @@ def main() -> None:
     processes = []
     try:
         processes.append(start_server(port, base / "server", base / "server.log"))
-        subprocess.run(
-            ["bash", "tools/deploy.sh"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            timeout=600,
-            env={
-                **os.environ,
-                "PREFECT_API_URL": api,
-                "BIN": str(Path(sys.executable).parent),
-                "PREFECT_HOME": str(base / "d"),
-            },
-        )
+        deploy_all(api, base / "d")
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "HOME": str(base),

@@ -106,12 +106,20 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{lab['url']}/lab/tree/table_report.ipynb?token={lab['token']}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            # Kernel > Restart Kernel and Run All Cells: JupyterLab runs the cells once the kernel is surely ready
-            # (a plain Run All clicked while the kernel connection is still being set up can be dropped)
-            page.click("div.lm-MenuBar-itemLabel:text-is('Kernel')")
-            page.click("div.lm-Menu-itemLabel:has-text('Restart Kernel and Run All Cells')")
-            page.click(".jp-Dialog-button.jp-mod-accept", timeout=30_000)
+            prompts = page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt")
+            for _attempt in range(4):  # JupyterLab may drop a run requested while its kernel session is still settling
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+                page.wait_for_timeout(1_000)
+                # the toolbar's "Restart the kernel and run all cells": runs them once the (new) kernel is ready
+                page.click(".jp-NotebookPanel-toolbar [data-command='notebook:restart-run-all']")
+                page.click(".jp-Dialog-button.jp-mod-accept", timeout=30_000)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not any(
+                    t.strip() not in ("[ ]:", "") for t in prompts.all_inner_texts()
+                ):
+                    time.sleep(0.5)
+                if any(t.strip() not in ("[ ]:", "") for t in prompts.all_inner_texts()):
+                    break
             code_cells = page.locator(".jp-Notebook .jp-CodeCell").count()
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:

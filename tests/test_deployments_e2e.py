@@ -3,7 +3,6 @@ workers whose environment holds only the built wheel (and its dependencies), sta
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Webhook, assert_same_tables, table_rows
 from pg_cluster import free_port
-from prefect_stack import read_artifacts, run_deployments, start_server, start_worker, stop
+from prefect_stack import deploy_all, read_artifacts, run_deployments, start_server, start_worker, stop
 
 from my_package.common.db import make_engine
 from my_package.common.demo import DEMO_TABLES, example_settings
@@ -58,20 +57,7 @@ def stack(tmp_path, worker_venv, demo_source):
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_API_URL": api, "LANG": "C.UTF-8"}
     try:
         processes.append(start_server(port, tmp_path / "server", tmp_path / "server.log"))
-        deploy = subprocess.run(
-            ["bash", "tools/deploy.sh"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env={
-                **os.environ,
-                "PREFECT_API_URL": api,
-                "BIN": str(Path(sys.executable).parent),
-                "PREFECT_HOME": str(tmp_path / "deployer"),
-            },
-        )
-        assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+        deploy_all(api, tmp_path / "deployer")
         for name in ("w1", "w2"):
             env = {
                 **base_env,

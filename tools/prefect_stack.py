@@ -97,3 +97,18 @@ def read_artifacts(api: str, key: str) -> list[str]:
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     return [str(a.data) for a in found]
+
+
+def deploy_all(api: str, prefect_home: Path) -> None:
+    "Deploy the committed prefect.yaml to the server at `api` the way `make deploy` does (tools/deploy.sh)."
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        ["bash", "tools/deploy.sh"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PREFECT_API_URL": api, "BIN": str(PREFECT.parent), "PREFECT_HOME": str(prefect_home)},
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"deploy failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from ..common.db import make_engine, reflect_table
 from ..common.loads import write_frame_atomically
 from ..common.settings import load_settings
-from ..tasks.extract import retry_if_transient, task_logger
+from ..tasks.extract import DATABASE_RETRIES, task_logger
 from ..tasks.notify import alert_on_failure
 
 # %% auto #0
@@ -57,9 +57,7 @@ def carrier_monthly_delays(engine: sa.Engine) -> pd.DataFrame:
 # %% ../../nbs/22_flows.transform.ipynb #fd83f6c4
 @task(
     name="build_carrier_monthly_delays",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_if_transient,
+    **DATABASE_RETRIES,  # a lost connection is retried; a failed check or bad SQL never is
     cache_policy=NO_CACHE,
 )
 def build_carrier_monthly_delays(profile: str | None = None) -> int:

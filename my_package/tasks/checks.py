@@ -19,7 +19,7 @@ from my_package.common.db import (
 )
 from ..common.loads import check_schema_drift
 from ..common.settings import PipelineError, load_settings
-from .extract import retry_if_transient, task_logger
+from .extract import DATABASE_RETRIES, task_logger
 
 # %% auto #0
 __all__ = ['QualityCheckError', 'check_staged_table']
@@ -39,9 +39,7 @@ class QualityCheckError(PipelineError):
 @task(
     name="check_staged_table",
     task_run_name="check-{table}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_if_transient,  # a lost connection is retried; a failed check never is
+    **DATABASE_RETRIES,  # a lost connection is retried; a failed check or bad SQL never is
     cache_policy=NO_CACHE,
 )
 def check_staged_table(staged: StagedLoad, table: str, profile: str | None = None) -> list[CheckResult]:

@@ -17,7 +17,7 @@ from ..common.loads import stage_table
 from ..common.settings import load_settings
 
 # %% auto #0
-__all__ = ['TRANSIENT_MARKERS', 'is_transient', 'retry_if_transient', 'task_logger', 'extract_table']
+__all__ = ['TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'is_transient', 'retry_if_transient', 'task_logger', 'extract_table']
 
 # %% ../../nbs/10_tasks.extract.ipynb #fb394d11
 TRANSIENT_MARKERS = (
@@ -49,6 +49,10 @@ def retry_if_transient(task, task_run, state) -> bool:
         return is_transient(exc)
     return False
 
+
+# The retry policy of every task that touches a database: twice, after 2 s then 10 s, for transient errors only.
+DATABASE_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_if_transient}
+
 # %% ../../nbs/10_tasks.extract.ipynb #ee7a7e4b
 def task_logger() -> logging.Logger | logging.LoggerAdapter:
     "The Prefect run logger inside a run, else the `my_package` logger."
@@ -61,9 +65,7 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
 @task(
     name="extract_table",
     task_run_name="extract-{table}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_if_transient,
+    **DATABASE_RETRIES,
     cache_policy=NO_CACHE,
 )
 def extract_table(table: str, profile: str | None = None) -> StagedLoad:

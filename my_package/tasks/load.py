@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from ..common.db import StagedLoad, make_engine
 from ..common.loads import publish
 from ..common.settings import load_settings
-from .extract import retry_if_transient, task_logger
+from .extract import DATABASE_RETRIES, task_logger
 
 # %% auto #0
 __all__ = ['load_table_atomically']
@@ -20,9 +20,7 @@ __all__ = ['load_table_atomically']
 @task(
     name="load_table_atomically",
     task_run_name="load-{table}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_if_transient,
+    **DATABASE_RETRIES,  # a lost connection is retried; a failed check or bad SQL never is
     cache_policy=NO_CACHE,
 )
 def load_table_atomically(staged: StagedLoad, table: str, profile: str | None = None) -> int:
