@@ -15,6 +15,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'my_package.cli.run': ('cli.html#run', 'my_package/cli.py'),
                                 'my_package.cli.run_pipeline': ('cli.html#run_pipeline', 'my_package/cli.py'),
                                 'my_package.cli.run_transform': ('cli.html#run_transform', 'my_package/cli.py'),
+                                'my_package.cli.selected_tables': ('cli.html#selected_tables', 'my_package/cli.py'),
                                 'my_package.cli.table_progress': ('cli.html#table_progress', 'my_package/cli.py'),
                                 'my_package.cli.tables': ('cli.html#tables', 'my_package/cli.py')},
             'my_package.common.db': { 'my_package.common.db.CheckResult': ('common.db.html#checkresult', 'my_package/common/db.py'),

@@ -19,8 +19,8 @@ from rich.table import Table
 from .common.settings import PipelineError, UnknownTableError, load_settings
 
 # %% auto #0
-__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_runs', 'tables', 'table_progress', 'run_pipeline', 'run_transform',
-           'run', 'report', 'new_table', 'deployments', 'find_problems', 'check', 'main']
+__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_runs', 'tables', 'table_progress', 'selected_tables', 'run_pipeline',
+           'run_transform', 'run', 'report', 'new_table', 'deployments', 'find_problems', 'check', 'main']
 
 # %% ../nbs/30_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -162,6 +162,13 @@ def table_progress(names: list[str]):
         ingestion.PROGRESS.remove(show)
 
 
+def selected_tables(settings, table: list[str] | None, all_tables: bool) -> list[str]:
+    "The registered tables named on the command line ([] for --all); a usage error unless exactly one was given."
+    if bool(table) == all_tables:
+        raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
+    return [settings.table(t).name for t in table or []]
+
+
 def run_pipeline(names: list[str], profile: str | None = None, transform: bool = True) -> list[dict]:
     "Run the table flows for `names` (all when empty), then the transform; return one summary per flow."
     from my_package.flows.ingestion import ingest_all
@@ -210,11 +217,9 @@ def run(
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
     settings = load_settings()
-    if bool(table) == all_tables:
-        raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
     from my_package.common.db import check_connection, make_engine
 
-    names = [settings.table(t).name for t in table or []]  # unknown names fail here, before Prefect starts,
+    names = selected_tables(settings, table, all_tables)  # unknown names fail here, before Prefect starts,
     urls = settings.profile(profile)  # so does a bad profile,
     check_connection(make_engine(urls.source, must_exist=True), "source", attempts=3)  # and a database out of reach
     check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
@@ -264,9 +269,7 @@ def report(
     Examples: python -m my_package report --all;  python -m my_package report flights
     """
     settings = load_settings()
-    if bool(table) == all_tables:
-        raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
-    names = [settings.table(t).name for t in table or []] or list(settings.tables)
+    names = selected_tables(settings, table, all_tables) or list(settings.tables)
     settings.profile(profile)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     failed = _render_and_print(names, profile)

@@ -366,7 +366,7 @@ def copyable_columns(columns: list[sa.Column]) -> bool:
 
 def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, columns: list[sa.Column]) -> int:
     "Create `staging` with the source's column types and pipe `stmt` into it with binary COPY; return the rows."
-    from my_package.common.db import drop_table
+    from my_package.common.db import count_rows, drop_table
 
     drop_table(warehouse, staging)
     target = sa.Table(staging, sa.MetaData(), *[sa.Column(c.name, c.type) for c in columns])
@@ -384,8 +384,7 @@ def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: s
                 into.write(data)
         wh.commit()
         src.rollback()
-        with warehouse.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
+        return count_rows(warehouse, staging)
     finally:
         src.close()
         wh.close()

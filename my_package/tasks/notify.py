@@ -33,7 +33,8 @@ def deliver_alert(message: str, title: str = "Pipeline alert", settings: Setting
     import apprise
 
     settings = settings or load_settings()
-    message, title = scrub(message, *settings.resolvable_urls()), scrub(title, *settings.resolvable_urls())
+    secrets = settings.resolvable_urls()
+    message, title = scrub(message, *secrets), scrub(title, *secrets)
     url = alert_url(settings)
     if url is None:
         task_logger().warning("ALERT %s: %s", title, message)
