@@ -4,15 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# Prefect's local API server takes ~15 s to start on a 2-core machine; its default 20 s timeout fails under load.
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
-# Keep Prefect's local database inside the project, not in ~/.prefect.
-export PREFECT_HOME ?= $(CURDIR)/.prefect
-# No telemetry: these machines (and many servers) reach no outside host.
-export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# The underscore spellings of nbdev 3's commands (it ships only nbdev-export ...), made by `make dev`.
+NBDEV_ALIASES := export test clean prepare install_hooks
+# Prefect's settings (state under .prefect/, no telemetry, start-up timeout) are applied by the kit itself.
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test browser bench reports wheel worker setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+.PHONY: help install dev run test browser bench reports wheel worker server setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -25,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@for c in $(NBDEV_ALIASES); do ln -sf "nbdev-$${c//_/-}" "$(BIN)/nbdev_$$c"; done
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv and install the package
@@ -42,9 +40,10 @@ browser: ## Debian's chromium for the JupyterLab browser test (apt-get install w
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
 	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
-lint: dev ## ruff on the notebooks and the tests (not on the generated package)
+lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports and undefined names in my_package/
 	$(BIN)/ruff check nbs tests bench tools
 	$(BIN)/ruff format --check nbs tests bench tools
+	$(BIN)/ruff check --select F401,F821 my_package
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh
@@ -65,8 +64,8 @@ setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), an
 	$(BIN)/nbdev_install_hooks
 	$(BIN)/pre-commit install
 
-lab: setup ## Start JupyterLab on the project's environment (its python3 kernel imports my_package)
-	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+lab: setup ## Start the local Prefect server and JupyterLab on nbs/ (its python3 kernel imports my_package)
+	$(PY) -m my_package lab
 
 export: install ## Export the notebooks into my_package/ (nbdev_export)
 	$(BIN)/nbdev_export
@@ -84,13 +83,14 @@ wheel: install ## Build the wheel that workers install (dist/)
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
 	@ls dist/*.whl
 
-deploy: install ## Deploy every flow to PREFECT_API_URL, or to a local server it starts on 127.0.0.1
-	BIN=$(BIN) bash tools/deploy.sh
+deploy: install ## Deploy every flow to PREFECT_API_URL, or to the project's local server (started if needed)
+	$(PY) -m my_package deploy
 
 worker: install ## Start a Prefect worker on the work pool (PREFECT_API_URL, default the local server)
-	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$${PREFECT_PORT:-4200}/api} \
-	MY_PACKAGE_SETTINGS=$${MY_PACKAGE_SETTINGS:-$(CURDIR)/settings.ini} \
-	$(BIN)/prefect worker start --pool pipeline-pool
+	$(PY) -m my_package worker
+
+server: install ## Start the project's local Prefect server and its UI (127.0.0.1:4200; stop: python -m my_package server stop)
+	$(PY) -m my_package server start
 
 clean: ## Remove data/, reports/ and Prefect's local state (keeps .venv)
 	rm -rf data reports .prefect

@@ -55,27 +55,31 @@ def run_kit(source: str, warehouse: str, table: str, chunk_size: int, workdir: P
     "The kit's load, as the flow runs it but called directly: extract -> check -> load."
     (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size, batches))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
+    from my_package.common.runs import resolve_run
     from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
 
-    staged = extract_table.fn(table)
-    check_staged_table.fn(staged, table)
-    return load_table_atomically.fn(staged, table)
+    run = resolve_run(table)
+    staged = extract_table.fn(run)
+    check_staged_table.fn(run, staged)
+    return load_table_atomically.fn(run, staged)
 
 
 def run_flow(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path) -> tuple[int, float]:
     "The kit's load through its Prefect flow, timed after a warm-up run (API start-up excluded)."
     (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from my_package.common.server import apply_prefect_settings
+
+    apply_prefect_settings(workdir)
     from my_package.flows.factory import create_ingestion_flow
 
     flow = create_ingestion_flow(table)
     flow(report=False)  # warm-up: starts the local API and loads once (the load alone: no report)
     start = time.perf_counter()
     result = flow(report=False)
-    return result["rows"], time.perf_counter() - start
+    return result.rows, time.perf_counter() - start
 
 
 def run_naive(source: str, warehouse: str, table: str) -> int:

@@ -30,14 +30,16 @@ def prepare(base: Path) -> Path:
     settings = write_example_project(base, DEMO_TABLES)
     os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
     os.environ["MY_PACKAGE_REPORT_NOTEBOOK"] = str(TEMPLATE)
+    from my_package.common.runs import resolve_run
     from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
 
     for table in DEMO_TABLES:
-        staged = extract_table.fn(table)
-        check_staged_table.fn(staged, table)
-        load_table_atomically.fn(staged, table)
+        run = resolve_run(table)
+        staged = extract_table.fn(run)
+        check_staged_table.fn(run, staged)
+        load_table_atomically.fn(run, staged)
     return settings
 
 
@@ -52,11 +54,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is shown")
     args = p.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from my_package.common.server import apply_prefect_settings
+
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     base = Path(tempfile.mkdtemp(prefix="kit-bench-reports-"))
+    apply_prefect_settings(base)
     settings_path = prepare(base)
     from my_package.common.reports import render_report
+    from my_package.common.runs import resolve_run
     from my_package.common.settings import load_settings
 
     settings = load_settings(settings_path)
@@ -73,7 +78,10 @@ def main() -> None:
         str(base),
         "--no-progress-bar",
     ]
-    kit_s = [timed(lambda: render_report(settings, "flights", out_dir=base / "reports")) for _ in range(args.runs)]
+    kit_s = [
+        timed(lambda: render_report(resolve_run("flights", settings=settings), out_dir=base / "reports"))
+        for _ in range(args.runs)
+    ]
     plain_s = [timed(lambda: subprocess.run(papermill, check=True, capture_output=True)) for _ in range(args.runs)]
     kit, plain = statistics.median(kit_s), statistics.median(plain_s)
     print(f"flights report, kit (execute + HTML):        {kit:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in kit_s)})")
@@ -86,7 +94,9 @@ def main() -> None:
 
     names = list(settings.tables)
     render_reports(tables=names[:1])  # warm-up: starts the local Prefect API
-    sequential = timed(lambda: [render_report(settings, t, out_dir=base / "reports") for t in names])
+    sequential = timed(
+        lambda: [render_report(resolve_run(t, settings=settings), out_dir=base / "reports") for t in names]
+    )
     parallel = timed(lambda: render_reports(tables=names))
     print(f"all {len(names)} reports one after the other: {sequential:6.2f} s")
     print(

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from my_package.common.demo import DEMO_TABLES, build_demo_source, example_settings
+from my_package.common.runs import resolve_run
 from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
@@ -58,7 +59,6 @@ def cli(prefect_home):
             **os.environ,
             "MY_PACKAGE_SETTINGS": str(settings),
             "PREFECT_HOME": str(prefect_home),
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
             "COLUMNS": "200",
             "MY_PACKAGE_REPORT_NOTEBOOK": str(ROOT / "nbs" / "tables" / "table_report.ipynb"),
             **(env or {}),
@@ -157,9 +157,10 @@ def project(ends, tmp_path, monkeypatch):
 
 def load(table: str) -> int:
     "extract -> check -> load, the steps of the table's flow, without Prefect's server."
-    staged = extract_table.fn(table)
-    check_staged_table.fn(staged, table)
-    return load_table_atomically.fn(staged, table)
+    run = resolve_run(table)
+    staged = extract_table.fn(run)
+    check_staged_table.fn(run, staged)
+    return load_table_atomically.fn(run, staged)
 
 
 # ---- a webhook receiver on 127.0.0.1 (alerts) ----------------------------------------------------------------

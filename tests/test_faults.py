@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from conftest import Webhook, load, table_rows, write_project
 
 from my_package.common.db import make_engine
+from my_package.common.server import prefect_settings
 from my_package.common.settings import SettingsError, parse_settings
 
 ITEMS = sa.Table(
@@ -94,8 +95,8 @@ def run_flow(table: str, settings: Path, prefect_home: Path, env: dict | None = 
     full = {
         **os.environ,
         "MY_PACKAGE_SETTINGS": str(settings),
+        **prefect_settings(prefect_home.parent),  # the kit's Prefect settings, as the command line applies them
         "PREFECT_HOME": str(prefect_home),
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         **(env or {}),
     }
     return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=600)
@@ -116,9 +117,11 @@ import sys
 from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
-staged = extract_table.fn("items")
-check_staged_table.fn(staged, "items")
-load_table_atomically.fn(staged, "items")
+from my_package.common.runs import resolve_run
+run = resolve_run("items")
+staged = extract_table.fn(run)
+check_staged_table.fn(run, staged)
+load_table_atomically.fn(run, staged)
 """
 
 

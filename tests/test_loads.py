@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from conftest import load, table_rows
 
 import my_package.common.transfer as transfer
+from my_package.common.bookkeeping import read_state
+from my_package.common.checks import SchemaDriftError
 from my_package.common.db import make_engine
-from my_package.common.loads import SchemaDriftError, read_state
+from my_package.common.runs import resolve_run
 from my_package.tasks.checks import QualityCheckError, check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
@@ -184,19 +186,20 @@ def test_incremental_inserts_updates_and_noop_rerun(ends, project):
         conn.execute(
             sa.update(ITEMS).where(ITEMS.c.id.in_([2, 5])).values(name="renamed", updated_at=dt.datetime(2024, 1, 3))
         )
-    staged = extract_table.fn("items")
+    run = resolve_run("items")
+    staged = extract_table.fn(run)
     assert staged.rows == 5  # only the three new rows and the two updated ones
-    check_staged_table.fn(staged, "items")
-    assert load_table_atomically.fn(staged, "items") == 13
+    check_staged_table.fn(run, staged)
+    assert load_table_atomically.fn(run, staged) == 13
     assert_same(ends, "items", "items")
     second_mark = read_state(warehouse, "items")["watermark"]
     assert second_mark != first_mark and "2024-01-03" in second_mark
 
     before = table_rows(warehouse, "items")
-    rerun = extract_table.fn("items")
+    rerun = extract_table.fn(run)
     assert rerun.rows == 0
-    check_staged_table.fn(rerun, "items")
-    assert load_table_atomically.fn(rerun, "items") == 13
+    check_staged_table.fn(run, rerun)
+    assert load_table_atomically.fn(run, rerun) == 13
     assert table_rows(warehouse, "items") == before
     assert read_state(warehouse, "items")["watermark"] == second_mark
 

@@ -8,7 +8,8 @@ import shutil
 import pytest
 from conftest import ROOT, write_project
 
-from my_package.common.reports import ReportError, check_report_parameters, render_report
+from my_package.common.reports import ReportError, check_report_parameters
+from my_package.common.runs import resolve_run
 from my_package.common.settings import UnknownTableError, load_settings
 
 TEMPLATE = ROOT / "nbs" / "tables" / "table_report.ipynb"
@@ -48,7 +49,7 @@ def test_an_unregistered_table_is_refused(cli, tmp_path):
     out = cli("report", "cars", settings=settings)
     assert out.returncode == 2 and "Registered tables: airlines, planes" in out.stderr
     with pytest.raises(UnknownTableError, match="Registered tables: airlines, planes"):
-        render_report(load_settings(settings), "cars")
+        resolve_run("cars", settings=load_settings(settings))
 
 
 def test_a_failing_report_names_table_and_cell_and_keeps_the_notebook(cli, tmp_path, demo_source):

@@ -3,55 +3,28 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from my_package.common.settings import WORK_POOL
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PREFECT = Path(sys.executable).parent / "prefect"
 
 
-def healthy(api: str) -> bool:
-    "True when the Prefect API at `api` answers."
-    try:
-        urllib.request.urlopen(api + "/health", timeout=3)
-        return True
-    except OSError:
-        return False
-
-
 def start_server(port: int, home: Path, log: Path, timeout: float = 180) -> subprocess.Popen:
-    "Start `prefect server start` on 127.0.0.1:`port` with its database under `home`; wait until it answers."
-    env = {
-        "PATH": f"{PREFECT.parent}:/usr/bin:/bin",
-        "HOME": str(home),
-        "PREFECT_HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    process = subprocess.Popen(
-        [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=open(log, "w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    api, deadline = f"http://127.0.0.1:{port}/api", time.monotonic() + timeout
-    while not healthy(api):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"the Prefect server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(1)
-    return process
+    "Start a Prefect server on 127.0.0.1:`port` with its state under `home` (the kit's one server helper)."
+    from my_package.common.server import start_server as start
+
+    return start(home, port, log, timeout)
 
 
 def start_worker(prefect: Path, name: str, cwd: Path, env: dict, log: Path) -> subprocess.Popen:
     "Start a process worker `name` on the pipeline pool (one flow run at a time), polling every second."
     return subprocess.Popen(
-        [str(prefect), "worker", "start", "--pool", "pipeline-pool", "--name", name, "--limit", "1"],
+        [str(prefect), "worker", "start", "--pool", WORK_POOL, "--name", name, "--limit", "1"],
         cwd=cwd,
         env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
         stdout=open(log, "w"),
@@ -62,14 +35,10 @@ def start_worker(prefect: Path, name: str, cwd: Path, env: dict, log: Path) -> s
 
 def stop(process: subprocess.Popen) -> None:
     "Stop a process and its children: SIGTERM twice (a worker does not stop on the first), then SIGKILL."
-    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        if process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            continue
+    from my_package.common.server import stop_process
+
+    stop_process(process.pid)
+    process.poll()
 
 
 def run_deployments(api: str, names: list[str], timeout: float = 900) -> list:
@@ -100,15 +69,20 @@ def read_artifacts(api: str, key: str) -> list[str]:
 
 
 def deploy_all(api: str, prefect_home: Path) -> None:
-    "Deploy the committed prefect.yaml to the server at `api` the way `make deploy` does (tools/deploy.sh)."
+    "Deploy the committed prefect.yaml to the server at `api` the way `make deploy` does (`python -m my_package deploy`)."
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
-        ["bash", "tools/deploy.sh"],
+        [sys.executable, "-m", "my_package", "deploy"],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PREFECT_API_URL": api, "BIN": str(PREFECT.parent), "PREFECT_HOME": str(prefect_home)},
+        env={
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "PREFECT_HOME": str(prefect_home),
+            "MY_PACKAGE_SETTINGS": str(root / "settings.ini"),
+        },
     )
     if out.returncode != 0:
         raise RuntimeError(f"deploy failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
