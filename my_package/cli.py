@@ -21,9 +21,9 @@ from .common.settings import PipelineError, Settings, UnknownNameError, find_set
 
 # %% auto #0
 __all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_run_lines', 'tables', 'summary_table', 'table_progress',
-           'selected_tables', 'run_pipeline', 'run_transform', 'run', 'render_and_print', 'report', 'table_section',
-           'new_table', 'deployments', 'prefect_command', 'deploy', 'worker', 'find_problems', 'check', 'server', 'lab',
-           'profile_urls', 'main']
+           'progress_line', 'selected_tables', 'run_pipeline', 'run_transform', 'run', 'render_and_print', 'report',
+           'table_section', 'new_table', 'deployments', 'prefect_command', 'deploy', 'worker', 'find_problems', 'check',
+           'server', 'lab', 'profile_urls', 'main']
 
 # %% ../nbs/40_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -89,7 +89,9 @@ def tables(profile: ProfileOption = None) -> None:
     for col in ("table", "source", "primary key", "mode", "schedule", "flow", "last run"):
         out.add_column(col)
     for spec in settings.tables.values():
-        source = escape(spec.source_table or f"query: {spec.query[:40]}")
+        source = escape(spec.source_table or f"query: {spec.query[:40]}") + (
+            "" if spec.source == "source" else f" ({spec.source})"
+        )
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
         out.add_row(
             spec.name,
@@ -106,8 +108,10 @@ def tables(profile: ProfileOption = None) -> None:
 def summary_table(results: list) -> Table:
     "A rich table with one row per run outcome."
     out = Table(title="Run summary")
-    for col, justify in (("table", "left"), ("status", "left"), ("rows", "right"), ("seconds", "right")):
-        out.add_column(col, justify=justify)
+    out.add_column("table", no_wrap=True)
+    out.add_column("status", no_wrap=True, overflow="ellipsis", max_width=90)  # one line per table, whatever its error
+    for col in ("rows", "seconds"):
+        out.add_column(col, justify="right", no_wrap=True)
     for r in results:
         status = "ok" if r.ok else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {escape(r.error or '')}"
         out.add_row(
@@ -142,8 +146,9 @@ def table_progress(names: list[str]):
         if outcome is None:
             progress.update(bar, description=f"loading {table}")
         else:
-            rows = f"{outcome.rows:,} rows" if outcome.rows is not None else outcome.status
-            progress.console.print(f"  {table}: {outcome.status} ({rows}, {outcome.seconds or 0:.1f} s)")
+            progress.console.print(
+                f"  {table}: {progress_line(outcome)}", soft_wrap=True, highlight=False, markup=False
+            )
             progress.advance(bar)
 
     ingestion.PROGRESS.append(show)
@@ -152,6 +157,13 @@ def table_progress(names: list[str]):
             yield
     finally:
         ingestion.PROGRESS.remove(show)
+
+# %% ../nbs/40_cli.ipynb #ed73e82a1
+def progress_line(outcome) -> str:
+    "How one finished run reads in the progress display: one line, with the failing step and error if it failed."
+    if not outcome.ok:
+        return f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
+    return f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
 
 # %% ../nbs/40_cli.ipynb #ed73e82b
 def selected_tables(settings: Settings, table: list[str] | None, all_tables: bool) -> list[str]:
@@ -215,7 +227,9 @@ def run(
     settings = load_settings()
     names = selected_tables(settings, table, all_tables)  # unknown names fail here, before Prefect starts,
     urls = settings.profile(profile)  # so does a bad profile,
-    check_connection(make_engine(urls.source, must_exist=True), "source", attempts=3)  # and a database out of reach
+    for source in sorted({settings.table(n).source for n in names or settings.tables}):  # and a database out of reach
+        role = "source" if source == "source" else f"source {source!r}"
+        check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
     check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
     results = run_pipeline(names, profile, transform)
     Console().print(summary_table(results))
@@ -270,11 +284,18 @@ def report(
 
 # %% ../nbs/40_cli.ipynb #f283940f
 def table_section(
-    name: str, source: str, key: str, incremental: str | None, schedule: str | None, description: str
+    name: str,
+    source: str,
+    key: str,
+    incremental: str | None,
+    schedule: str | None,
+    description: str,
+    origin: str = "source",
 ) -> str:
     "The `[table:NAME]` section for a new table (a SELECT becomes `query`, a name `source_table`)."
     is_query = source.strip().lower().startswith(("select", "with"))
     lines = [f"[table:{name}]"] + ([f"description = {description}"] if description else [])
+    lines += [f"source = {origin}"] if origin != "source" else []
     lines += [f"{'query' if is_query else 'source_table'} = {source}", f"primary_key = {key}"]
     lines += [f"mode = incremental\nwatermark = {incremental}"] if incremental else []
     lines += [f"schedule = {schedule}"] if schedule else []
@@ -290,34 +311,33 @@ def new_table(
     schedule: Annotated[str | None, typer.Option(help="5-field cron (UTC) for the deployment.")] = None,
     description: Annotated[str, typer.Option(help="One line on what the table holds.")] = "",
     run_now: Annotated[bool, typer.Option("--run", help="Run the table's flow (and its report) once, now.")] = False,
+    origin: Annotated[
+        str, typer.Option("--from", help="The profile's connection to read from (default: source).")
+    ] = "source",
     profile: ProfileOption = None,
 ) -> None:
     """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
 
+    The definition is checked first: the source table exists (or the query compiles), the key and watermark
+    columns are among its columns; nothing is written when a check fails.
+
     Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
     """
-    import sqlalchemy as sa
-
     from my_package.common.db import make_engine
     from my_package.common.deployments import render_prefect_yaml
+    from my_package.common.loads import table_problems
     from my_package.common.settings import parse_settings
 
     settings = load_settings()
-    if name in settings.tables:
-        raise typer.BadParameter(f"{name!r} is already registered: edit its [table:{name}] section instead.")
-    text = (
-        settings.path.read_text().rstrip("\n")
-        + "\n\n"
-        + table_section(name, source, key, incremental, schedule, description)
-    )
+    if name in settings.tables or name in settings.transforms:
+        raise typer.BadParameter(f"{name!r} is already registered: edit its section in settings.ini instead.")
+    section = table_section(name, source, key, incremental, schedule, description, origin)
+    text = settings.path.read_text().rstrip("\n") + "\n\n" + section
     updated = parse_settings(text, settings.path)  # the same checks as settings.ini itself gets
     spec = updated.table(name)
-    if spec.source_table:
-        known = sa.inspect(make_engine(updated.profile(profile).source, must_exist=True)).get_table_names()
-        if spec.source_table not in known:
-            raise PipelineError(
-                f"Source table {source!r} not found. Tables in the source: {', '.join(known) or '(none)'}."
-            )
+    problems = table_problems(make_engine(updated.profile(profile).url(spec.source), must_exist=True), spec)
+    if problems:
+        raise PipelineError(f"{name!r} not registered (settings.ini is unchanged): {' '.join(problems)}")
     settings.path.write_text(text)
     (settings.path.parent / "prefect.yaml").write_text(render_prefect_yaml(updated))
     console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
@@ -419,14 +439,13 @@ def worker(
 # %% ../nbs/40_cli.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
     "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
-    import sqlalchemy as sa
-
     from my_package.common.db import check_connection, make_engine
     from my_package.common.deployments import check_prefect_yaml
+    from my_package.common.loads import table_problems
     from my_package.common.settings import profile_name
 
-    settings = load_settings()  # a malformed file stops here, listing each of its mistakes
     problems, warnings = [], []
+    settings = load_settings(problems=problems)  # every mistake in the file, and what is sound in it
     chosen = profile_name(settings, profile)
     for name in [profile] if profile else list(settings.raw_profiles):
         try:
@@ -434,20 +453,18 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         except PipelineError as e:
             (problems if name == chosen else warnings).append(f"profile {name}: {e}")
             continue
-        for role, url in (("source", urls.source), ("warehouse", urls.warehouse)):
+        reachable = {}
+        for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
             try:
-                engine = make_engine(url, must_exist=role == "source")
-                check_connection(engine, role)
+                reachable[role] = make_engine(url, must_exist=role != "warehouse")
+                check_connection(reachable[role], role)
             except PipelineError as e:
                 problems.append(f"profile {name}: {e}")
-                continue
-            if role == "source" and name == chosen:
-                known = set(sa.inspect(engine).get_table_names())
-                for spec in settings.tables.values():
-                    if spec.source_table and spec.source_table not in known:
-                        problems.append(
-                            f"table {spec.name}: source table {spec.source_table!r} does not exist in profile {name}'s source."
-                        )
+        for spec in settings.tables.values() if name == chosen else []:
+            if spec.source not in urls.sources:
+                problems.append(f"table {spec.name}: profile {name} has no source named {spec.source!r}.")
+            elif spec.source in reachable:
+                problems += [f"table {spec.name}: {p}" for p in table_problems(reachable[spec.source], spec)]
     stale = check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
@@ -456,7 +473,7 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
 # %% ../nbs/40_cli.ipynb #415fca90
 @app.command()
 def check(profile: ProfileOption = None) -> None:
-    """Check settings.ini, connect to each profile's databases and find the registered source tables; list every problem.
+    """Check settings.ini, connect to each profile's databases, and check each table's source; list every problem.
 
     Example: python -m my_package check --profile postgres
     """
@@ -532,6 +549,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with contextlib.suppress(PipelineError):  # a missing settings.ini is reported by the command that needs it
         apply_prefect_settings(find_settings_path().parent)
+    if not os.environ.get("MY_PACKAGE_DEBUG"):  # the progress lines and the summary report each run; Prefect's log
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # (API, UI) keeps everything
     try:
         app(args=argv, prog_name="python -m my_package", standalone_mode=True)
     except UnknownNameError as e:

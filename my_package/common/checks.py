@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import count_rows, reflect_table
+from .db import add_key, reflect_table
 from .settings import PipelineError
 from .transfer import arrow_type_for, type_kind
 
 # %% auto #0
-__all__ = ['CheckResult', 'QualityCheckError', 'check_row_count', 'check_key_not_null', 'check_key_unique', 'SchemaDriftError',
-           'column_kinds', 'schema_drift', 'check_schema_drift']
+__all__ = ['CheckResult', 'QualityCheckError', 'check_row_count', 'check_key_not_null', 'check_key_unique', 'check_key',
+           'SchemaDriftError', 'column_kinds', 'schema_drift', 'check_schema_drift']
 
 # %% ../../nbs/03_common.checks.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -44,10 +44,9 @@ class QualityCheckError(PipelineError):
         )
 
 # %% ../../nbs/03_common.checks.ipynb #c3a00009
-def check_row_count(engine: Engine, table: str, expected: int, name: str) -> CheckResult:
-    "The table holds exactly `expected` rows."
-    actual = count_rows(engine, table)
-    return CheckResult(name, "row count", actual == expected, f"{actual} rows, source has {expected}")
+def check_row_count(rows: int, expected: int, name: str) -> CheckResult:
+    "The load staged exactly the `expected` rows (`rows` as the database reported writing them)."
+    return CheckResult(name, "row count", rows == expected, f"{rows} rows, source has {expected}")
 
 # %% ../../nbs/03_common.checks.ipynb #c3a0000b
 def check_key_not_null(engine: Engine, table: str, key: Sequence[str], name: str) -> CheckResult:
@@ -68,6 +67,23 @@ def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) 
             conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         n = conn.execute(sa.select(sa.func.count()).select_from(dupes.subquery())).scalar_one()
     return CheckResult(name, "primary key unique", n == 0, f"{n} duplicated keys in ({', '.join(key)})")
+
+# %% ../../nbs/03_common.checks.ipynb #c3a0000f1
+def check_key(engine: Engine, staging: str, target: str, key: Sequence[str], name: str) -> list[CheckResult]:
+    "Build the staged table's primary key: NULLs and duplicates fail its two checks."
+    nulls = None if engine.dialect.name == "postgresql" else check_key_not_null(engine, staging, key, name)
+    if nulls is not None and not nulls.passed:
+        return [nulls]
+    try:
+        with engine.begin() as conn:
+            built = add_key(conn, staging, tuple(key), target)
+    except sa.exc.IntegrityError:
+        return [check_key_not_null(engine, staging, key, name), check_key_unique(engine, staging, key, name)]
+    enforced = f"enforced by the database: {built} on ({', '.join(key)})"
+    return [
+        nulls or CheckResult(name, "primary key not null", True, enforced),
+        CheckResult(name, "primary key unique", True, enforced),
+    ]
 
 # %% ../../nbs/03_common.checks.ipynb #c3a00010
 class SchemaDriftError(PipelineError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -18,9 +19,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from .settings import PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['DatabaseUnavailableError', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
-           'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'staging_name', 'drop_table',
-           'rename_table', 'replace_table', 'add_missing_columns']
+__all__ = ['PROBE', 'DatabaseUnavailableError', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
+           'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'query_columns', 'raw_sql', 'first_line',
+           'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key',
+           'has_key']
 
 # %% ../../nbs/01_common.db.ipynb #1ea64a99
 class DatabaseUnavailableError(PipelineError):
@@ -128,7 +130,9 @@ def check_connection(engine: Engine, role: str = "database", attempts: int = 1, 
 def reflect_table(engine: Engine, name: str) -> sa.Table:
     "The table `name` as the database describes it, or an error listing the tables that do exist."
     try:
-        return sa.Table(name, sa.MetaData(), autoload_with=engine)
+        with warnings.catch_warnings():  # a type SQLAlchemy does not know is read as its text: no need to warn
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            return sa.Table(name, sa.MetaData(), autoload_with=engine)
     except NoSuchTableError:
         known = sa.inspect(engine).get_table_names()
         raise PipelineError(
@@ -142,6 +146,42 @@ def count_rows(engine: Engine, table: str | sa.FromClause) -> int:
     source = sa.table(table) if isinstance(table, str) else table
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(source)).scalar_one()
+
+# %% ../../nbs/01_common.db.ipynb #1e1cfa61
+PROBE = "_kit_probe"
+
+
+def query_columns(engine: Engine, sql: str) -> list[sa.Column]:
+    "The columns (names, types) that the SELECT `sql` returns, read from a temporary view; the query is not run."
+    with engine.connect() as conn, conn.begin() as tx:
+        try:
+            raw_sql(conn, f"CREATE TEMPORARY VIEW {PROBE} AS {sql}")  # the query is SQL by design
+            if engine.dialect.name == "postgresql":
+                schema = conn.exec_driver_sql(
+                    "SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()"
+                ).scalar()
+            else:
+                schema = "temp"
+            with warnings.catch_warnings():  # as in reflect_table
+                warnings.simplefilter("ignore", sa.exc.SAWarning)
+                found = sa.inspect(conn).get_columns(PROBE, schema=schema)
+        except DBAPIError as e:
+            raise PipelineError(f"The query does not compile: {first_line(e)}") from None
+        finally:
+            tx.rollback()
+    return [sa.Column(c["name"], c["type"]) for c in found]
+
+# %% ../../nbs/01_common.db.ipynb #1e1cfa64
+def raw_sql(conn: sa.Connection, sql: str) -> sa.CursorResult:
+    "Run SQL text exactly as written, with no bound values (a `%` stays a `%` whatever the driver's placeholders)."
+    return conn.exec_driver_sql(sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql)
+
+# %% ../../nbs/01_common.db.ipynb #1e1cfa62
+def first_line(error: BaseException) -> str:
+    "A database error's first line, without the SQL and links that SQLAlchemy adds."
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
 
 # %% ../../nbs/01_common.db.ipynb #f18b32a3
 def staging_name(target: str) -> str:
@@ -158,7 +198,7 @@ def drop_table(engine: Engine, name: str) -> None:
 def rename_table(conn: sa.Connection, old: str, new: str) -> None:
     "Rename a table inside the caller's transaction."
     quote = conn.dialect.identifier_preparer.quote
-    conn.exec_driver_sql(f"ALTER TABLE {quote(old)} RENAME TO {quote(new)}")
+    raw_sql(conn, f"ALTER TABLE {quote(old)} RENAME TO {quote(new)}")
 
 
 def replace_table(conn: sa.Connection, staging: str, target: str) -> None:
@@ -174,8 +214,41 @@ def add_missing_columns(conn: sa.Connection, target: str, columns: list[sa.Colum
     for col in columns:
         name, col_type = (col.name, col.type) if isinstance(col, sa.Column) else (col["name"], col["type"])
         if name not in have:
-            conn.exec_driver_sql(
-                f"ALTER TABLE {quote(target)} ADD COLUMN {quote(name)} {col_type.compile(conn.dialect)}"
-            )
+            raw_sql(conn, f"ALTER TABLE {quote(target)} ADD COLUMN {quote(name)} {col_type.compile(conn.dialect)}")
             added.append(name)
     return added
+
+# %% ../../nbs/01_common.db.ipynb #f18b32a8
+def key_name(conn: sa.Connection, target: str) -> str:
+    "A free name for the key of a new version of `target`: `<target>_pkey`, or `<target>_pkey_1` when that is taken."
+    names = (f"{target}_pkey", f"{target}_pkey_1")
+    name = sa.column("relname" if conn.dialect.name == "postgresql" else "name")
+    if conn.dialect.name == "postgresql":  # index names are unique per schema
+        here = sa.column("relnamespace") == sa.func.to_regnamespace(sa.func.current_schema())
+        found = sa.select(name).select_from(sa.table("pg_class")).where(name.in_(names), here)
+    else:
+        found = sa.select(name).select_from(sa.table("sqlite_master")).where(name.in_(names))
+    taken = set(conn.execute(found).scalars())
+    return next(n for n in names if n not in taken)
+
+# %% ../../nbs/01_common.db.ipynb #f18b32a9
+def add_key(conn: sa.Connection, table: str, key: tuple[str, ...], target: str | None = None) -> str:
+    "Build the primary key of `table` (PostgreSQL: a constraint; elsewhere: a unique index); return its name."
+    name = key_name(conn, target or table)
+    columns = [sa.Column(k) for k in key]
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # room to sort the key in memory
+        constraint = sa.PrimaryKeyConstraint(*columns, name=name)
+        sa.Table(table, sa.MetaData(), *columns, constraint)
+        conn.execute(sa.schema.AddConstraint(constraint))
+    else:
+        sa.Index(name, *sa.Table(table, sa.MetaData(), *columns).columns, unique=True).create(conn)
+    return name
+
+# %% ../../nbs/01_common.db.ipynb #f18b32aa
+def has_key(conn: sa.Connection, table: str, key: tuple[str, ...]) -> bool:
+    "True when `table` has its key: a primary key, or a unique index, on exactly the `key` columns."
+    inspector = sa.inspect(conn)
+    if sorted(inspector.get_pk_constraint(table).get("constrained_columns") or []) == sorted(key):
+        return True
+    return any(i["unique"] and sorted(i["column_names"]) == sorted(key) for i in inspector.get_indexes(table))

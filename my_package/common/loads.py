@@ -15,18 +15,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from filelock import FileLock, Timeout
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
-from .db import add_missing_columns, reflect_table, replace_table, sqlite_file, staging_name
+from my_package.common.db import (
+    add_key,
+    add_missing_columns,
+    has_key,
+    query_columns,
+    reflect_table,
+    replace_table,
+    sqlite_file,
+    staging_name,
+)
 from .runs import StagedLoad
 from .settings import PipelineError, TableSpec
 from my_package.common.transfer import (
     arrow_type_for,
-    attached,
-    copyable_columns,
+    canonical_sqlite,
     postgres_copy,
     read_batches,
+    readable,
+    recreatable,
     sa_type_for,
     same_postgres,
     same_sqlite_files,
@@ -35,8 +46,9 @@ from my_package.common.transfer import (
 )
 
 # %% auto #0
-__all__ = ['resolve_function', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stage_table',
-           'upsert', 'publish', 'write_frame_atomically', 'postgres_lock', 'table_lock']
+__all__ = ['resolve_function', 'source_columns', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker',
+           'stage_table', 'table_problems', 'upsert', 'publish', 'write_frame_atomically', 'postgres_lock',
+           'table_lock']
 
 # %% ../../nbs/06_common.loads.ipynb #69631f35
 def resolve_function(ref: str, where: str) -> Callable:
@@ -53,26 +65,36 @@ def resolve_function(ref: str, where: str) -> Callable:
         raise PipelineError(f"{where} {ref!r} is not a function.")
     return fn
 
+# %% ../../nbs/06_common.loads.ipynb #69631f3a
+def source_columns(source: Engine, spec: TableSpec) -> list[sa.Column]:
+    "The columns of the table's source, with their types and NOT NULLs: its table's, or its query's result's."
+    if spec.source_table:
+        return list(reflect_table(source, spec.source_table).columns)
+    return query_columns(source, spec.query)
+
 # %% ../../nbs/06_common.loads.ipynb #69631f38
 def source_select(
-    source: Engine, spec: TableSpec, watermark: Any = None, attach: bool = False, table: sa.Table | None = None
-) -> tuple[sa.Select, dict[str, pa.DataType]]:
-    "The SELECT that reads `spec` (past `watermark` if given; from the attached `src` if `attach`) and its Arrow types."
+    spec: TableSpec,
+    columns: list[sa.Column],
+    expression: Callable[[sa.ColumnElement], sa.ColumnElement] = lambda c: c,
+    watermark: Any = None,
+    schema: str | None = None,
+) -> sa.Select:
+    "The SELECT that reads `columns` of `spec`'s source (each through `expression`), past `watermark` if given."
+    typed = [sa.column(c.name, c.type) for c in columns]
     if spec.source_table:
-        table = table if table is not None else reflect_table(source, spec.source_table)
-        table = attached(table) if attach else table
-        stmt, targets = sa.select(table), {c.name: arrow_type_for(c.type) for c in table.columns}
-        wm_col = table.c.get(spec.watermark) if spec.watermark else None
-        if spec.watermark and wm_col is None:
-            raise PipelineError(
-                f"[table:{spec.name}] watermark column {spec.watermark!r} is not in {spec.source_table!r}."
-            )
+        source = sa.table(spec.source_table, *typed, schema=schema)
     else:
-        sub = sa.select(sa.text("*")).select_from(sa.text(f"({spec.query}) AS src"))
-        stmt, targets, wm_col = sub, {}, sa.column(spec.watermark) if spec.watermark else None
+        source = sa.text(spec.query).columns(*typed).subquery("src")
+    stmt = sa.select(*[expression(source.c[c.name]).label(c.name) for c in columns]).select_from(source)
+    if spec.watermark and spec.watermark not in source.c:
+        names = ", ".join(c.name for c in columns)
+        raise PipelineError(
+            f"[table:{spec.name}] watermark column {spec.watermark!r} is not in its source's columns ({names})."
+        )
     if watermark is not None:
-        stmt = stmt.where(wm_col > sa.literal(watermark, wm_col.type if spec.source_table else None))
-    return stmt, targets
+        stmt = stmt.where(source.c[spec.watermark] > sa.literal(watermark, source.c[spec.watermark].type))
+    return stmt
 
 # %% ../../nbs/06_common.loads.ipynb #726f8802
 def staged_max(warehouse: Engine, staging: str, spec: TableSpec, targets: dict[str, pa.DataType], stored: Any) -> Any:
@@ -86,19 +108,20 @@ def staged_max(warehouse: Engine, staging: str, spec: TableSpec, targets: dict[s
 
 # %% ../../nbs/06_common.loads.ipynb #726f8804
 def copy_inside_databases(
-    source: Engine, warehouse: Engine, spec: TableSpec, stored: Any, staging: str
-) -> tuple[int, dict[str, pa.DataType]] | None:
-    "Let the databases copy a table with no transform by themselves; return (rows, column types), or None."
-    if not spec.source_table or spec.transform:
+    source: Engine, warehouse: Engine, spec: TableSpec, columns: list[sa.Column], stored: Any, staging: str
+) -> int | None:
+    "Let the databases copy a table with no transform by themselves; return the rows copied, or None."
+    if spec.transform:
         return None
-    if same_sqlite_files(source, warehouse):
-        stmt, targets = source_select(source, spec, stored, attach=True)
-        return sqlite_attach_copy(source, warehouse, stmt, staging, pa.schema(list(targets.items()))), targets
+    if spec.source_table and same_sqlite_files(source, warehouse):
+        stmt = source_select(spec, columns, canonical_sqlite, stored, schema="src")
+        schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
+        return sqlite_attach_copy(source, warehouse, stmt, staging, schema)
     if same_postgres(source, warehouse):
-        table = reflect_table(source, spec.source_table)
-        if copyable_columns(list(table.columns)):
-            stmt, targets = source_select(source, spec, stored, table=table)
-            return postgres_copy(source, warehouse, stmt, staging, list(table.columns)), targets
+        kept = {c.name for c in columns if recreatable(c.type)}  # the rest travel as their text
+        stmt = source_select(spec, columns, lambda c: c if c.name in kept else sa.cast(c, sa.Text), stored)
+        staged = [c if c.name in kept else sa.Column(c.name, sa.Text, nullable=c.nullable) for c in columns]
+        return postgres_copy(source, warehouse, stmt, staging, staged)
     return None
 
 # %% ../../nbs/06_common.loads.ipynb #726f8805
@@ -123,30 +146,69 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
     stored = decode_watermark(state["watermark"]) if state else None
-    staging = staging_name(spec.name)
-    copied = copy_inside_databases(source, warehouse, spec, stored, staging)
+    staging, columns = staging_name(spec.name), source_columns(source, spec)
+    targets = {c.name: arrow_type_for(c.type) for c in columns if not isinstance(c.type, sa.types.NullType)}
+    copied = copy_inside_databases(source, warehouse, spec, columns, stored, staging)
     if copied is not None:
-        rows, targets = copied
-        return StagedLoad(
-            spec.name, staging, rows, spec.mode, encode_watermark(staged_max(warehouse, staging, spec, targets, stored))
-        )
-    stmt, targets = source_select(source, spec, stored)
+        watermark = staged_max(warehouse, staging, spec, targets, stored)
+        return StagedLoad(spec.name, staging, copied, spec.mode, encode_watermark(watermark))
+    stmt = source_select(spec, columns, lambda c: readable(c, source.dialect.name), stored)
     transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
-    track = WatermarkTracker(spec, stored)
-    rows = stage_batches(
-        warehouse, staging, lambda fast: read_batches(source, stmt, chunk_size, targets, fast), transform, track
-    )
+    track, not_null = WatermarkTracker(spec, stored), frozenset(c.name for c in columns if not c.nullable)
+    batches = lambda fast: read_batches(source, stmt, chunk_size, targets, fast)  # noqa: E731
+    rows = stage_batches(warehouse, staging, batches, transform, track, not_null)
     return StagedLoad(spec.name, staging, rows, spec.mode, encode_watermark(track.highest))
+
+# %% ../../nbs/06_common.loads.ipynb #d98b63f2
+def table_problems(source: Engine, spec: TableSpec) -> list[str]:
+    "What would stop `spec` from loading from `source`, one line each (empty when nothing would)."
+    if spec.source_table and spec.source_table not in (known := sa.inspect(source).get_table_names()):
+        return [
+            f"source table {spec.source_table!r} does not exist in its source (tables there: {', '.join(known) or 'none'})."
+        ]
+    try:
+        names = [c.name for c in source_columns(source, spec)]
+    except PipelineError as e:
+        return [f"query: {e}"]
+    problems = []
+    wanted = {
+        "primary_key": [] if spec.transform else list(spec.primary_key),
+        "watermark": [spec.watermark] if spec.watermark else [],
+    }
+    for key, columns in wanted.items():
+        missing = [c for c in columns if c not in names]
+        if missing:
+            problems.append(
+                f"{key}: {', '.join(map(repr, missing))} not among its source's columns ({', '.join(names)})."
+            )
+    if spec.transform:
+        with contextlib.suppress(PipelineError):
+            resolve_function(spec.transform, "transform")
+            return problems
+        problems.append(
+            f"transform: {spec.transform!r} does not import. Export its notebook (nbdev_export) or fix the name."
+        )
+    return problems
 
 # %% ../../nbs/06_common.loads.ipynb #4e79e196
 def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> None:
-    "Replace the live rows that have a staged version, then insert every staged row (caller's transaction)."
+    "Insert the staged rows into the live table, replacing those with the same key (caller's transaction)."
     cols = [c["name"] for c in sa.inspect(conn).get_columns(staged.staging)]
-    live = sa.table(staged.target, *[sa.column(c) for c in cols])
-    stage = sa.table(staged.staging, *[sa.column(c) for c in cols]).alias("s")
-    same_key = sa.and_(*[live.c[k] == stage.c[k] for k in key])
-    conn.execute(sa.delete(live).where(sa.exists().where(same_key)))
-    conn.execute(sa.insert(live).from_select(cols, sa.select(*[stage.c[c] for c in cols])))
+    live, stage = sa.table(staged.target, *map(sa.column, cols)), sa.table(staged.staging, *map(sa.column, cols))
+    rows = sa.select(*stage.c).where(sa.true())  # `WHERE true`: SQLite needs it before ON CONFLICT
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    if dialect is None:  # no upsert in SQLAlchemy for this database: delete the staged keys, then insert
+        same_key = sa.and_(*[live.c[k] == stage.c[k] for k in key])
+        conn.execute(sa.delete(live).where(sa.exists().where(same_key)))
+        conn.execute(sa.insert(live).from_select(cols, rows))
+    else:
+        insert = dialect.insert(live).from_select(cols, rows)
+        changed = {c: insert.excluded[c] for c in cols if c not in key}
+        conn.execute(
+            insert.on_conflict_do_update(index_elements=list(key), set_=changed)
+            if changed
+            else insert.on_conflict_do_nothing(index_elements=list(key))
+        )
     sa.Table(staged.staging, sa.MetaData()).drop(conn)
 
 # %% ../../nbs/06_common.loads.ipynb #4e79e197
@@ -155,10 +217,13 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
     with warehouse.begin() as conn:
         if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
+            if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
+                add_key(conn, staged.target, key)
             upsert(conn, staged, key)
+            rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:
             replace_table(conn, staged.staging, staged.target)
-        rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
+            rows = staged.rows
         write_state(conn, staged.target, staged.mode, staged.watermark, rows)
     return rows
 

@@ -15,7 +15,7 @@ from .db import make_engine
 from .settings import PipelineError, Profile, Settings, TableSpec, TransformSpec, load_settings
 
 # %% auto #0
-__all__ = ['TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'TableLoadError', 'Stopwatch']
+__all__ = ['HINTS', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'TableLoadError', 'Stopwatch']
 
 # %% ../../nbs/04_common.runs.ipynb #d4a00006
 class TableRun:
@@ -97,6 +97,19 @@ class RunOutcome:
     def as_dict(self) -> dict:
         "The outcome as plain values (for JSON and artifacts)."
         return asdict(self)
+
+# %% ../../nbs/04_common.runs.ipynb #d4a0000e1
+HINTS = {"extract_table": "Check its section in settings.ini and its source: python -m my_package check."}
+
+
+def error_line(error: BaseException, step: str | None = None) -> str:
+    "An error as one line: its class and the first line of its message (no SQL, no links), and a fix when known."
+    cause = getattr(error, "orig", None) or error
+    text = (str(cause).strip().splitlines() or [""])[0]
+    line = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    if not isinstance(error, PipelineError) and step in HINTS:  # the kit's own errors name their fix already
+        line += f" {HINTS[step]}"
+    return line
 
 # %% ../../nbs/04_common.runs.ipynb #d4a0000f
 class TableLoadError(PipelineError):

@@ -444,13 +444,14 @@ def build_section(model: type[BaseModel], where: str, values: dict, problems: li
         return None
 
 # %% ../../nbs/00_common.settings.ipynb #9e940906
-def check_registry(settings: Settings) -> list[str]:
+def check_registry(settings: Settings, declared: set[str] = frozenset()) -> list[str]:
     "The mistakes in how tables and transforms refer to each other: clashing names, unknown inputs, cycles."
     problems, file = [], settings.path.name
+    known = {*settings.tables, *settings.transforms, *declared}  # a section with a mistake of its own still exists
     for name in sorted(set(settings.tables) & set(settings.transforms)):
         problems.append(f"{file} [transform:{name}]: {name!r} is also a table's name. Rename one of them.")
     for spec in settings.transforms.values():
-        for missing in [i for i in spec.inputs if i not in settings.tables and i not in settings.transforms]:
+        for missing in [i for i in spec.inputs if i not in known]:
             problems.append(
                 f"{file} [transform:{spec.name}] inputs: {missing!r} is neither a table nor a transform. "
                 f"Register it, or fix the name (tables: {', '.join(settings.tables) or 'none'})."
@@ -490,40 +491,43 @@ def read_ini(text: str, path: Path) -> configparser.ConfigParser:
     return parser
 
 # %% ../../nbs/00_common.settings.ipynb #9e940960
-def parse_settings(text: str, path: Path | str = "settings.ini") -> Settings:
-    "Parse the text of a settings file into `Settings`; raise one `SettingsError` listing every mistake."
-    path, problems, parts = Path(path), [], {"raw_profiles": {}, "tables": {}, "transforms": {}}
+def parse_settings(text: str, path: Path | str = "settings.ini", problems: list[str] | None = None) -> Settings:
+    "Parse a settings file's text; raise one `SettingsError` listing every mistake (or add them to `problems`)."
+    path, found, parts = Path(path), [], {"raw_profiles": {}, "tables": {}, "transforms": {}}
     parser = read_ini(text, path)
     for section in parser.sections():
         kind, _, name = section.partition(":")
         values, where = dict(parser[section]), f"{path.name} [{section}]"
         if section in SECTIONS:
-            parts[section] = build_section(SECTIONS[section], where, values, problems)
+            parts[section] = build_section(SECTIONS[section], where, values, found)
         elif kind == "profile" and name:
             bad = [k for k in values if k != "warehouse" and not re.match(r"^[a-z][a-z0-9_]{0,62}$", k)]
             if bad:
-                problems.append(
+                found.append(
                     f"{where}: unknown key(s) {', '.join(bad)}. A profile holds `warehouse`, `source` and "
                     "named sources (lower case names). (A line like `[name` missing its `]` reads as a key.)"
                 )
             parts["raw_profiles"][name.strip()] = values
         elif kind in REGISTRIES and name:
             key, model = REGISTRIES[kind]
-            parts[key][name.strip()] = build_section(model, where, values, problems, name=name.strip())
+            parts[key][name.strip()] = build_section(model, where, values, found, name=name.strip())
         else:
-            problems.append(
+            found.append(
                 f"{path.name}: unknown section [{section}]. Sections are [pipeline], [alerts], [deployments], "
                 "[reports], [profile:NAME], [table:NAME] and [transform:NAME]."
             )
     if not parts["raw_profiles"]:
-        problems.append(f"{path.name}: no [profile:NAME] section. Add [profile:default] with a source and a warehouse.")
+        found.append(f"{path.name}: no [profile:NAME] section. Add [profile:default] with a source and a warehouse.")
+    declared = {*parts["tables"], *parts["transforms"]}
     parts = {k: v for k, v in parts.items() if v is not None}
     parts["tables"] = {k: v for k, v in parts["tables"].items() if v is not None}
     parts["transforms"] = {k: v for k, v in parts["transforms"].items() if v is not None}
     settings = Settings(path=path, **parts)
-    problems += check_registry(settings)
-    if problems:
-        raise SettingsError(*problems)
+    found += check_registry(settings, declared)
+    if problems is not None:
+        problems.extend(found)
+    elif found:
+        raise SettingsError(*found)
     return settings
 
 # %% ../../nbs/00_common.settings.ipynb #1c60eaec
@@ -561,7 +565,7 @@ def find_settings_path(start: Path | None = None) -> Path:
 _PARSED: dict[Path, tuple[str, Settings]] = {}
 
 
-def load_settings(path: Path | str | None = None) -> Settings:
+def load_settings(path: Path | str | None = None, problems: list[str] | None = None) -> Settings:
     "The validated settings.ini (found by `find_settings_path` when `path` is None), after loading its .env."
     from dotenv import load_dotenv
 
@@ -569,6 +573,9 @@ def load_settings(path: Path | str | None = None) -> Settings:
     if not path.is_file():
         raise SettingsError(f"Settings file {path} does not exist.")
     text = read_settings_file(path)
+    if problems is not None:  # lenient: what is sound, and the mistakes listed in `problems` (for `check`)
+        load_dotenv(path.parent / ".env", override=False)
+        return parse_settings(text, path, problems)
     if path not in _PARSED or _PARSED[path][0] != text:
         load_dotenv(path.parent / ".env", override=False)
         _PARSED[path] = (text, parse_settings(text, path))

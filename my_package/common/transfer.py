@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 import pyarrow as pa
@@ -17,13 +19,15 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import count_rows, drop_table, sqlite_file
+from .db import drop_table, sqlite_file
 from .settings import PipelineError
 
 # %% auto #0
-__all__ = ['log', 'arrow_type_for', 'sa_type_for', 'type_kind', 'conform_column', 'conform_table', 'adbc_connection',
-           'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'stage_batches',
-           'same_sqlite_files', 'sqlite_attach_copy', 'attached', 'same_postgres', 'copyable_columns', 'postgres_copy']
+__all__ = ['log', 'SQLITE_TIMESTAMP', 'CANONICAL', 'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable',
+           'type_kind', 'conform_column', 'conform_table', 'libpq_uri', 'adbc_connection', 'RestartRead',
+           'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'with_not_null',
+           'stage_batches', 'same_sqlite_files', 'canonical_timestamp', 'canonical_sqlite', 'sqlite_attach_copy',
+           'same_postgres', 'postgres_copy']
 
 # %% ../../nbs/02_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -80,6 +84,40 @@ def sa_type_for(arrow_type: pa.DataType) -> sa.types.TypeEngine:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return sa.LargeBinary()
     return sa.Text()
+
+# %% ../../nbs/02_common.transfer.ipynb #0f2ffc0b
+def arrow_native(col_type: sa.types.TypeEngine) -> bool:
+    "True for the types that Arrow carries as they are: booleans, numbers, times and dates, bytes, plain text."
+    if isinstance(col_type, (sa.Enum, sa.Interval)) or type(col_type).__name__ in ("MONEY", "DOMAIN", "CITEXT"):
+        return False
+    natives = (
+        sa.Boolean,
+        sa.Integer,
+        sa.Numeric,
+        sa.DateTime,
+        sa.Date,
+        sa.Time,
+        sa.LargeBinary,
+        sa.types._Binary,
+        sa.String,
+    )
+    return isinstance(col_type, natives)
+
+# %% ../../nbs/02_common.transfer.ipynb #0f2ffc0c
+def readable(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    "`column` in a form the Arrow path reads: itself, or for other PostgreSQL types their JSON or text form."
+    if dialect != "postgresql" or arrow_native(column.type):
+        return column
+    if isinstance(column.type, (sa.ARRAY, sa.JSON)) or type(column.type).__name__ == "HSTORE":
+        return sa.cast(sa.func.to_json(column), sa.Text)
+    return sa.cast(column, sa.Text)
+
+# %% ../../nbs/02_common.transfer.ipynb #0f2ffc0d
+def recreatable(col_type: sa.types.TypeEngine) -> bool:
+    "True when a column of this type can be created as it is in another PostgreSQL database."
+    if isinstance(col_type, sa.ARRAY):
+        return recreatable(col_type.item_type)
+    return not isinstance(col_type, (sa.Enum, sa.types.NullType)) and type(col_type).__name__ != "DOMAIN"
 
 # %% ../../nbs/02_common.transfer.ipynb #8021b70b
 def type_kind(arrow_type: pa.DataType) -> str:
@@ -138,6 +176,14 @@ def conform_table(table: pa.Table, targets: dict[str, pa.DataType]) -> pa.Table:
         }
     )
 
+# %% ../../nbs/02_common.transfer.ipynb #0e731e69
+def libpq_uri(url: sa.URL) -> str:
+    "A libpq URI for a PostgreSQL `url`: user and password percent-encoded whatever they hold (libpq refuses a space)."
+    auth = quote(url.username or "", safe="") + (f":{quote(url.password, safe='')}" if url.password else "")
+    where = f"{url.host or ''}{f':{url.port}' if url.port else ''}/{quote(url.database or '', safe='')}"
+    options = urlencode({"connect_timeout": "10", **{k: v for k, v in url.query.items() if k != "driver"}})
+    return f"postgresql://{auth}@{where}?{options}"
+
 # %% ../../nbs/02_common.transfer.ipynb #0e731e6a
 def adbc_connection(engine: Engine):
     "An ADBC DB-API connection to the database of `engine`, or None when ADBC does not serve its dialect."
@@ -149,9 +195,7 @@ def adbc_connection(engine: Engine):
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
 
-        query = {k: v for k, v in url.query.items() if k not in ("driver",)}
-        uri = url.set(drivername="postgresql", query={"connect_timeout": "10", **query})
-        return adbc_driver_postgresql.dbapi.connect(uri.render_as_string(hide_password=False))
+        return adbc_driver_postgresql.dbapi.connect(libpq_uri(url))
     return None
 
 # %% ../../nbs/02_common.transfer.ipynb #a5461556
@@ -160,7 +204,9 @@ log = logging.getLogger("my_package")
 
 def _compile(engine: Engine, stmt: sa.Executable) -> str:
     "SQL text for `stmt` in the dialect of `engine`, bound values rendered as quoted literals."
-    return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    # for drivers whose placeholders are %s, SQLAlchemy writes a literal % as %%; ADBC and COPY take the text as is
+    return sql.replace("%%", "%") if engine.dialect.paramstyle in ("format", "pyformat") else sql
 
 # %% ../../nbs/02_common.transfer.ipynb #e5a9c4a3
 def _adbc_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Table]:
@@ -252,21 +298,29 @@ def read_batches(
 
 # %% ../../nbs/02_common.transfer.ipynb #dc69679d
 def create_table_from_schema(engine: Engine, name: str, schema: pa.Schema) -> sa.Table:
-    "Create the table `name` with one column per field of `schema` (types from `sa_type_for`)."
-    table = sa.Table(name, sa.MetaData(), *[sa.Column(f.name, sa_type_for(f.type)) for f in schema])
+    "Create the table `name` with one column per field of `schema` (types from `sa_type_for`, NOT NULL where set)."
+    columns = [sa.Column(f.name, sa_type_for(f.type), nullable=f.nullable) for f in schema]
+    table = sa.Table(name, sa.MetaData(), *columns)
     with engine.begin() as conn:
         table.create(conn)
     return table
 
 # %% ../../nbs/02_common.transfer.ipynb #fe2ee759
+SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # Arrow's %S carries the microseconds: SQLAlchemy's SQLite format
+
+
 def _for_sink(engine: Engine, table: pa.Table) -> pa.Table:
-    "Adapt a batch to what the warehouse's ADBC driver can ingest (SQLite: decimals and times as text)."
+    "Adapt a batch to what the warehouse's ADBC driver can ingest (SQLite: decimals, times and timestamps as text)."
     if engine.url.get_backend_name() != "sqlite":
         return table
     cols = {}
     for f in table.schema:
         col = table.column(f.name)
-        cols[f.name] = pc.cast(col, pa.string()) if pa.types.is_decimal(f.type) or pa.types.is_time(f.type) else col
+        if pa.types.is_timestamp(f.type):
+            col = pc.strftime(pc.cast(col, pa.timestamp("us", f.type.tz)), SQLITE_TIMESTAMP)
+        elif pa.types.is_decimal(f.type) or pa.types.is_time(f.type):
+            col = pc.cast(col, pa.string())
+        cols[f.name] = col
     return pa.table(cols)
 
 # %% ../../nbs/02_common.transfer.ipynb #1b692d97
@@ -281,6 +335,11 @@ def append_batch(engine: Engine, adbc_conn: Any, name: str, table: pa.Table) -> 
         with engine.begin() as conn:
             table.to_pandas().to_sql(name, conn, if_exists="append", index=False)
 
+# %% ../../nbs/02_common.transfer.ipynb #fe2ee75a
+def with_not_null(schema: pa.Schema, not_null: frozenset[str]) -> pa.Schema:
+    "`schema` with the fields named in `not_null` marked as never NULL."
+    return pa.schema([f.with_nullable(f.name not in not_null) for f in schema])
+
 # %% ../../nbs/02_common.transfer.ipynb #f989dda0
 def stage_batches(
     engine: Engine,
@@ -288,8 +347,9 @@ def stage_batches(
     batches: Callable[[bool], Iterator[pa.Table]],
     transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     on_batch: Callable[[pa.Table], None] | None = None,
+    not_null: frozenset[str] = frozenset(),
 ) -> int:
-    "Write `batches(fast)` into a new table `staging`; return the row count. Restarts typed if asked to."
+    "Write `batches(fast)` into a new table `staging` (NOT NULL on `not_null`); return the row count."
     for fast in (True, False):
         drop_table(engine, staging)
         rows, created = 0, False
@@ -301,7 +361,7 @@ def stage_batches(
                 if transform is not None:
                     batch = pa.Table.from_pandas(transform(batch.to_pandas()), preserve_index=False)
                 if not created:
-                    create_table_from_schema(engine, staging, batch.schema)
+                    create_table_from_schema(engine, staging, with_not_null(batch.schema, not_null))
                     created = True
                 if batch.num_rows:
                     append_batch(engine, adbc_conn, staging, batch)
@@ -320,7 +380,30 @@ def same_sqlite_files(source: Engine, warehouse: Engine) -> bool:
     "True when both ends are SQLite database files (the in-database copy applies)."
     return sqlite_file(source) is not None and sqlite_file(warehouse) is not None
 
+# %% ../../nbs/02_common.transfer.ipynb #5437c642
+def canonical_timestamp(value: object) -> object:
+    "A SQLite timestamp in the warehouse's one text format (UTC for values with an offset); other values unchanged."
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime(SQLITE_TIMESTAMP + ".%f")
+
 # %% ../../nbs/02_common.transfer.ipynb #5437c644
+CANONICAL = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]"
+
+
+def canonical_sqlite(column: sa.ColumnElement) -> sa.ColumnElement:
+    "`column` as the in-SQLite copy writes it: timestamps in the warehouse's text format, the rest as they are."
+    if not isinstance(column.type, sa.DateTime):
+        return column
+    return sa.case((column.op("GLOB")(CANONICAL), column), else_=sa.func.kit_canonical_timestamp(column))
+
+# %% ../../nbs/02_common.transfer.ipynb #5437c645
 def sqlite_attach_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, schema: pa.Schema) -> int:
     "Create `staging` from `schema` and fill it with `stmt` run on the attached source; return the row count."
     drop_table(warehouse, staging)
@@ -331,47 +414,30 @@ def sqlite_attach_copy(source: Engine, warehouse: Engine, stmt: sa.Select, stagi
     sql = sql.replace("INSERT INTO ", "INSERT INTO main.", 1)
     with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
+        conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         rows = conn.execute(sql).rowcount
         conn.commit()
     return rows
-
-# %% ../../nbs/02_common.transfer.ipynb #7cde6752
-def attached(table: sa.Table) -> sa.Table:
-    "A copy of the source `table` addressed in the attached database `src`."
-    return sa.Table(table.name, sa.MetaData(), *[sa.Column(c.name, c.type) for c in table.columns], schema="src")
 
 # %% ../../nbs/02_common.transfer.ipynb #ca3b46f5
 def same_postgres(source: Engine, warehouse: Engine) -> bool:
     "True when both ends are PostgreSQL through psycopg 3 (the piped binary COPY applies)."
     return all(e.url.get_backend_name() == "postgresql" and e.dialect.driver == "psycopg" for e in (source, warehouse))
 
-# %% ../../nbs/02_common.transfer.ipynb #36249940
-def copyable_columns(columns: list[sa.Column]) -> bool:
-    "True when every column's type can be recreated as it is in another PostgreSQL database."
-    return all(
-        not isinstance(c.type, (sa.Enum, sa.types.NullType)) and type(c.type).__name__ != "DOMAIN" for c in columns
-    )
-
 # %% ../../nbs/02_common.transfer.ipynb #a711a1ea
 def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, columns: list[sa.Column]) -> int:
-    "Create `staging` with the source's column types and pipe `stmt` into it with binary COPY; return the rows."
-    drop_table(warehouse, staging)
-    target = sa.Table(staging, sa.MetaData(), *[sa.Column(c.name, c.type) for c in columns])
-    with warehouse.begin() as conn:
-        target.create(conn)
+    "Create `staging` with `columns` and pipe `stmt` into it with binary COPY, in one transaction; return the rows."
+    target = sa.Table(staging, sa.MetaData(), *[sa.Column(c.name, c.type, nullable=c.nullable) for c in columns])
     quote = warehouse.dialect.identifier_preparer.quote  # COPY has no SQLAlchemy construct; its quoting keeps it safe
     names = ", ".join(quote(c.name) for c in columns)
-    src, wh = source.raw_connection(), warehouse.raw_connection()
-    try:
+    with source.connect() as src, warehouse.begin() as wh:
+        target.drop(wh, checkfirst=True)
+        target.create(wh)
+        reader, writer = src.connection.driver_connection.cursor(), wh.connection.driver_connection.cursor()
         with (
-            src.driver_connection.cursor().copy(f"COPY ({_compile(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
-            wh.driver_connection.cursor().copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
+            reader.copy(f"COPY ({_compile(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
+            writer.copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
         ):
             for data in out:
                 into.write(data)
-        wh.commit()
-        src.rollback()
-        return count_rows(warehouse, staging)
-    finally:
-        src.close()
-        wh.close()
+        return writer.rowcount

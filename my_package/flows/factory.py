@@ -5,11 +5,15 @@
 # %% ../../nbs/30_flows.factory.ipynb #b8b88058
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from prefect import Flow, flow
 
 from ..common.bookkeeping import record_run
+from ..common.db import drop_table, staging_name
 from ..common.loads import table_lock
-from ..common.runs import RunOutcome, Stopwatch, TableLoadError, TableRun, resolve_run
+from ..common.runs import RunOutcome, Stopwatch, TableLoadError, TableRun, error_line, resolve_run
 from ..tasks.checks import check_staged_table
 from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
@@ -18,7 +22,7 @@ from ..tasks.reports import publish_run_artifact, render_table_report
 from ..tasks.runtime import task_logger
 
 # %% auto #0
-__all__ = ['log_run', 'ingest_table', 'create_ingestion_flow']
+__all__ = ['log_run', 'dropped_on_failure', 'ingest_table', 'create_ingestion_flow']
 
 # %% ../../nbs/30_flows.factory.ipynb #ce6a2c73
 def log_run(run: TableRun, outcome: RunOutcome) -> None:
@@ -28,23 +32,29 @@ def log_run(run: TableRun, outcome: RunOutcome) -> None:
     except Exception as exc:
         task_logger().warning("Could not record the run of %s: %s", outcome.name, exc)
 
+# %% ../../nbs/30_flows.factory.ipynb #ce6a2c73b
+@contextlib.contextmanager
+def dropped_on_failure(run: TableRun) -> Iterator[None]:
+    "Drop the run's staging table if the steps inside fail (the live table is never touched by a failed run)."
+    try:
+        yield
+    except Exception:
+        with contextlib.suppress(Exception):  # the original error is what matters
+            drop_table(run.warehouse, staging_name(run.name))
+        raise
+
 # %% ../../nbs/30_flows.factory.ipynb #ce6a2c74
 def ingest_table(run: TableRun, report: bool = False) -> RunOutcome:
     "Extract -> check -> load one table (then its report), holding its load lock; log the run; return its outcome."
     took, outcome, step = Stopwatch(), RunOutcome(run.name), "extract_table"
     try:
-        with table_lock(run.warehouse, run.name):
+        with table_lock(run.warehouse, run.name), dropped_on_failure(run):
             staged = extract_table(run)
             outcome.rows_extracted, step = staged.rows, "check_staged_table"
             outcome.checks, step = [str(c) for c in check_staged_table(run, staged)], "load_table_atomically"
             outcome.rows = load_table_atomically(run, staged)
     except Exception as exc:
-        outcome.status, outcome.step, outcome.error, outcome.seconds = (
-            "failed",
-            step,
-            f"{type(exc).__name__}: {exc}",
-            took(),
-        )
+        outcome.status, outcome.step, outcome.error, outcome.seconds = "failed", step, error_line(exc, step), took()
         log_run(run, outcome)
         raise TableLoadError(outcome, run) from exc
     outcome.seconds = took()

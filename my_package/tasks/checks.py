@@ -12,8 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from my_package.common.checks import (
     CheckResult,
     QualityCheckError,
-    check_key_not_null,
-    check_key_unique,
+    check_key,
     check_row_count,
     check_schema_drift,
 )
@@ -35,14 +34,12 @@ def source_rows(run: TableRun) -> int:
 # %% ../../nbs/22_tasks.checks.ipynb #55f7447f
 @task(name="check_staged_table", task_run_name="check-{run.name}", **DATABASE_RETRIES, cache_policy=NO_CACHE)
 def check_staged_table(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
-    "Run the quality checks on the staged rows; raise `QualityCheckError` (or `SchemaDriftError`) if any fails."
-    key, wh = run.spec.primary_key, run.warehouse
-    results = [
-        check_key_not_null(wh, staged.staging, key, run.name),
-        check_key_unique(wh, staged.staging, key, run.name),
-    ]
+    "Run the quality checks on the staged rows and build their key; raise `QualityCheckError` (or `SchemaDriftError`)."
+    wh = run.warehouse
+    results = []
     if staged.mode == "full":  # an incremental load stages only the new rows: there is no count to compare
-        results.insert(0, check_row_count(wh, staged.staging, source_rows(run), run.name))
+        results.append(check_row_count(staged.rows, source_rows(run), run.name))
+    results += check_key(wh, staged.staging, staged.target, run.spec.primary_key, run.name)
     logger = task_logger()
     for r in results:
         logger.info(str(r))
