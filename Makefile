@@ -31,7 +31,7 @@ dev: $(VENV)/.dev-installed ## Install the package with the dev extras
 
 run: install ## Build the demo source if missing, run every table flow and the transform, print a summary
 	$(PY) -m my_package demo
-	$(PY) -m my_package run --all
+	$(PY) -m my_package run --all --wait
 
 test: dev browser lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
 
@@ -59,6 +59,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_reports.py
 	$(PY) bench/bench_deploy.py
 	$(PY) bench/bench_cli.py
+	$(PY) bench/bench_transforms.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
 	$(BIN)/nbdev_install_hooks

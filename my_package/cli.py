@@ -20,10 +20,11 @@ from rich.table import Table
 from .common.settings import PipelineError, Settings, UnknownNameError, find_settings_path, load_settings
 
 # %% auto #0
-__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_run_lines', 'tables', 'summary_table', 'table_progress',
-           'progress_line', 'selected_tables', 'run_pipeline', 'run_transform', 'run', 'render_and_print', 'report',
-           'table_section', 'new_table', 'deployments', 'prefect_command', 'deploy', 'worker', 'find_problems', 'check',
-           'server', 'lab', 'profile_urls', 'main']
+__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_run_lines', 'tables', 'report_kind', 'transforms_table',
+           'summary_table', 'table_progress', 'progress_line', 'selected_entries', 'run_pipeline', 'run',
+           'local_server', 'server_hint', 'render_in_background', 'render_and_print', 'report', 'table_section',
+           'start_report_notebook', 'new_table', 'transform_section', 'new_transform', 'deployments', 'prefect_command',
+           'deploy', 'worker', 'find_problems', 'check', 'server', 'lab', 'profile_urls', 'main']
 
 # %% ../nbs/40_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -79,30 +80,62 @@ def last_run_lines(settings: Settings, profile: str | None = None) -> dict[str, 
 # %% ../nbs/40_cli.ipynb #acce418a
 @app.command()
 def tables(profile: ProfileOption = None) -> None:
-    """List the registered tables: source, primary key, mode, schedule, flow and latest run.
+    """List the registered tables (source, primary key, mode, schedule, flow, latest run), then the transforms.
 
     Example: python -m my_package tables
     """
     settings = load_settings()
     last = last_run_lines(settings, profile)
     out = Table(title="Registered tables")
-    for col in ("table", "source", "primary key", "mode", "schedule", "flow", "last run"):
+    for col in ("table", "source", "primary key", "mode", "schedule", "flow", "report", "last run"):
         out.add_column(col)
     for spec in settings.tables.values():
         source = escape(spec.source_table or f"query: {spec.query[:40]}") + (
             "" if spec.source == "source" else f" ({spec.source})"
         )
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
+        key, when = ", ".join(spec.primary_key), spec.schedule or "-"
         out.add_row(
             spec.name,
             source,
-            ", ".join(spec.primary_key),
+            key,
             mode,
-            spec.schedule or "-",
+            when,
             spec.flow_name,
+            report_kind(settings, spec.name),
             last.get(spec.name, "never"),
         )
     Console().print(out)
+    if settings.transforms:
+        Console().print(transforms_table(settings, last))
+
+# %% ../nbs/40_cli.ipynb #acce418a0
+def report_kind(settings: Settings, name: str) -> str:
+    "Which notebook documents `name`: its own (nbs/tables/<name>.ipynb) or the generic one."
+    from my_package.common.notebooks import own_notebook
+
+    return "own notebook" if own_notebook(settings, name) else "generic"
+
+# %% ../nbs/40_cli.ipynb #acce418b
+def transforms_table(settings: Settings, last: dict[str, str]) -> Table:
+    "The transforms as a rich table: inputs, what builds them, key, schedule, flow, latest run."
+    out = Table(title="Transforms (derived tables)")
+    for col in ("transform", "inputs", "built by", "primary key", "schedule", "flow", "report", "last run"):
+        out.add_column(col)
+    for spec in settings.transforms.values():
+        built_by = escape(f"sql: {spec.sql[:40]}" if spec.sql else spec.function)
+        key, when = ", ".join(spec.primary_key), spec.schedule or "on its inputs"
+        out.add_row(
+            spec.name,
+            ", ".join(spec.inputs),
+            built_by,
+            key,
+            when,
+            spec.flow_name,
+            report_kind(settings, spec.name),
+            last.get(spec.name, "never"),
+        )
+    return out
 
 # %% ../nbs/40_cli.ipynb #ed73e829
 def summary_table(results: list) -> Table:
@@ -162,84 +195,110 @@ def table_progress(names: list[str]):
 def progress_line(outcome) -> str:
     "How one finished run reads in the progress display: one line, with the failing step and error if it failed."
     if not outcome.ok:
-        return f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
-    return f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+        line = f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
+    else:
+        line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+    return f"{line} {outcome.url}" if outcome.url else line
 
 # %% ../nbs/40_cli.ipynb #ed73e82b
-def selected_tables(settings: Settings, table: list[str] | None, all_tables: bool) -> list[str]:
-    "The registered tables named on the command line ([] for --all); a usage error unless exactly one was given."
-    if bool(table) == all_tables:
+def selected_entries(settings: Settings, names: list[str] | None, all_entries: bool) -> list[str]:
+    "The tables and transforms named on the command line ([] for --all); a usage error unless exactly one was given."
+    if bool(names) == all_entries:
         raise typer.BadParameter("give table names or --all (not both).", param_hint="TABLE... | --all")
-    return [settings.table(t).name for t in table or []]
+    return [settings.entry(n).name for n in names or []]
 
 # %% ../nbs/40_cli.ipynb #ed73e82c
-def run_pipeline(names: list[str], profile: str | None = None, transform: bool = True) -> list:
-    "Run the table flows for `names` (all when empty), then the transform; return one outcome per flow."
+def run_pipeline(
+    settings: Settings,
+    names: list[str],
+    profile: str | None = None,
+    transform: bool = True,
+    parallel: int | None = None,
+) -> list:
+    "Run the flows of `names` (with none: every table, then every transform unless not `transform`); return their outcomes."
     from my_package.flows.ingestion import ingest_all
 
-    with table_progress(names or list(load_settings().tables)):
-        state = ingest_all(tables=names or None, profile=profile, report=False, return_state=True)
+    tables = [n for n in names if n in settings.tables] if names else list(settings.tables)
+    transforms = [n for n in names if n in settings.transforms] if names else list(settings.transforms) * transform
+    with table_progress([*tables, *transforms]):
+        state = ingest_all(
+            tables=tables, transforms=transforms, profile=profile, report=False, parallel=parallel, return_state=True
+        )
     results = state.result(raise_on_failure=False)
     if not isinstance(results, list):  # the flow failed before running any table
         raise PipelineError(f"ingest-all failed: {state.message}")
-    if transform:
-        results += run_transform(names, results, profile)
     return results
-
-# %% ../nbs/40_cli.ipynb #ed73e82d
-def run_transform(names: list[str], results: list, profile: str | None) -> list:
-    "Run the transform flow when this run touched its inputs, none failed, and all are in the warehouse."
-    import sqlalchemy as sa
-
-    from my_package.common.db import make_engine
-    from my_package.common.runs import RunOutcome
-    from my_package.flows.ingestion import outcome_of
-    from my_package.flows.transform import TRANSFORM_INPUTS, transform_carrier_delays
-
-    name = "carrier_monthly_delays"
-    if names and not set(names) & set(TRANSFORM_INPUTS):
-        return []
-    if any(not r.ok for r in results if r.name in TRANSFORM_INPUTS):
-        return [RunOutcome(name, "skipped", "transform", error="an input table failed")]
-    warehouse = make_engine(load_settings().profile(profile).warehouse)
-    missing = [t for t in TRANSFORM_INPUTS if not sa.inspect(warehouse).has_table(t)]
-    if missing:
-        return [RunOutcome(name, "skipped", "transform", error=f"run {', '.join(missing)} first")]
-    outcome = outcome_of(name, transform_carrier_delays(profile=profile, return_state=True))
-    outcome.kind = "transform"
-    return [outcome]
 
 # %% ../nbs/40_cli.ipynb #d9180a3d
 @app.command()
 def run(
-    table: Annotated[list[str] | None, typer.Argument(help="Registered tables to run (see `tables`).")] = None,
-    all_tables: Annotated[bool, typer.Option("--all", help="Run every registered table.")] = False,
+    table: Annotated[list[str] | None, typer.Argument(help="Tables or transforms to run (see `tables`).")] = None,
+    all_tables: Annotated[bool, typer.Option("--all", help="Run every table, then every transform.")] = False,
     profile: ProfileOption = None,
-    transform: Annotated[bool, typer.Option(help="Run the transform flow after its input tables.")] = True,
-    reports: Annotated[bool, typer.Option(help="Render the reports of the tables that loaded (reports/).")] = True,
+    transform: Annotated[bool, typer.Option(help="With --all: build the transforms after the tables.")] = True,
+    reports: Annotated[bool, typer.Option(help="Render the reports of what loaded (reports/<profile>/).")] = True,
+    parallel: Annotated[int | None, typer.Option(help="Flows at a time (default: [pipeline] parallel).", min=1)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the reports, also with the local server up.")] = False,
 ) -> None:
-    """Run table flows (extract -> check -> load), then the transform flow, then the tables' reports.
+    """Run table flows (extract -> check -> load), then transforms once their inputs are in, then the reports.
+
+    Independent tables load in parallel. With a Prefect server up (`server start`), the command uses it and
+    prints each run's page in its UI; with the project's own, it renders the reports in the background.
 
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
     from my_package.common.db import check_connection, make_engine
 
     settings = load_settings()
-    names = selected_tables(settings, table, all_tables)  # unknown names fail here, before Prefect starts,
+    names = selected_entries(settings, table, all_tables)  # unknown names fail here, before Prefect starts,
     urls = settings.profile(profile)  # so does a bad profile,
-    for source in sorted({settings.table(n).source for n in names or settings.tables}):  # and a database out of reach
+    tables = [n for n in names if n in settings.tables] if names else list(settings.tables)
+    for source in sorted({settings.table(n).source for n in tables}):  # and a database out of reach
         role = "source" if source == "source" else f"source {source!r}"
         check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
     check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
-    results = run_pipeline(names, profile, transform)
+    server_hint()
+    results = run_pipeline(settings, names, profile, transform, parallel)
     Console().print(summary_table(results))
     failed = [r.name for r in results if r.status == "failed"]
-    loaded = [r.name for r in results if r.ok and r.name in settings.tables]
-    if reports and loaded:
+    loaded = [r.name for r in results if r.ok]
+    if reports and loaded and local_server(settings) and not wait:
+        log = render_in_background(settings, loaded, profile)
+        console.print(f"Reports of {len(loaded)} render in the background into reports/{urls.name}/ (log: {log}).")
+    elif reports and loaded:
         failed += render_and_print(loaded, profile)
     if failed:
         console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
         raise typer.Exit(1)
+
+# %% ../nbs/40_cli.ipynb #d9180a3c0
+def local_server(settings: Settings) -> bool:
+    "True when this command talks to the project's own local Prefect server (`server start`)."
+    from my_package.common.server import running_server
+
+    api = os.environ.get("PREFECT_API_URL")
+    return bool(api) and api == running_server(settings.path.parent)
+
+# %% ../nbs/40_cli.ipynb #d9180a3c
+def server_hint() -> None:
+    "One line saying that no Prefect server is up, and what that costs (Prefect starts a temporary one)."
+    if not os.environ.get("PREFECT_API_URL"):
+        console.print(
+            "No Prefect server is up: this command starts a temporary one (about 15 s). "
+            "`python -m my_package server start` keeps one running.",
+            style="dim",
+            highlight=False,
+        )
+
+# %% ../nbs/40_cli.ipynb #d9180a3b
+def render_in_background(settings: Settings, names: list[str], profile: str | None) -> Path:
+    "Start `report NAMES` in a process of its own, which outlives this one; return its log file."
+    log = settings.path.parent / ".prefect" / "reports.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
+    with open(log, "ab") as out:
+        subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return log
 
 # %% ../nbs/40_cli.ipynb #d9180a3e
 def render_and_print(names: list[str], profile: str | None) -> list[str]:
@@ -270,13 +329,14 @@ def report(
     all_tables: Annotated[bool, typer.Option("--all", help="Report on every registered table.")] = False,
     profile: ProfileOption = None,
 ) -> None:
-    """Render each table's report notebook with papermill: reports/<table>.ipynb and .html, and reports/index.html.
+    """Render each table's report notebook with papermill into reports/<profile>/ (.ipynb, .html) and its index.html.
 
     Examples: python -m my_package report --all;  python -m my_package report flights
     """
     settings = load_settings()
-    names = selected_tables(settings, table, all_tables) or list(settings.tables)
+    names = selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
     settings.profile(profile)
+    server_hint()
     failed = render_and_print(names, profile)
     if failed:
         console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
@@ -301,6 +361,18 @@ def table_section(
     lines += [f"schedule = {schedule}"] if schedule else []
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/40_cli.ipynb #f283940g1
+def start_report_notebook(settings: Settings, name: str) -> Path:
+    "Start `name`'s own report notebook in the project's nbs/tables/, from the generic one."
+    from my_package.common.notebooks import GENERIC, write_report_notebook
+    from my_package.common.reports import report_notebook
+
+    with contextlib.suppress(FileExistsError):
+        return write_report_notebook(settings.path.parent, name, report_notebook(settings, GENERIC))
+    raise PipelineError(
+        f"nbs/tables/{name}.ipynb already exists: remove it, or leave out --notebook. Nothing was written."
+    )
+
 # %% ../nbs/40_cli.ipynb #f283940h
 @app.command("new-table")
 def new_table(
@@ -314,6 +386,9 @@ def new_table(
     origin: Annotated[
         str, typer.Option("--from", help="The profile's connection to read from (default: source).")
     ] = "source",
+    notebook: Annotated[
+        bool, typer.Option("--notebook", help="Start nbs/tables/NAME.ipynb, its own report notebook.")
+    ] = False,
     profile: ProfileOption = None,
 ) -> None:
     """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
@@ -325,8 +400,8 @@ def new_table(
     """
     from my_package.common.db import make_engine
     from my_package.common.deployments import render_prefect_yaml
-    from my_package.common.loads import table_problems
     from my_package.common.settings import parse_settings
+    from my_package.common.sources import table_problems
 
     settings = load_settings()
     if name in settings.tables or name in settings.transforms:
@@ -338,13 +413,88 @@ def new_table(
     problems = table_problems(make_engine(updated.profile(profile).url(spec.source), must_exist=True), spec)
     if problems:
         raise PipelineError(f"{name!r} not registered (settings.ini is unchanged): {' '.join(problems)}")
+    page = start_report_notebook(settings, name) if notebook else None
     settings.path.write_text(text)
     (settings.path.parent / "prefect.yaml").write_text(render_prefect_yaml(updated))
     console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
+    if page:
+        console.print(f"Its report notebook: {page} (report {name} renders it).")
     if run_now:
         run(table=[name], all_tables=False, profile=profile, transform=False, reports=True)
     else:
         console.print(f"Run it with: python -m my_package run {name}" + (f" --profile {profile}" if profile else ""))
+
+# %% ../nbs/40_cli.ipynb #f283940j
+def transform_section(name: str, inputs: str, key: str, sql: str | None, schedule: str | None, description: str) -> str:
+    "The `[transform:NAME]` section of a new transform: its SQL, or the function its notebook exports."
+    lines = [f"[transform:{name}]"] + ([f"description = {description}"] if description else [])
+    lines += [f"inputs = {inputs}", f"sql = {sql}" if sql else f"function = my_package.transforms.{name}:{name}"]
+    lines += [f"primary_key = {key}"] + ([f"schedule = {schedule}"] if schedule else [])
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/40_cli.ipynb #f283940l
+@app.command("new-transform")
+def new_transform(
+    name: Annotated[str, typer.Argument(help="Name: lower case, digits, _ (it names the warehouse table).")],
+    inputs: Annotated[str, typer.Option("--inputs", help="The tables or transforms it reads, comma separated.")],
+    key: Annotated[str, typer.Option("--key", help="Primary key column(s) of its result, comma separated.")],
+    sql: Annotated[str | None, typer.Option("--sql", help="One SELECT over warehouse tables.")] = None,
+    notebook: Annotated[
+        bool, typer.Option("--notebook", help="Write nbs/transforms/NAME.ipynb with the function to fill in.")
+    ] = False,
+    schedule: Annotated[str | None, typer.Option(help="5-field cron (UTC), besides running after its inputs.")] = None,
+    description: Annotated[str, typer.Option(help="One line on what the table holds.")] = "",
+    profile: ProfileOption = None,
+) -> None:
+    """Register a derived table in settings.ini (SQL, or a notebook's function) and regenerate prefect.yaml.
+
+    Examples: python -m my_package new-transform late_by_carrier --inputs flights --key carrier
+      --sql "SELECT carrier, count(*) AS late FROM flights WHERE arr_delay > 60 GROUP BY carrier";
+      python -m my_package new-transform daily_origin_delays --inputs flights,airports --key origin,year,month,day --notebook
+    """
+    from my_package.common.db import make_engine
+    from my_package.common.deployments import render_prefect_yaml
+    from my_package.common.notebooks import transform_cells, write_notebook
+    from my_package.common.settings import parse_settings
+    from my_package.common.transforms import missing_inputs, transform_problems
+
+    if bool(sql) == notebook:
+        raise typer.BadParameter("give --sql or --notebook (one of them).", param_hint="--sql | --notebook")
+    settings = load_settings()
+    if name in settings.tables or name in settings.transforms:
+        raise typer.BadParameter(f"{name!r} is already registered: edit its section in settings.ini instead.")
+    text = (
+        settings.path.read_text().rstrip("\n")
+        + "\n\n"
+        + transform_section(name, inputs, key, sql, schedule, description)
+    )
+    updated = parse_settings(text, settings.path)  # unknown inputs, cycles and clashing names are refused here
+    spec, project = updated.transforms[name], settings.path.parent
+    page = project / "nbs" / "transforms" / f"{name}.ipynb"
+    report_page = project / "nbs" / "tables" / f"{name}.ipynb"
+    if notebook and (page.exists() or report_page.exists()):
+        raise PipelineError(
+            f"{page if page.exists() else report_page} already exists: remove it first. Nothing was written."
+        )
+    warehouse = make_engine(updated.profile(profile).warehouse)
+    problems = transform_problems(warehouse, spec) if sql else []
+    if problems:
+        raise PipelineError(f"{name!r} not registered (settings.ini is unchanged): {' '.join(problems)}")
+    if notebook:
+        write_notebook(page, transform_cells(spec))
+        start_report_notebook(settings, name)
+    settings.path.write_text(text)
+    (project / "prefect.yaml").write_text(render_prefect_yaml(updated))
+    console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
+    if notebook:
+        console.print(
+            f"Write its function in {page}, then run nbdev_export. Its report notebook: nbs/tables/{name}.ipynb."
+        )
+    if sql and missing_inputs(warehouse, spec):
+        console.print(
+            f"Its SQL is checked once its inputs are loaded: python -m my_package run {' '.join(missing_inputs(warehouse, spec))}"
+        )
+    console.print(f"Run it with: python -m my_package run {name}" + (f" --profile {profile}" if profile else ""))
 
 # %% ../nbs/40_cli.ipynb #8cb108b8
 @app.command()
@@ -441,11 +591,13 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
     "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
     from my_package.common.db import check_connection, make_engine
     from my_package.common.deployments import check_prefect_yaml
-    from my_package.common.loads import table_problems
     from my_package.common.settings import profile_name
+    from my_package.common.sources import table_problems
+    from my_package.common.transforms import transform_problems
 
-    problems, warnings = [], []
-    settings = load_settings(problems=problems)  # every mistake in the file, and what is sound in it
+    mistakes, warnings = [], []
+    settings = load_settings(problems=mistakes)  # every mistake in the file, and what is sound in it
+    problems = list(mistakes)
     chosen = profile_name(settings, profile)
     for name in [profile] if profile else list(settings.raw_profiles):
         try:
@@ -465,7 +617,9 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
                 problems.append(f"table {spec.name}: profile {name} has no source named {spec.source!r}.")
             elif spec.source in reachable:
                 problems += [f"table {spec.name}: {p}" for p in table_problems(reachable[spec.source], spec)]
-    stale = check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
+        for spec in settings.transforms.values() if name == chosen and "warehouse" in reachable else []:
+            problems += [f"transform {spec.name}: {p}" for p in transform_problems(reachable["warehouse"], spec)]
+    stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
     return problems, warnings

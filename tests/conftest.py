@@ -26,12 +26,29 @@ sys.path.insert(0, str(ROOT / "tools"))
 from pg_cluster import throwaway_cluster  # noqa: E402
 
 PG_PASSWORD = "kit-Secret-pw-4711"  # a throwaway cluster's password; tests check it never leaks
+# the project's own derived table, as its settings.ini registers it (the test projects register it the same way)
+CARRIER_TRANSFORM = (
+    "\n[transform:carrier_monthly_delays]\ninputs = flights, airlines\nprimary_key = carrier, year, month\n"
+    "function = my_package.transforms.carrier_monthly_delays:carrier_monthly_delays\n"
+)
 
 
 @pytest.fixture(scope="session")
 def prefect_home(tmp_path_factory) -> Path:
     "One Prefect home for every flow run of the session (never the user's ~/.prefect)."
     return tmp_path_factory.mktemp("prefect-home")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> Iterator[dict]:
+    "One Prefect server on 127.0.0.1 for the session's command-line runs (each would otherwise start its own)."
+    from my_package.common.server import free_port, start_server, stop_process
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    process = start_server(home, port, home / "server.log")
+    yield {"api": f"http://127.0.0.1:{port}/api", "home": home}
+    stop_process(process.pid)
 
 
 @pytest.fixture(scope="session")
@@ -51,16 +68,16 @@ def write_project(directory: Path, tables: tuple[str, ...], source: str, warehou
 
 
 @pytest.fixture
-def cli(prefect_home):
-    "Run `python -m my_package ARGS` in a subprocess against a settings file; return the CompletedProcess."
+def cli(prefect_home, prefect_server):
+    "Run `python -m my_package ARGS` in a subprocess against a settings file (and the session's Prefect server)."
 
     def run(*args: str, settings: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
         full_env = {
             **os.environ,
             "MY_PACKAGE_SETTINGS": str(settings),
             "PREFECT_HOME": str(prefect_home),
+            "PREFECT_API_URL": prefect_server["api"],
             "COLUMNS": "200",
-            "MY_PACKAGE_REPORT_NOTEBOOK": str(ROOT / "nbs" / "tables" / "table_report.ipynb"),
             **(env or {}),
         }
         return subprocess.run(

@@ -46,7 +46,7 @@ def test_a_new_table_in_one_step_as_a_new_user_would(cli, tmp_path, demo_source)
     assert table_rows(warehouse, "seattle_weather") == table_rows(source, "seattle_weather")
     reported = cli("report", "seattle_weather", settings=settings)
     assert reported.returncode == 0, reported.stderr
-    assert "<img" in (tmp_path / "reports" / "seattle_weather.html").read_text()
+    assert "<img" in (tmp_path / "reports" / "default" / "seattle_weather.html").read_text()
     assert cli("deployments", "--check", settings=settings).returncode == 0
     assert python_files_digest() == before, "no Python file may change to add a table"
     listed = cli("tables", settings=settings)

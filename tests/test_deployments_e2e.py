@@ -7,12 +7,13 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Webhook, assert_same_tables, table_rows
+from conftest import CARRIER_TRANSFORM, ROOT, Webhook, assert_same_tables, table_rows
 from pg_cluster import free_port
-from prefect_stack import deploy_all, read_artifacts, run_deployments, start_server, start_worker, stop
+from prefect_stack import deploy_all, read_artifacts, run_deployments, settled_runs, start_server, start_worker, stop
 
 from my_package.common.db import make_engine
 from my_package.common.demo import DEMO_TABLES, example_settings
@@ -46,11 +47,11 @@ def stack(tmp_path, worker_venv, demo_source):
     api = f"http://127.0.0.1:{port}/api"
     home.mkdir()
     shutil.copy(demo_source, home / "source.db")
-    shutil.copy(ROOT / "nbs" / "tables" / "table_report.ipynb", home / "table_report.ipynb")
     hook = Webhook()
     settings = home / "settings.ini"
     settings.write_text(
         example_settings(DEMO_TABLES, "sqlite:///source.db", "sqlite:///warehouse.db")
+        + CARRIER_TRANSFORM
         + f"\n[alerts]\nurl = {hook.url}\n"
     )
     processes = []
@@ -64,7 +65,6 @@ def stack(tmp_path, worker_venv, demo_source):
                 "PATH": f"{worker_venv / 'bin'}:/usr/bin:/bin",
                 "PREFECT_HOME": str(home / f".prefect-{name}"),
                 "MY_PACKAGE_SETTINGS": str(settings),
-                "MY_PACKAGE_REPORT_NOTEBOOK": str(home / "table_report.ipynb"),
                 "MY_PACKAGE_RUNNER": name,
             }
             processes.append(start_worker(worker_venv / "bin" / "prefect", name, home, env, tmp_path / f"{name}.log"))
@@ -92,6 +92,11 @@ def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
         check=True,
     ).stdout
     assert str(worker_venv) in where and str(ROOT) not in where, "the workers must import the installed wheel"
+    assert not (stack["home"] / "nbs").exists(), "the workers' directory has no source tree"
+    nbdev = subprocess.run([str(worker_venv / "bin" / "python"), "-c", "import nbdev"], capture_output=True, text=True)
+    assert nbdev.returncode != 0 and "No module named 'nbdev'" in nbdev.stderr, "a worker installs no authoring tools"
+    shipped = zipfile.ZipFile(next((worker_venv.parent / "dist").glob("my_package-*.whl"))).namelist()
+    assert {"my_package/notebooks/table_report.ipynb", "my_package/notebooks/flights.ipynb"} <= set(shipped)
 
     runs = run_deployments(stack["api"], [f"ingest-{t}" for t in DEMO_TABLES])
     logs = "".join((stack["logs"] / f"{w}.log").read_text() for w in ("w1", "w2"))
@@ -103,14 +108,31 @@ def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
     with stack["warehouse"].connect() as conn:
         runners = {r[0] for r in conn.exec_driver_sql("SELECT runner FROM _pipeline_runs WHERE status = 'ok'")}
     assert runners == {"w1", "w2"}, f"runs were taken by {runners}"
-    for table in DEMO_TABLES:  # deployed table flows render their report as their last step, and say so
-        assert "<img" in (stack["home"] / "reports" / f"{table}.html").read_text()
+    index = (stack["home"] / "reports" / "default" / "index.html").read_text()
+    for table in DEMO_TABLES:  # deployed table flows render their report (the packaged notebook) and refresh the index
+        assert "<img" in (stack["home"] / "reports" / "default" / f"{table}.html").read_text()
+        assert f'<a href="{table}.html">{table}</a>' in index
         artifacts = read_artifacts(stack["api"], f"ingest-{table}")
         assert artifacts and "rows loaded" in artifacts[-1] and f"{table}.html" in artifacts[-1], artifacts
 
-    [transform] = run_deployments(stack["api"], ["transform-carrier-delays"])
-    assert transform.state.type.value == "COMPLETED", transform.state.message
+    # the transform's deployment ran on its own when its inputs' deployments completed (flights, airlines: twice)
+    triggered = settled_runs(stack["api"], "transform-carrier_monthly_delays")
+    assert [r.state.type.value for r in triggered] == ["COMPLETED", "COMPLETED"], [r.state.message for r in triggered]
     assert len(table_rows(stack["warehouse"], "carrier_monthly_delays")) == 185
+    [flights] = run_deployments(stack["api"], ["ingest-flights"])  # one input run: exactly one transform run
+    assert flights.state.type.value == "COMPLETED"
+    after = settled_runs(stack["api"], "transform-carrier_monthly_delays")
+    assert len(after) == len(triggered) + 1 and after[-1].state.type.value == "COMPLETED", after
+    assert after[-1].created > flights.created
+
+    # the deployed ingest-all fans the tables out to the pool's workers: every table loaded once, both workers busy
+    loads_before = loads_per_table(stack["warehouse"])
+    [everything] = run_deployments(stack["api"], ["ingest-all"])
+    assert everything.state.type.value == "COMPLETED", everything.state.message
+    fanned = loads_per_table(stack["warehouse"], since=loads_before)
+    assert {t: len(fanned.get(t, [])) for t in DEMO_TABLES} == dict.fromkeys(DEMO_TABLES, 1), fanned
+    assert {runner for runs in fanned.values() for runner in runs} == {"w1", "w2"}, fanned
+    assert_same_tables(stack["source"], stack["warehouse"])
 
     # two runs of one table at once: the second waits; exactly the source's rows
     first, second = run_deployments(stack["api"], ["ingest-planes", "ingest-planes"])
@@ -133,3 +155,22 @@ def test_deployments_run_the_wheel_on_two_workers(stack, worker_venv):
     alert = stack["hook"].received[-1]["message"]
     assert "flow: ingest-planes" in alert and "task: check_staged_table" in alert and "primary key unique" in alert
     assert table_rows(stack["warehouse"], "planes") == before
+
+    # a deployed ingest-all with a failing table fails, naming it; the other tables still load
+    loads_before = loads_per_table(stack["warehouse"])
+    [everything] = run_deployments(stack["api"], ["ingest-all"])
+    assert everything.state.type.value == "FAILED"
+    assert "1 of 5 failed: planes" in everything.state.message, everything.state.message
+    fanned = loads_per_table(stack["warehouse"], since=loads_before)
+    assert {t: len(fanned.get(t, [])) for t in DEMO_TABLES} == dict.fromkeys(DEMO_TABLES, 1), fanned
+    assert table_rows(stack["warehouse"], "planes") == before
+
+
+def loads_per_table(warehouse, since: dict | None = None) -> dict[str, list[str]]:
+    "The runners of each table's recorded runs, by table (only the runs after those in `since`)."
+    with warehouse.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT table_name, runner FROM _pipeline_runs ORDER BY finished_at").fetchall()
+    runs: dict[str, list[str]] = {}
+    for table, runner in rows:
+        runs.setdefault(table, []).append(runner)
+    return {t: r[len((since or {}).get(t, [])) :] for t, r in runs.items() if len(r) > len((since or {}).get(t, []))}

@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import sqlalchemy as sa
-from conftest import assert_same_tables, table_rows, write_project
+from conftest import CARRIER_TRANSFORM, assert_same_tables, table_rows, write_project
 
 from my_package.common.db import make_engine
 from my_package.common.demo import DEMO_TABLES, build_demo_source
@@ -40,9 +40,13 @@ def check_transform(source: sa.Engine, warehouse: sa.Engine) -> None:
 def test_run_all_on_the_embedded_default(cli, tmp_path, demo_source):
     (tmp_path / "data").mkdir()
     shutil.copy(demo_source, tmp_path / "data" / "source.db")
-    settings = write_project(tmp_path, DEMO_TABLES, "sqlite:///data/source.db", "sqlite:///data/warehouse.db")
+    settings = write_project(
+        tmp_path, DEMO_TABLES, "sqlite:///data/source.db", "sqlite:///data/warehouse.db", extra=CARRIER_TRANSFORM
+    )
     out = cli("run", "--all", settings=settings)
     assert out.returncode == 0, out.stdout + out.stderr
+    for noise in ("TCP without encryption", "Alternative text is missing", "KeyboardInterrupt", "Traceback", "WARNING"):
+        assert noise not in out.stdout + out.stderr, f"a successful run printed {noise!r}"
     for table in (*DEMO_TABLES, "carrier_monthly_delays"):
         assert table in out.stdout
     assert "336,776" in out.stdout
@@ -52,7 +56,7 @@ def test_run_all_on_the_embedded_default(cli, tmp_path, demo_source):
     check_transform(source, warehouse)
     assert not [t for t in sa.inspect(warehouse).get_table_names() if t.startswith("_staging_")]
 
-    reports = tmp_path / "reports"  # every table has its executed notebook and a code-free HTML page with a plot
+    reports = tmp_path / "reports" / "default"  # each table's executed notebook and code-free HTML page with a plot
     for table in DEMO_TABLES:
         assert (reports / f"{table}.ipynb").exists()
         page = (reports / f"{table}.html").read_text()
@@ -82,14 +86,16 @@ def test_a_failed_check_fails_the_run_and_keeps_the_previous_table(cli, tmp_path
 
 
 def test_sqlite_source_into_a_postgresql_warehouse(cli, tmp_path, demo_source, pg_databases):
-    settings = write_project(tmp_path, DEMO_TABLES, f"sqlite:///{demo_source}", pg_databases["warehouse"])
+    settings = write_project(
+        tmp_path, DEMO_TABLES, f"sqlite:///{demo_source}", pg_databases["warehouse"], extra=CARRIER_TRANSFORM
+    )
     out = cli("run", "--all", settings=settings)
     assert out.returncode == 0, out.stdout + out.stderr
     password = make_engine(pg_databases["warehouse"]).url.password
     assert password and password not in out.stdout + out.stderr
-    for page in (tmp_path / "reports").iterdir():  # reports, notebooks and the index never show the password
+    for page in (tmp_path / "reports").rglob("*.*"):  # reports, notebooks and the index never show the password
         assert password not in page.read_text(errors="replace"), f"password leaked into {page.name}"
-    assert len(list((tmp_path / "reports").glob("*.html"))) == len(DEMO_TABLES) + 1
+    assert len(list((tmp_path / "reports" / "default").glob("*.html"))) == len(DEMO_TABLES) + 2  # transform, index
     source, warehouse = make_engine(f"sqlite:///{demo_source}"), make_engine(pg_databases["warehouse"])
     assert_same_tables(source, warehouse)
     check_transform(source, warehouse)

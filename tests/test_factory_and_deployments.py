@@ -53,10 +53,12 @@ def test_every_table_has_exactly_one_deployment_whose_entrypoint_loads_its_flow(
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = doc["deployments"]
     names = [d["name"] for d in deployments]
-    tables = load_settings(ROOT / "settings.ini").tables
+    registry = load_settings(ROOT / "settings.ini")
+    tables, transforms = registry.tables, registry.transforms
     for table in tables:
         assert names.count(f"ingest-{table}") == 1, f"{table} must have exactly one deployment"
-    assert len(deployments) == len(tables) + 1 and "transform-carrier-delays" in names
+    assert len(deployments) == len(tables) + len(transforms) + 1 and "transform-carrier_monthly_delays" in names
+    assert names[-1] == "ingest-all"  # and the one that starts them all
     for d in deployments:
         assert d["entrypoint"].startswith("my_package.flows."), "entrypoints point into the installed package"
         assert load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False).name == d["name"]

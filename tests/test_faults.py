@@ -170,7 +170,7 @@ def test_a_load_killed_part_way_keeps_the_previous_table(warehouse_kind, tmp_pat
 
 
 @pytest.fixture
-def pg_source_project(tmp_path, pg_databases, postgres, prefect_home):
+def pg_source_project(tmp_path, pg_databases, postgres, prefect_home, prefect_server):
     "A PostgreSQL source with `items` (20 rows) loaded once into a SQLite warehouse; yields what the tests need."
     fill(make_engine(pg_databases["source"]), range(1, 21))
     settings = tmp_path / "settings.ini"
@@ -201,6 +201,7 @@ def pg_source_project(tmp_path, pg_databases, postgres, prefect_home):
         "source": make_engine(pg_databases["source"]),
         "proxies": proxies,
         "home": tmp_path / "prefect",
+        "env": {"PREFECT_API_URL": prefect_server["api"]},  # the session's server: no temporary one to wait for
     }
     for p in proxies:
         p.close()
@@ -210,7 +211,7 @@ def test_a_source_that_refuses_two_connections_succeeds_through_retries(pg_sourc
     p = pg_source_project
     fill(p["source"], range(21, 31))
     settings = p["write"](p["proxy"](refuse=2))
-    out = run_flow("items", settings, p["home"])
+    out = run_flow("items", settings, p["home"], p["env"])
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Retry 1/2" in out.stderr and "Retry 2/2" in out.stderr  # Prefect retried extract_table twice
     assert p["proxies"][0].connections >= 3
@@ -222,7 +223,7 @@ def test_a_source_down_for_good_fails_bounded_alerts_once_and_changes_nothing(pg
     before = table_rows(p["warehouse"], "items")
     settings = p["write"](p["proxy"](refuse=None), webhook.url)
     start = time.monotonic()
-    out = run_flow("items", settings, p["home"])
+    out = run_flow("items", settings, p["home"], p["env"])
     elapsed = time.monotonic() - start
     assert out.returncode != 0
     assert elapsed < 300, f"a dead source must fail within a bounded time, took {elapsed:.0f} s"
@@ -246,7 +247,7 @@ def test_an_unreachable_alert_target_does_not_mask_the_failure(pg_source_project
     url = f"json://127.0.0.1:{dead_port.getsockname()[1]}/hook"
     dead_port.close()
     settings = p["write"](p["proxy"](refuse=None), url)
-    out = run_flow("items", settings, p["home"])
+    out = run_flow("items", settings, p["home"], p["env"])
     assert out.returncode != 0
     assert "Cannot connect to the source" in out.stderr  # the original failure is what the run reports
     assert "Could not send the failure alert" in out.stderr
@@ -327,7 +328,7 @@ def test_names_that_no_database_should_see_are_refused(tmp_path):
 # ---- secrets ----------------------------------------------------------------------------------------------
 
 
-def test_a_password_appears_nowhere(cli, tmp_path, demo_source, pg_databases):
+def test_a_password_appears_nowhere(cli, tmp_path, demo_source, pg_databases, prefect_server):
     password = make_engine(pg_databases["warehouse"]).url.password
     home = tmp_path / "prefect-home"
     settings = write_project(
@@ -351,7 +352,8 @@ def test_a_password_appears_nowhere(cli, tmp_path, demo_source, pg_databases):
     assert runs[1].returncode == 1 and "password authentication failed" in runs[1].stderr
     for out in runs:
         assert password not in out.stdout + out.stderr
-    files = [p for p in [*home.rglob("*"), *(tmp_path / "reports").rglob("*")] if p.is_file()]
+    places = (home, prefect_server["home"], tmp_path / "reports")  # the Prefect server keeps the runs' records
+    files = [p for place in places for p in place.rglob("*") if p.is_file()]
     assert any(p.name.endswith(".db") for p in files), "Prefect's run records were not found"
     assert any(p.suffix == ".html" for p in files)
     for path in files:

@@ -73,8 +73,8 @@ def test_a_failing_report_names_table_and_cell_and_keeps_the_notebook(cli, tmp_p
     assert out.returncode == 1
     text = out.stdout + out.stderr
     assert "Report of table 'planes' failed in cell" in text and "ValueError: no planes today" in text
-    kept = json.loads((tmp_path / "reports" / "planes.ipynb").read_text())
+    kept = json.loads((tmp_path / "reports" / "default" / "planes.ipynb").read_text())
     assert any(o.get("ename") == "ValueError" for c in kept["cells"] for o in c.get("outputs", []))
-    assert (tmp_path / "reports" / "airlines.html").exists(), "the other table's report is still rendered"
-    index = (tmp_path / "reports" / "index.html").read_text()
+    assert (tmp_path / "reports" / "default" / "airlines.html").exists(), "the other table's report is still rendered"
+    index = (tmp_path / "reports" / "default" / "index.html").read_text()
     assert "no planes today" in index and 'href="airlines.html"' in index

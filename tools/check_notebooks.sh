@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The notebooks are the source. Fails when a notebook is not clean (nbdev_clean changes it) or when my_package/
-# is not exactly what the notebooks export (nbdev_export changes it, or a module has no notebook behind it).
+# is not exactly what the notebooks export (nbdev_export changes it, or a module has no notebook behind it), report
+# notebooks of nbs/tables/ included (the package ships copies of them).
 # Compares against a copy taken before, so it also works on a tree with uncommitted changes. It leaves the
 # cleaned notebooks and the fresh export in place: after a failure, review and commit them.
 set -uo pipefail
@@ -31,6 +32,15 @@ for py in $(find my_package -name '*.py' ! -name '__init__.py' ! -name '_modidx.
     status=1
   elif [ ! -f "$(dirname "$py")/$nb" ]; then
     echo "FAIL: $py says it comes from $nb, which does not exist: delete the stale module."
+    status=1
+  fi
+done
+
+# The report notebooks the package ships are nbdev_export's copies of nbs/tables/: none may outlive its source.
+for copy in my_package/notebooks/*.ipynb; do
+  [ -e "$copy" ] || continue
+  if [ ! -f "nbs/tables/$(basename "$copy")" ]; then
+    echo "FAIL: $copy is a copy of nbs/tables/$(basename "$copy"), which does not exist: delete the copy."
     status=1
   fi
 done

@@ -22,9 +22,9 @@ def start_server(port: int, home: Path, log: Path, timeout: float = 180) -> subp
 
 
 def start_worker(prefect: Path, name: str, cwd: Path, env: dict, log: Path) -> subprocess.Popen:
-    "Start a process worker `name` on the pipeline pool (one flow run at a time), polling every second."
-    return subprocess.Popen(
-        [str(prefect), "worker", "start", "--pool", WORK_POOL, "--name", name, "--limit", "1"],
+    "Start a process worker `name` on the pipeline pool (two flow runs at a time), polling every second."
+    return subprocess.Popen(  # two: a deployed ingest-all holds one slot while it waits for the tables it fanned out
+        [str(prefect), "worker", "start", "--pool", WORK_POOL, "--name", name, "--limit", "2"],
         cwd=cwd,
         env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
         stdout=open(log, "w"),
@@ -55,6 +55,32 @@ def run_deployments(api: str, names: list[str], timeout: float = 900) -> list:
                 return runs
             time.sleep(0.25)
     raise TimeoutError(f"runs did not finish in {timeout} s: {[(r.name, r.state and r.state.type) for r in runs]}")
+
+
+def deployment_runs(api: str, name: str) -> list:
+    "Every flow run of the deployment `name` (whose flow has the same name), oldest first."
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{name}/{name}")
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])))
+    return sorted(runs, key=lambda r: r.created)
+
+
+def settled_runs(api: str, name: str, quiet: float = 20, timeout: float = 600) -> list:
+    "The runs of deployment `name` once all have ended and no new one has come for `quiet` seconds."
+    deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        runs = [r for r in deployment_runs(api, name) if not r.auto_scheduled]  # not the cron schedule's runs
+        state = [(r.id, r.state and r.state.type.value) for r in runs]
+        if state != seen:
+            seen, since = state, time.monotonic()
+        elif all(s in TERMINAL for _, s in state) and time.monotonic() - since >= quiet:
+            return runs
+        time.sleep(1)
+    raise TimeoutError(f"runs of {name} did not settle in {timeout} s: {seen}")
 
 
 def read_artifacts(api: str, key: str) -> list[str]:

@@ -20,9 +20,9 @@ from .settings import PipelineError, SettingsError
 
 # %% auto #0
 __all__ = ['PROBE', 'DatabaseUnavailableError', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
-           'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'query_columns', 'raw_sql', 'first_line',
-           'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key',
-           'has_key']
+           'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'query_columns', 'raw_sql', 'compile_sql',
+           'first_line', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
+           'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/01_common.db.ipynb #1ea64a99
 class DatabaseUnavailableError(PipelineError):
@@ -175,6 +175,13 @@ def query_columns(engine: Engine, sql: str) -> list[sa.Column]:
 def raw_sql(conn: sa.Connection, sql: str) -> sa.CursorResult:
     "Run SQL text exactly as written, with no bound values (a `%` stays a `%` whatever the driver's placeholders)."
     return conn.exec_driver_sql(sql.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else sql)
+
+# %% ../../nbs/01_common.db.ipynb #1e1cfa65
+def compile_sql(engine: Engine, stmt: sa.Executable) -> str:
+    "SQL text for `stmt` in the dialect of `engine`, bound values rendered as quoted literals."
+    sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    # for drivers whose placeholders are %s, SQLAlchemy writes a literal % as %%; ADBC and COPY take the text as is
+    return sql.replace("%%", "%") if engine.dialect.paramstyle in ("format", "pyformat") else sql
 
 # %% ../../nbs/01_common.db.ipynb #1e1cfa62
 def first_line(error: BaseException) -> str:

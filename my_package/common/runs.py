@@ -88,6 +88,7 @@ class RunOutcome:
     step: str | None = None  # the task that failed
     error: str | None = None  # its error, `Class: message`
     report: str | None = None  # the rendered report's HTML file
+    url: str | None = None  # the flow run's page in the Prefect UI (when a Prefect server serves one)
 
     @property
     def ok(self) -> bool:

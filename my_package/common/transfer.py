@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import drop_table, sqlite_file
+from .db import compile_sql, drop_table, sqlite_file
 from .settings import PipelineError
 
 # %% auto #0
@@ -191,7 +191,10 @@ def adbc_connection(engine: Engine):
     if sqlite_file(engine):
         import adbc_driver_sqlite.dbapi
 
-        return adbc_driver_sqlite.dbapi.connect(sqlite_file(engine))
+        conn = adbc_driver_sqlite.dbapi.connect(sqlite_file(engine))
+        with contextlib.closing(conn.cursor()) as cur:  # wait for a parallel load's write, as sqlite3 does (30 s)
+            cur.execute("PRAGMA busy_timeout = 30000")
+        return conn
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
 
@@ -200,13 +203,6 @@ def adbc_connection(engine: Engine):
 
 # %% ../../nbs/02_common.transfer.ipynb #a5461556
 log = logging.getLogger("my_package")
-
-
-def _compile(engine: Engine, stmt: sa.Executable) -> str:
-    "SQL text for `stmt` in the dialect of `engine`, bound values rendered as quoted literals."
-    sql = str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-    # for drivers whose placeholders are %s, SQLAlchemy writes a literal % as %%; ADBC and COPY take the text as is
-    return sql.replace("%%", "%") if engine.dialect.paramstyle in ("format", "pyformat") else sql
 
 # %% ../../nbs/02_common.transfer.ipynb #e5a9c4a3
 def _adbc_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Table]:
@@ -284,14 +280,14 @@ def read_batches(
     targets = targets or {}
     if fast and adbc_supported(engine):
         try:
-            for table in _adbc_batches(engine, _compile(engine, stmt), chunk_size):
+            for table in _adbc_batches(engine, compile_sql(engine, stmt), chunk_size):
                 yield conform_table(table, targets)
         except Exception as exc:  # only SQLite's type inference is recoverable; anything else is a real error
             if engine.url.get_backend_name() == "sqlite" and "Type mismatch" in str(exc):
                 raise RestartRead(str(exc)) from exc
             raise
     elif sqlite_file(engine):
-        yield from _sqlite3_batches(engine, _compile(engine, stmt), chunk_size, targets)
+        yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets)
     else:
         for table in _pandas_batches(engine, stmt, chunk_size):
             yield conform_table(table, targets)
@@ -435,7 +431,7 @@ def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: s
         target.create(wh)
         reader, writer = src.connection.driver_connection.cursor(), wh.connection.driver_connection.cursor()
         with (
-            reader.copy(f"COPY ({_compile(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
+            reader.copy(f"COPY ({compile_sql(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
             writer.copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
         ):
             for data in out:

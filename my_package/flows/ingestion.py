@@ -5,17 +5,22 @@
 # %% ../../nbs/31_flows.ingestion.ipynb #ff4c39e1
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from prefect import Flow, flow
 from prefect.states import Failed
 
 from ..common.runs import RunOutcome, TableLoadError
-from ..common.settings import load_settings
+from ..common.settings import load_settings, transform_order
 from .factory import create_ingestion_flow
+from .transform import transform_flows
 
 # %% auto #0
-__all__ = ['REGISTRY', 'PROGRESS', 'ingestion_flows', 'outcome_of', 'run_ingestion', 'ingest_all']
+__all__ = ['REGISTRY', 'PROGRESS', 'ingestion_flows', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'fan_out',
+           'ingest_all']
 
 # %% ../../nbs/31_flows.ingestion.ipynb #28cd4629
 REGISTRY = load_settings()
@@ -32,7 +37,7 @@ PROGRESS: list[Callable[[str, RunOutcome | None], None]] = []  # the command lin
 
 
 def outcome_of(name: str, state) -> RunOutcome:
-    "The `RunOutcome` a table flow's final `state` carries (failed ones included)."
+    "The `RunOutcome` a flow's final `state` carries (failed ones included)."
     if state.is_completed():
         return state.result()
     error = state.result(raise_on_failure=False)
@@ -41,26 +46,91 @@ def outcome_of(name: str, state) -> RunOutcome:
     return RunOutcome(name, "failed", error=(state.message or "").removeprefix("Flow run encountered an exception: "))
 
 # %% ../../nbs/31_flows.ingestion.ipynb #4611bce1
-def run_ingestion(tables: list[str], profile: str | None = None, report: bool | None = None) -> list[RunOutcome]:
-    "Run the flow of each of `tables`, in order; return one outcome per table, failed ones included."
-    flows, results = ingestion_flows(), []
-    for name in tables:
-        for show in PROGRESS:
-            show(name, None)
-        results.append(outcome_of(name, flows[name](profile=profile, report=report, return_state=True)))
-        for show in PROGRESS:
-            show(name, results[-1])
-    return results
+def run_flow(name: str, flow: Flow, profile: str | None, report: bool | None) -> RunOutcome:
+    "Run one table's or transform's flow, telling `PROGRESS` before and after; return its outcome."
+    for show in PROGRESS:
+        show(name, None)
+    outcome = outcome_of(name, flow(profile=profile, report=report, return_state=True))
+    for show in PROGRESS:
+        show(name, outcome)
+    return outcome
+
+# %% ../../nbs/31_flows.ingestion.ipynb #4611bce3
+def skipped(name: str, inputs: tuple[str, ...], done: dict[str, RunOutcome]) -> RunOutcome | None:
+    "The outcome of a transform skipped because an input failed in this run, or None when it may run."
+    failed = [i for i in inputs if i in done and not done[i].ok]
+    return RunOutcome(name, "skipped", "transform", error=f"input {', '.join(failed)} failed") if failed else None
+
+# %% ../../nbs/31_flows.ingestion.ipynb #4611bce5
+def run_in_order(
+    names: list[str], inputs: dict[str, tuple[str, ...]], start: Callable[[str], RunOutcome], parallel: int
+) -> list[RunOutcome]:
+    "`start` each of `names` once its `inputs` among them have finished, `parallel` at a time; outcomes in `names`' order."
+    done, running, waiting = {}, {}, list(names)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        while waiting or running:
+            for name in [n for n in waiting if all(i in done for i in inputs.get(n, ()) if i in names)]:
+                waiting.remove(name)
+                outcome = skipped(name, inputs.get(name, ()), done)
+                if outcome:
+                    done[name] = outcome
+                else:
+                    running[pool.submit(contextvars.copy_context().run, start, name)] = name
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[running.pop(future)] = future.result()
+    return [done[name] for name in names]
+
+# %% ../../nbs/31_flows.ingestion.ipynb #4611bce8
+def fan_out(names: list[str], profile: str | None, report: bool | None, poll: float = 2.0) -> list[RunOutcome]:
+    "Start the deployment of each table in `names`, wait until all have ended, and return their outcomes."
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    parameters = {"profile": profile, "report": report}
+    flow_names = {name: REGISTRY.entry(name).flow_name for name in names}
+    started = {name: run_deployment(f"{f}/{f}", parameters=parameters, timeout=0) for name, f in flow_names.items()}
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = {name: client.read_flow_run(run.id) for name, run in started.items()}
+            if all(r.state and r.state.is_final() for r in runs.values()):
+                break
+            time.sleep(poll)
+    return [
+        RunOutcome(
+            name,
+            "ok" if r.state.is_completed() else "failed",
+            error=None if r.state.is_completed() else r.state.message,
+        )
+        for name, r in runs.items()
+    ]
 
 # %% ../../nbs/31_flows.ingestion.ipynb #4611bce2
-@flow(name="ingest-all")  # no alert of its own: each failed table flow has sent one
-def ingest_all(tables: list[str] | None = None, profile: str | None = None, report: bool | None = None):
-    "Ingest every registered table (or only `tables`); fail when any table failed."
-    names = tables or list(REGISTRY.tables)
-    for name in names:
-        REGISTRY.table(name)  # an unknown name fails before anything runs
-    results = run_ingestion(names, profile, report)
-    failed = [r.name for r in results if not r.ok]
+@flow(name="ingest-all")  # no alert of its own: each failed flow has sent one
+def ingest_all(
+    tables: list[str] | None = None,
+    transforms: list[str] | None = None,
+    profile: str | None = None,
+    report: bool | None = None,
+    parallel: int | None = None,
+):
+    "Ingest every registered table (or only `tables`), then build every transform (or only `transforms`)."
+    from prefect.runtime import deployment
+
+    names = list(REGISTRY.tables) if tables is None else tables
+    wanted = list(REGISTRY.transforms) if transforms is None else transforms
+    for name in [*names, *wanted]:
+        REGISTRY.entry(name)  # an unknown name fails before anything runs
+    if deployment.id:  # deployed: the pool's workers share the tables; the transforms follow their triggers
+        results = fan_out(names, profile, report)
+    else:
+        flows = ingestion_flows() | transform_flows()
+        order = [*names, *[t for t in transform_order(REGISTRY) if t in wanted]]
+        inputs = {name: spec.inputs for name, spec in REGISTRY.transforms.items()}
+        start = lambda name: run_flow(name, flows[name], profile, report)  # noqa: E731
+        results = run_in_order(order, inputs, start, parallel or REGISTRY.pipeline.parallel)
+    failed = [r.name for r in results if r.status == "failed"]
     if failed:
-        return Failed(message=f"{len(failed)} of {len(results)} tables failed: {', '.join(failed)}", data=results)
+        return Failed(message=f"{len(failed)} of {len(results)} failed: {', '.join(failed)}", data=results)
     return results

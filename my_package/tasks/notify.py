@@ -81,7 +81,7 @@ def alert_on_failure(flow, flow_run, state) -> None:
     error, settings, report = failed_run(state), None, None
     with contextlib.suppress(Exception):
         settings = error.run.settings if error and error.run else load_settings()
-        page = reports_dir(settings) / f"{error.outcome.name}.html"
+        page = reports_dir(settings, error.run.profile.name) / f"{error.outcome.name}.html"
         report = str(page) if page.exists() else None
     message = failure_message(flow.name, flow_run.name, error and error.outcome, state.message or "", report)
     try:

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ..common.reports import ReportError, ReportResult, render_report, reports_dir, write_index
+from ..common.reports import ReportError, ReportResult, render_report, write_index
 from ..common.runs import RunOutcome, TableRun, resolve_run
 from ..common.settings import load_settings
 from .runtime import task_logger
@@ -56,10 +56,8 @@ def render_reports(tables: list[str] | None = None, profile: str | None = None) 
             failed[name] = str(outcome) if isinstance(outcome, ReportError) else f"{type(outcome).__name__}: {outcome}"
             outcome = ReportResult(name, error=failed[name])
         results.append(outcome)
-    out = reports_dir(settings)
-    out.mkdir(parents=True, exist_ok=True)
     if runs:
-        write_index(settings, runs[0].warehouse, out, failed)
+        write_index(settings, runs[0].warehouse, runs[0].profile.name, failed)
     if failed:
         return Failed(message=f"{len(failed)} report(s) failed: {', '.join(failed)}", data=results)
     return results

@@ -1,0 +1,131 @@
+"""The fast loop: one local Prefect server reused by every command, Prefect's settings applied by the kit itself,
+tables in parallel, and light commands that import neither Prefect nor pandas."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+from conftest import table_rows, write_project
+
+from my_package.common.db import make_engine
+
+
+def kit(*args: str, project, home, extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    "`python -m my_package ARGS` run directly in `project`, as a user types it: no make, no Prefect settings set."
+    env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "my_package", *args],
+        cwd=project,
+        env={**env, **(extra or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def api_post(url: str) -> list[dict]:
+    "POST an empty filter to a Prefect REST endpoint; return what it lists."
+    request = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def runs_of(api: str, flow: str) -> list[dict]:
+    "The flow runs of the flow named `flow` on the Prefect server at `api`, found through its REST API."
+    ids = {f["id"] for f in api_post(f"{api}/flows/filter") if f["name"] == flow}
+    return [r for r in api_post(f"{api}/flow_runs/filter") if r["flow_id"] in ids]
+
+
+def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_path, demo_source):
+    from my_package.common.server import free_port
+
+    project, home = tmp_path / "project", tmp_path / "home"
+    home.mkdir()
+    write_project(project, ("airlines", "planes"), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    extra = {"PREFECT_PORT": str(free_port())}
+
+    started = kit("server", "start", project=project, home=home, extra=extra)
+    assert started.returncode == 0, started.stderr
+    api = json.loads((project / ".prefect" / "server.json").read_text())["api"]
+    try:
+        assert "Prefect server up" in kit("server", "status", project=project, home=home).stderr
+        for _ in range(2):
+            ran = kit("run", "airlines", "--no-reports", project=project, home=home)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            assert f"{api.removesuffix('/api')}/runs/flow-run/" in ran.stderr  # each run's page in the UI
+            assert "No Prefect server is up" not in ran.stderr
+        airlines = runs_of(api, "ingest-airlines")
+        assert [r["state_type"] for r in airlines] == ["COMPLETED", "COMPLETED"], airlines
+    finally:
+        stopped = kit("server", "stop", project=project, home=home)
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr
+    assert "No Prefect server is running" in kit("server", "status", project=project, home=home).stderr
+
+    after = kit("run", "planes", "--no-reports", project=project, home=home)  # no server: a temporary one, a hint
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "No Prefect server is up" in after.stderr and "server start" in after.stderr
+    assert table_rows(make_engine(f"sqlite:///{project / 'warehouse.db'}"), "planes")
+
+
+def test_run_typed_directly_keeps_prefect_out_of_home_and_quiet(tmp_path, demo_source):
+    project, home = tmp_path / "project", tmp_path / "home"
+    home.mkdir()
+    write_project(project, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    ran = kit("run", "airlines", project=project, home=home)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert not (home / ".prefect").exists(), "Prefect wrote under ~/.prefect"
+    assert (project / ".prefect").is_dir(), "Prefect's state belongs under the project"
+    output = (ran.stdout + ran.stderr).lower()
+    for noise in ("telemetry", "analytics", "traceback", "warning"):
+        assert noise not in output, f"the run printed {noise!r}: {ran.stderr[-2000:]}"
+
+
+def test_tables_run_in_parallel_and_the_summary_keeps_its_order(cli, tmp_path, demo_source):
+    tables = ("airlines", "airports", "planes", "weather")
+    settings = write_project(
+        tmp_path,
+        tables,
+        f"sqlite:///{demo_source}",
+        "sqlite:///warehouse.db",
+        extra="\n[transform:fleet]\ninputs = planes\nprimary_key = manufacturer\n"
+        "sql = SELECT manufacturer, count(*) AS planes FROM planes GROUP BY manufacturer\n",
+    )
+    out = cli("run", "--all", "--parallel", "4", "--no-reports", settings=settings)
+    assert out.returncode == 0, out.stdout + out.stderr
+    progress = [line.split(":")[0].strip() for line in out.stderr.splitlines() if ": ok (" in line]
+    assert sorted(progress) == sorted([*tables, "fleet"]) and progress.index("fleet") > progress.index("planes")
+    summary = [line.split("│")[1].strip() for line in out.stdout.splitlines() if line.startswith("│")]
+    assert summary == [*tables, "fleet"], summary  # the order asked for, whatever order they finished in
+
+
+COMMANDS_WITHOUT_FLOWS = (["tables"], ["check"], ["deployments", "--check"], ["--help"], ["server", "status"])
+
+
+def test_commands_that_run_no_flow_import_neither_prefect_nor_pandas(tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///w.db")
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "my_package", "deployments", "--write"],
+            env={**os.environ, "MY_PACKAGE_SETTINGS": str(settings)},
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    for command in COMMANDS_WITHOUT_FLOWS:
+        code = (
+            "import sys\nfrom my_package.cli import main\n"
+            f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('prefect', 'pandas', 'papermill') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
+        assert out.stdout.strip().splitlines()[-1] == "[]", (command, out.stdout, out.stderr[-1000:])

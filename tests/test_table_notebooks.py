@@ -1,0 +1,77 @@
+"""Each table's own notebook: scaffolded, edited as a data scientist would, rendered in place of the generic one;
+reports kept apart per profile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nbformat
+import pandas as pd
+from conftest import write_project
+from test_transforms import fresh_copy
+
+from my_package.common.db import make_engine
+
+PLOT_CELL = """import matplotlib.pyplot as plt
+from my_package.common.reports import show
+
+weekly = pd.read_sql_table(table, warehouse).set_index("date")["temp_max"].resample("W").max()
+fig, ax = plt.subplots(figsize=(8, 3))
+weekly.plot(ax=ax, title="Warmest day of each week")
+show(fig, "A line chart of the warmest day of each week in Seattle.")"""
+
+
+def test_a_tables_own_notebook_is_scaffolded_edited_and_rendered(cli, tmp_path, demo_source):
+    project = fresh_copy(tmp_path / "clone")
+    (project / "data").mkdir()
+    shutil.copy(demo_source, project / "data" / "source.db")
+    source = make_engine(f"sqlite:///{project / 'data' / 'source.db'}")
+    seattle = pd.DataFrame({"date": pd.date_range("2023-01-01", periods=120, freq="D"), "temp_max": range(120)})
+    seattle.to_sql("seattle_weather", source, index=False)
+    settings = project / "settings.ini"
+
+    added = cli(
+        "new-table", "seattle_weather", "--source", "seattle_weather", "--key", "date", "--notebook", settings=settings
+    )
+    assert added.returncode == 0, added.stderr
+    page = project / "nbs" / "tables" / "seattle_weather.ipynb"
+    notebook = nbformat.read(page, as_version=4)
+    [parameters] = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert 'table = "seattle_weather"' in parameters.source
+    notebook.cells += [
+        nbformat.v4.new_markdown_cell("## Warm weeks\n\nThe warmest day of each week, for the field team."),
+        nbformat.v4.new_code_cell(PLOT_CELL),
+    ]
+    nbformat.write(notebook, page)  # as JupyterLab saves it
+
+    assert cli("run", "seattle_weather", "airlines", "--no-reports", settings=settings).returncode == 0
+    reported = cli("report", "seattle_weather", "airlines", settings=settings)
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    own = (project / "reports" / "default" / "seattle_weather.html").read_text()
+    assert "Warm weeks" in own and "The warmest day of each week, for the field team." in own
+    assert 'alt="A line chart of the warmest day of each week in Seattle."' in own and "data:image/png;base64" in own
+    generic = (project / "reports" / "default" / "airlines.html").read_text()
+    assert "Warm weeks" not in generic and "NULLs and distinct values per column" in generic  # the generic report
+    listed = " ".join(cli("tables", settings=settings).stdout.split())
+    assert "seattle_weather" in listed and "own notebook" in listed and "generic" in listed
+
+
+def test_reports_of_two_profiles_do_not_overwrite_each_other(cli, tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines", "planes"), f"sqlite:///{demo_source}", "sqlite:///dev.db")
+    settings.write_text(
+        settings.read_text() + f"\n[profile:prod]\nsource = sqlite:///{demo_source}\nwarehouse = sqlite:///prod.db\n"
+    )
+    for profile in ("default", "prod"):
+        out = cli("run", "airlines", "--profile", profile, settings=settings)
+        assert out.returncode == 0, out.stdout + out.stderr
+    reports = tmp_path / "reports"
+    for profile in ("default", "prod"):
+        executed = json.loads((reports / profile / "airlines.ipynb").read_text())
+        injected = "".join(
+            "".join(c["source"]) for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+        )
+        assert f'profile = "{profile}"' in injected, injected
+        assert '<a href="airlines.html">airlines</a>' in (reports / profile / "index.html").read_text()
+    top = (reports / "index.html").read_text()
+    assert '<a href="default/index.html">default</a>' in top and '<a href="prod/index.html">prod</a>' in top
