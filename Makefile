@@ -60,6 +60,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_deploy.py
 	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_transforms.py
+	$(PY) bench/bench_fast_loop.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
 	$(BIN)/nbdev_install_hooks

@@ -3,6 +3,7 @@
 For the flights table of the demo (loaded into a throwaway SQLite warehouse first), in one run:
   kit        my_package.common.reports.render_report: checks, papermill execution, HTML without code
   papermill  `papermill table_report.ipynb out.ipynb -p table flights -k python3` (execution only)
+  floor      papermill.execute_notebook of an empty notebook in this process (the kernel's start and stop)
 and, for all five demo tables, rendering one after the other vs the render-reports flow (2 threads, warm API).
 
 Run: make bench   (or .venv/bin/python bench/bench_reports.py [--runs 3])
@@ -60,6 +61,9 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="kit-bench-reports-"))
     apply_prefect_settings(base)
     settings_path = prepare(base)
+    import nbformat
+    from papermill import execute_notebook
+
     from my_package.common.reports import render_report
     from my_package.common.runs import resolve_run
     from my_package.common.settings import load_settings
@@ -83,12 +87,25 @@ def main() -> None:
         for _ in range(args.runs)
     ]
     plain_s = [timed(lambda: subprocess.run(papermill, check=True, capture_output=True)) for _ in range(args.runs)]
-    kit, plain = statistics.median(kit_s), statistics.median(plain_s)
+    empty = base / "empty.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), empty)
+    floor_s = [
+        timed(
+            lambda: execute_notebook(
+                str(empty), str(base / "empty-out.ipynb"), kernel_name="python3", progress_bar=False
+            )
+        )
+        for _ in range(args.runs)
+    ]
+    kit, plain, floor = statistics.median(kit_s), statistics.median(plain_s), statistics.median(floor_s)
     print(f"flights report, kit (execute + HTML):        {kit:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in kit_s)})")
     print(
         f"flights report, papermill CLI (execute only): {plain:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in plain_s)})"
     )
-    print(f"kit / papermill CLI = {kit / plain:.2f}")
+    print(
+        f"empty notebook, papermill (kernel floor):    {floor:6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in floor_s)})"
+    )
+    print(f"kit / papermill CLI = {kit / plain:.2f}   kit / kernel floor = {kit / floor:.2f}")
 
     from my_package.tasks.reports import render_reports
 

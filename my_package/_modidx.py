@@ -236,6 +236,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'my_package/common/server.py'),
                                           'my_package.common.server.running_server': ( 'common.server.html#running_server',
                                                                                        'my_package/common/server.py'),
+                                          'my_package.common.server.skip_slow_imports': ( 'common.server.html#skip_slow_imports',
+                                                                                          'my_package/common/server.py'),
                                           'my_package.common.server.start_project_server': ( 'common.server.html#start_project_server',
                                                                                              'my_package/common/server.py'),
                                           'my_package.common.server.start_server': ( 'common.server.html#start_server',

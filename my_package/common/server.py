@@ -18,9 +18,9 @@ from pathlib import Path
 from .settings import PipelineError
 
 # %% auto #0
-__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'prefect_settings', 'healthy', 'state_file', 'running_server',
-           'apply_prefect_settings', 'prepare_notebook_tests', 'free_port', 'wait_until_healthy', 'start_server',
-           'stop_process', 'start_project_server', 'stop_project_server']
+__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'running_server',
+           'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests', 'free_port', 'wait_until_healthy',
+           'start_server', 'stop_process', 'start_project_server', 'stop_project_server']
 
 # %% ../../nbs/11_common.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -58,9 +58,22 @@ def running_server(project: Path) -> str | None:
         return None
     return api if healthy(api, timeout=1) else None
 
+# %% ../../nbs/11_common.server.ipynb #a100000b1
+SLOW_IMPORTS = ("rfc3987_syntax",)  # modules the kit's processes never need, whose import alone costs seconds
+
+
+def skip_slow_imports() -> None:
+    "Make `SLOW_IMPORTS` unimportable in this process (their importers carry on without them)."
+    # jsonschema, which Prefect imports, imports rfc3987-syntax when it is installed (JupyterLab brings it) to check
+    # IRIs; that builds 38 Lark grammars, about 2 s on every command. The kit never validates an IRI, and jsonschema
+    # skips that check on ImportError, which a None in sys.modules gives. No setting of either library does this.
+    for name in SLOW_IMPORTS:
+        sys.modules.setdefault(name, None)
+
 # %% ../../nbs/11_common.server.ipynb #a100000c
 def apply_prefect_settings(project: Path) -> str | None:
     "Put the kit's Prefect settings into this process's environment and return the local server's API, if up."
+    skip_slow_imports()
     for key, value in prefect_settings(project).items():
         os.environ.setdefault(key, value)
     api = os.environ.get("PREFECT_API_URL") or running_server(project)

@@ -1,0 +1,158 @@
+"""Benchmark: the loop a user feels, as the wall time of the command typed, side by side in one run.
+
+  run airlines     `python -m my_package run airlines` with the project's local server up vs with none (Prefect
+                   then starts a temporary server inside the command); the goal is under 3 s with the server up
+  run flights      the same command for flights (336,776 rows) vs SQLite copying the table by itself
+  run --all        20 small registered tables, `--parallel 1` vs `--parallel 4`, with the server up
+  make run         the warm `make run` of this checkout (installed, demo source built), with no server up
+
+Each command runs in a throwaway project directory, as typed: no make, no Prefect variables in the environment.
+Run: make bench   (or .venv/bin/python bench/bench_fast_loop.py [--runs 3] [--no-make-run])
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ("airlines", "airports", "planes")  # the 20 small tables are copies of these, under new names
+
+
+def clean_env() -> dict[str, str]:
+    "The environment of a user's shell: no Prefect or kit variables."
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MY_PACKAGE_"))}
+
+
+def kit(project: Path, *args: str) -> float:
+    "Seconds that `python -m my_package ARGS` takes in `project`; fail loudly when it fails."
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "my_package", *args], cwd=project, env=clean_env(), capture_output=True, text=True
+    )
+    took = time.perf_counter() - start
+    if out.returncode != 0:
+        raise SystemExit(f"`{' '.join(args)}` failed in {project}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return took
+
+
+def median(fn, runs: int) -> tuple[float, list[float]]:
+    "The median of `runs` calls of `fn` (which returns seconds), and every figure."
+    figures = [fn() for _ in range(runs)]
+    return statistics.median(figures), figures
+
+
+def line(label: str, seconds: float, figures: list[float]) -> str:
+    "One row of the side-by-side output."
+    return f"  {label:52} {seconds:7.2f} s  ({', '.join(f'{s:.2f}' for s in figures)})"
+
+
+def project_with(base: Path, tables: tuple[str, ...]) -> Path:
+    "A project in `base` registering the demo `tables` (source built under data/)."
+    from my_package.common.demo import write_example_project
+
+    write_example_project(base, tables)
+    return base
+
+
+def twenty_small_tables(base: Path) -> Path:
+    "A project whose source holds 20 small tables (copies of airlines, airports and planes under new names)."
+    from my_package.common.demo import DEMO_KEYS, example_settings
+
+    project_with(base, SMALL)
+    names = [(f"small_{i:02d}", SMALL[i % len(SMALL)]) for i in range(20)]
+    with sqlite3.connect(base / "data" / "source.db") as conn:
+        for name, like in names:
+            conn.execute(f"CREATE TABLE {name} AS SELECT * FROM {like}")
+    text = example_settings((), "sqlite:///data/source.db", "sqlite:///data/warehouse.db")
+    text += "".join(
+        f"\n[table:{name}]\nsource_table = {name}\nprimary_key = {DEMO_KEYS[like]}\n" for name, like in names
+    )
+    (base / "settings.ini").write_text(text)
+    return base
+
+
+def database_copy(source: Path, table: str) -> float:
+    "Seconds SQLite takes to copy `table` from `source` into a fresh warehouse file by itself (the floor)."
+    target = source.parent / "floor.db"
+    target.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with sqlite3.connect(target) as conn:
+        conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+        conn.execute(f"CREATE TABLE {table} AS SELECT * FROM src.{table}")
+    return time.perf_counter() - start
+
+
+def with_server(project: Path, work) -> None:
+    "Run `work()` with the project's local Prefect server up; stop it afterwards."
+    kit(project, "server", "start")
+    try:
+        work()
+    finally:
+        kit(project, "server", "stop")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs per figure; the median is shown")
+    p.add_argument("--no-make-run", action="store_true", help="skip the warm `make run` of this checkout")
+    args = p.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="kit-bench-loop-"))
+    try:
+        demo = project_with(base / "demo", ("airlines", "flights"))
+        small = twenty_small_tables(base / "small")
+        results: dict[str, tuple[float, list[float]]] = {}
+        results["no server"] = median(lambda: kit(demo, "run", "airlines"), args.runs)
+
+        def served() -> None:
+            results["server up"] = median(lambda: kit(demo, "run", "airlines"), args.runs)
+            results["flights"] = median(lambda: kit(demo, "run", "flights"), args.runs)
+
+        with_server(demo, served)
+        results["floor"] = median(lambda: database_copy(demo / "data" / "source.db", "flights"), args.runs)
+
+        def parallel() -> None:
+            for n in (1, 4):
+                results[f"parallel {n}"] = median(
+                    lambda n=n: kit(small, "run", "--all", "--parallel", str(n), "--no-reports"), args.runs
+                )
+
+        with_server(small, parallel)
+
+        print("run airlines (16 rows; the report renders in the background with the server up):")
+        print(line("local server up (python -m my_package server start)", *results["server up"]))
+        print(line("no server (a temporary one per command)", *results["no server"]))
+        print(f"  no server / server up = {results['no server'][0] / results['server up'][0]:.1f}x")
+        print("run flights (336,776 rows, SQLite -> SQLite, server up):")
+        print(line("python -m my_package run flights", *results["flights"]))
+        print(line("SQLite's own copy (ATTACH; CREATE TABLE AS SELECT)", *results["floor"]))
+        print(f"  kit / database = {results['flights'][0] / results['floor'][0]:.1f}x")
+        print("run --all over 20 small tables (server up, --no-reports):")
+        print(line("--parallel 1", *results["parallel 1"]))
+        print(line("--parallel 4", *results["parallel 4"]))
+        print(f"  sequential / parallel = {results['parallel 1'][0] / results['parallel 4'][0]:.2f}x")
+        if not args.no_make_run:
+            make = ["make", "-C", str(ROOT), "--no-print-directory", "run"]
+            subprocess.run(make, env=clean_env(), check=True, capture_output=True)  # warm: installed, demo built
+
+            def make_run() -> float:
+                start = time.perf_counter()
+                subprocess.run(make, env=clean_env(), check=True, capture_output=True)
+                return time.perf_counter() - start
+
+            print("make run, warm (this checkout; 5 tables, 1 transform, reports waited for; no server up):")
+            print(line("make run", *median(make_run, 1)))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
