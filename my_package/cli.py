@@ -20,7 +20,7 @@ from rich.table import Table
 from .common.settings import PipelineError, Settings, UnknownNameError, find_settings_path, load_settings
 
 # %% auto #0
-__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_run_lines', 'tables', 'report_kind', 'transforms_table',
+__all__ = ['app', 'console', 'ProfileOption', 'demo', 'last_run_lines', 'tables', 'report_kind', 'run_cells', 'transforms_table',
            'summary_table', 'table_progress', 'progress_line', 'selected_entries', 'run_pipeline', 'run',
            'local_server', 'server_hint', 'render_in_background', 'render_and_print', 'report', 'table_section',
            'start_report_notebook', 'new_table', 'transform_section', 'new_transform', 'deployments', 'prefect_command',
@@ -95,16 +95,7 @@ def tables(profile: ProfileOption = None) -> None:
         )
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
         key, when = ", ".join(spec.primary_key), spec.schedule or "-"
-        out.add_row(
-            spec.name,
-            source,
-            key,
-            mode,
-            when,
-            spec.flow_name,
-            report_kind(settings, spec.name),
-            last.get(spec.name, "never"),
-        )
+        out.add_row(spec.name, source, key, mode, when, *run_cells(settings, spec, last))
     Console().print(out)
     if settings.transforms:
         Console().print(transforms_table(settings, last))
@@ -116,6 +107,11 @@ def report_kind(settings: Settings, name: str) -> str:
 
     return "own notebook" if own_notebook(settings, name) else "generic"
 
+# %% ../nbs/40_cli.ipynb #acce418a1
+def run_cells(settings: Settings, spec, last: dict[str, str]) -> tuple[str, str, str]:
+    "The last three cells of a table's or transform's row in `tables`: its flow, its report, its latest run."
+    return spec.flow_name, report_kind(settings, spec.name), last.get(spec.name, "never")
+
 # %% ../nbs/40_cli.ipynb #acce418b
 def transforms_table(settings: Settings, last: dict[str, str]) -> Table:
     "The transforms as a rich table: inputs, what builds them, key, schedule, flow, latest run."
@@ -125,16 +121,7 @@ def transforms_table(settings: Settings, last: dict[str, str]) -> Table:
     for spec in settings.transforms.values():
         built_by = escape(f"sql: {spec.sql[:40]}" if spec.sql else spec.function)
         key, when = ", ".join(spec.primary_key), spec.schedule or "on its inputs"
-        out.add_row(
-            spec.name,
-            ", ".join(spec.inputs),
-            built_by,
-            key,
-            when,
-            spec.flow_name,
-            report_kind(settings, spec.name),
-            last.get(spec.name, "never"),
-        )
+        out.add_row(spec.name, ", ".join(spec.inputs), built_by, key, when, *run_cells(settings, spec, last))
     return out
 
 # %% ../nbs/40_cli.ipynb #ed73e829

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prefect import Flow, flow
 
@@ -27,7 +27,7 @@ from ..tasks.runtime import task_logger
 
 # %% auto #0
 __all__ = ['STAGES', 'log_run', 'dropped_on_failure', 'ui_url', 'refresh_table', 'create_flow', 'create_ingestion_flow',
-           'create_transform_flow']
+           'create_transform_flow', 'bind_flows']
 
 # %% ../../nbs/30_flows.factory.ipynb #ce6a2c73
 def log_run(run: TableRun, outcome: RunOutcome) -> None:
@@ -111,3 +111,10 @@ def create_ingestion_flow(table: str) -> Flow:
 def create_transform_flow(name: str) -> Flow:
     "The flow `transform-<name>` of the transform `name`."
     return create_flow("transform", name)
+
+# %% ../../nbs/30_flows.factory.ipynb #b4f9b521
+def bind_flows(namespace: dict, names: Iterable[str], create: Callable[[str], Flow], prefix: str) -> dict[str, Flow]:
+    "Create the flow of each of `names` and bind it in `namespace` as `<prefix><name>`; return them by name."
+    flows = {name: create(name) for name in names}  # module-level names: what deployments' entrypoints import
+    namespace.update({f"{prefix}{name}": made for name, made in flows.items()})
+    return flows

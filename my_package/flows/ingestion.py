@@ -15,22 +15,21 @@ from prefect.states import Failed
 
 from ..common.runs import RunOutcome, TableLoadError
 from ..common.settings import load_settings, transform_order
-from .factory import create_ingestion_flow
+from .factory import bind_flows, create_ingestion_flow
 from .transform import transform_flows
 
 # %% auto #0
-__all__ = ['REGISTRY', 'PROGRESS', 'ingestion_flows', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'fan_out',
-           'ingest_all']
+__all__ = ['REGISTRY', 'INGESTION_FLOWS', 'PROGRESS', 'ingestion_flows', 'outcome_of', 'run_flow', 'skipped', 'run_in_order',
+           'fan_out', 'ingest_all']
 
 # %% ../../nbs/31_flows.ingestion.ipynb #28cd4629
 REGISTRY = load_settings()
-for _name in REGISTRY.tables:
-    globals()[f"ingest_{_name}"] = create_ingestion_flow(_name)
+INGESTION_FLOWS = bind_flows(globals(), REGISTRY.tables, create_ingestion_flow, "ingest_")
 
 # %% ../../nbs/31_flows.ingestion.ipynb #28cd462a
 def ingestion_flows() -> dict[str, Flow]:
     "The flow of each registered table, by table name."
-    return {name: globals()[f"ingest_{name}"] for name in REGISTRY.tables}
+    return dict(INGESTION_FLOWS)
 
 # %% ../../nbs/31_flows.ingestion.ipynb #4611bce0
 PROGRESS: list[Callable[[str, RunOutcome | None], None]] = []  # the command line's progress display, when it runs

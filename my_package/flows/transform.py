@@ -8,17 +8,16 @@ from __future__ import annotations
 from prefect import Flow
 
 from ..common.settings import load_settings
-from .factory import create_transform_flow
+from .factory import bind_flows, create_transform_flow
 
 # %% auto #0
-__all__ = ['REGISTRY', 'transform_flows']
+__all__ = ['REGISTRY', 'TRANSFORM_FLOWS', 'transform_flows']
 
 # %% ../../nbs/32_flows.transform.ipynb #fae41dbe
 REGISTRY = load_settings()
-for _name in REGISTRY.transforms:
-    globals()[f"transform_{_name}"] = create_transform_flow(_name)
+TRANSFORM_FLOWS = bind_flows(globals(), REGISTRY.transforms, create_transform_flow, "transform_")
 
 # %% ../../nbs/32_flows.transform.ipynb #fae41dbf
 def transform_flows() -> dict[str, Flow]:
     "The flow of each transform, by name."
-    return {name: globals()[f"transform_{name}"] for name in REGISTRY.transforms}
+    return dict(TRANSFORM_FLOWS)
