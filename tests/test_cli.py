@@ -122,3 +122,34 @@ def test_check_passes_on_a_sound_project(cli, tmp_path, demo_source):
     out = cli("check", settings=settings)
     assert out.returncode == 0, out.stderr
     assert "look right (2 tables)" in " ".join(out.stderr.split())
+
+
+READ_COUNTER = """
+import atexit, builtins, io, os
+
+_settings, _reads, _open = os.path.realpath(os.environ["MY_PACKAGE_SETTINGS"]), [], io.open
+
+
+def _counting_open(file, *args, **kwargs):
+    if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == _settings:
+        _reads.append(file)
+    return _open(file, *args, **kwargs)
+
+
+builtins.open = io.open = _counting_open  # every way Python opens a file: open(), io.open, Path.read_text
+atexit.register(lambda: _open(os.environ["SETTINGS_READS"], "a").write(f"{len(_reads)}\\n"))
+"""
+
+
+def test_one_run_reads_settings_ini_once(cli, tmp_path, demo_source):
+    settings = write_project(
+        tmp_path / "project", ("airlines", "flights"), f"sqlite:///{demo_source}", "sqlite:///w.db"
+    )
+    hook, reads = tmp_path / "hook", tmp_path / "reads.txt"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(READ_COUNTER)  # loaded by every Python process the command starts
+    out = cli(
+        "run", "flights", "--no-reports", settings=settings, env={"PYTHONPATH": str(hook), "SETTINGS_READS": str(reads)}
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert reads.read_text().split() == ["1"], f"settings.ini was read {reads.read_text().split()} times (per process)"
