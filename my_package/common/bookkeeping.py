@@ -18,8 +18,8 @@ from .db import add_missing_columns
 from .runs import RunOutcome
 
 # %% auto #0
-__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'encode_watermark', 'decode_watermark', 'write_state',
-           'read_state', 'record_run', 'latest_runs', 'last_runs']
+__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'encode_watermark', 'decode_watermark', 'create_once',
+           'write_state', 'read_state', 'record_run', 'latest_runs', 'last_runs']
 
 # %% ../../nbs/05_common.bookkeeping.ipynb #e5a00007
 BOOKKEEPING = sa.MetaData()  # the kit's own tables in the warehouse
@@ -57,11 +57,20 @@ def decode_watermark(text: str | None) -> Any:
         return dt.date.fromisoformat(d["date"])
     return d["value"]
 
+# %% ../../nbs/05_common.bookkeeping.ipynb #e5a0000a9
+def create_once(conn: sa.Connection, table: sa.Table) -> None:
+    "Create the bookkeeping `table` when it is missing, safely when several loads find it missing at once."
+    if sa.inspect(conn).has_table(table.name):
+        return
+    if conn.dialect.name == "postgresql":  # two CREATE TABLE IF NOT EXISTS at once can both try: one waits here
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"my_package.create.{table.name}"))))
+    table.create(conn, checkfirst=True)
+
 # %% ../../nbs/05_common.bookkeeping.ipynb #e5a0000b
 def write_state(conn: sa.Connection, table: str, mode: str, watermark: str | None, rows: int) -> None:
     "Record a load of `table` inside the caller's transaction (the same one that publishes the rows)."
     st = STATE
-    st.create(conn, checkfirst=True)
+    create_once(conn, st)
     conn.execute(sa.delete(st).where(st.c.table_name == table))
     now = dt.datetime.now(dt.UTC)
     conn.execute(sa.insert(st).values(table_name=table, mode=mode, watermark=watermark, rows=rows, loaded_at=now))
@@ -96,7 +105,7 @@ def record_run(warehouse: Engine, outcome: RunOutcome) -> None:
     "Append one run's outcome to the run log (which gains any column an older kit did not have)."
     runs = RUNS
     with warehouse.begin() as conn:
-        runs.create(conn, checkfirst=True)
+        create_once(conn, runs)
         add_missing_columns(conn, RUNS_TABLE, list(runs.columns))
         conn.execute(
             sa.insert(runs).values(
