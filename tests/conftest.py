@@ -206,3 +206,22 @@ class Webhook:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+HEAVY_MODULES = ("prefect", "pandas", "pyarrow", "papermill")
+
+
+def heavy_imports(command: list[str], settings: Path, home: Path) -> subprocess.CompletedProcess:
+    "Run the CLI `command` in a fresh process; its last stdout line lists the `HEAVY_MODULES` it imported."
+    code = (
+        "import sys\nfrom my_package.cli import main\n"
+        f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(home)},
+    )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
-from conftest import ROOT, table_rows, write_project
+from conftest import ROOT, heavy_imports, table_rows, write_project
 
 from my_package.common.db import make_engine
 
@@ -81,17 +79,6 @@ def test_every_command_has_help_with_an_example_and_wrong_arguments_exit_2(cli, 
 
 def test_tables_imports_neither_prefect_nor_pandas(tmp_path):
     settings = write_project(tmp_path, ("airlines",), "sqlite:///s.db", "sqlite:///w.db")
-    code = (
-        "import sys\nfrom my_package.cli import main\n"
-        "try:\n    main(['tables'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('prefect', 'pandas', 'pyarrow', 'papermill') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-    )
+    out = heavy_imports(["tables"], settings, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

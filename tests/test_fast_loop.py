@@ -9,7 +9,7 @@ import subprocess
 import sys
 import urllib.request
 
-from conftest import table_rows, write_project
+from conftest import heavy_imports, table_rows, write_project
 
 from my_package.common.db import make_engine
 
@@ -116,16 +116,5 @@ def test_commands_that_run_no_flow_import_neither_prefect_nor_pandas(tmp_path, d
         == 0
     )
     for command in COMMANDS_WITHOUT_FLOWS:
-        code = (
-            "import sys\nfrom my_package.cli import main\n"
-            f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('prefect', 'pandas', 'papermill') if m in sys.modules))"
-        )
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        )
+        out = heavy_imports(command, settings, tmp_path)
         assert out.stdout.strip().splitlines()[-1] == "[]", (command, out.stdout, out.stderr[-1000:])
