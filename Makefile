@@ -40,16 +40,17 @@ browser: ## Debian's chromium for the JupyterLab browser test (apt-get install w
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
 	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
-lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports and undefined names in my_package/
+lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports in my_package/; examples after functions
 	$(BIN)/ruff check nbs tests bench tools
 	$(BIN)/ruff format --check nbs tests bench tools
 	$(BIN)/ruff check --select F401,F821 my_package
+	$(PY) tools/count_examples.py
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh
 
-nbtest: dev ## Run the examples and tests in the notebooks
-	$(BIN)/nbdev_test
+nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway Prefect server, stopped after)
+	$(PY) tools/with_prefect_server.py $(BIN)/nbdev_test
 
 pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect)
 	$(PY) -m pytest

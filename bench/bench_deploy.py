@@ -29,7 +29,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=5, help="timed runs; the median is shown")
     args = p.parse_args()
-    from my_package.common.demo import write_example_project
+    from my_package.dev.demo import write_example_project
 
     base = Path(tempfile.mkdtemp(prefix="kit-bench-deploy-"))
     settings = write_example_project(base / "project", ("airlines",))

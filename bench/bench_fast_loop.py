@@ -57,7 +57,7 @@ def line(label: str, seconds: float, figures: list[float]) -> str:
 
 def project_with(base: Path, tables: tuple[str, ...]) -> Path:
     "A project in `base` registering the demo `tables` (source built under data/)."
-    from my_package.common.demo import write_example_project
+    from my_package.dev.demo import write_example_project
 
     write_example_project(base, tables)
     return base
@@ -65,7 +65,7 @@ def project_with(base: Path, tables: tuple[str, ...]) -> Path:
 
 def twenty_small_tables(base: Path) -> Path:
     "A project whose source holds 20 small tables (copies of airlines, airports and planes under new names)."
-    from my_package.common.demo import DEMO_KEYS, example_settings
+    from my_package.dev.demo import DEMO_KEYS, example_settings
 
     project_with(base, SMALL)
     names = [(f"small_{i:02d}", SMALL[i % len(SMALL)]) for i in range(20)]

@@ -79,7 +79,7 @@ def run_flow(source: str, warehouse: str, table: str, chunk_size: int, workdir: 
     "The kit's load through its Prefect flow, timed after a warm-up run (API start-up excluded)."
     (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
-    from my_package.common.server import apply_prefect_settings
+    from my_package.dev.server import apply_prefect_settings
 
     apply_prefect_settings(workdir)
     from my_package.flows.factory import create_ingestion_flow
@@ -208,7 +208,7 @@ def prepare_sqlite(base: Path, sizes: list[int]) -> str:
     "A SQLite source with flights and the synthetic tables; return its URL."
     import sqlite3
 
-    from my_package.common.demo import build_demo_source
+    from my_package.dev.demo import build_demo_source
 
     db = base / "source.db"
     build_demo_source(f"sqlite:///{db}", tables=("flights",))

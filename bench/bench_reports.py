@@ -26,7 +26,7 @@ TEMPLATE = ROOT / "nbs" / "tables" / "table_report.ipynb"
 
 def prepare(base: Path) -> Path:
     "A project with the five demo tables loaded into its warehouse; return its settings path."
-    from my_package.common.demo import DEMO_TABLES, write_example_project
+    from my_package.dev.demo import DEMO_TABLES, write_example_project
 
     settings = write_example_project(base, DEMO_TABLES)
     os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
@@ -55,7 +55,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is shown")
     args = p.parse_args()
-    from my_package.common.server import apply_prefect_settings
+    from my_package.dev.server import apply_prefect_settings
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     base = Path(tempfile.mkdtemp(prefix="kit-bench-reports-"))
@@ -64,9 +64,9 @@ def main() -> None:
     import nbformat
     from papermill import execute_notebook
 
-    from my_package.common.reports import render_report
     from my_package.common.runs import resolve_run
-    from my_package.common.settings import load_settings
+    from my_package.registry.settings import load_settings
+    from my_package.reporting.render import render_report
 
     settings = load_settings(settings_path)
     papermill = [
@@ -107,7 +107,7 @@ def main() -> None:
     )
     print(f"kit / papermill CLI = {kit / plain:.2f}   kit / kernel floor = {kit / floor:.2f}")
 
-    from my_package.tasks.reports import render_reports
+    from my_package.flows.reports import render_reports
 
     names = list(settings.tables)
     render_reports(tables=names[:1])  # warm-up: starts the local Prefect API

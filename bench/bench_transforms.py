@@ -68,7 +68,7 @@ def bench(label: str, source: str, warehouse: str, runs: int, base: Path) -> Non
     import pandas as pd
 
     from my_package.common.db import make_engine
-    from my_package.common.demo import example_settings
+    from my_package.dev.demo import example_settings
 
     settings = base / f"{label}.ini"
     settings.write_text(example_settings(("airlines", "flights"), source, warehouse) + SECTIONS)
@@ -107,7 +107,7 @@ def main() -> None:
     args = p.parse_args()
     from pg_cluster import throwaway_cluster
 
-    from my_package.common.demo import build_demo_source
+    from my_package.dev.demo import build_demo_source
 
     base = Path(tempfile.mkdtemp(prefix="kit-bench-transforms-"))
     source = f"sqlite:///{base / 'source.db'}"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from my_package.common.demo import DEMO_TABLES, build_demo_source, example_settings
 from my_package.common.runs import resolve_run
+from my_package.dev.demo import DEMO_TABLES, build_demo_source, example_settings
 from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
@@ -42,7 +42,7 @@ def prefect_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory) -> Iterator[dict]:
     "One Prefect server on 127.0.0.1 for the session's command-line runs (each would otherwise start its own)."
-    from my_package.common.server import free_port, start_server, stop_process
+    from my_package.dev.server import free_port, start_server, stop_process
 
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()

@@ -20,7 +20,7 @@ from conftest import ROOT, load, write_project
 from pg_cluster import free_port
 from prefect_stack import stop
 
-from my_package.common.demo import DEMO_TABLES
+from my_package.dev.demo import DEMO_TABLES
 
 CHROMIUM = Path("/usr/bin/chromium")
 

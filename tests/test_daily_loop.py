@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 from conftest import ROOT, heavy_imports, table_rows, write_project
@@ -82,3 +85,45 @@ def test_tables_imports_neither_prefect_nor_pandas(tmp_path):
     out = heavy_imports(["tables"], settings, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_table_registered_in_a_running_process_loads_without_a_restart(tmp_path, demo_source, prefect_server):
+    shutil.copy(demo_source, tmp_path / "source.db")
+    settings = write_project(tmp_path, ("airlines",), "sqlite:///source.db", "sqlite:///warehouse.db")
+    # one Python process, as a JupyterLab kernel: the flows imported (and used) first, then new-table, then a run
+    code = """
+import my_package.flows.ingestion as ingestion
+from my_package.cli import new_table
+
+assert ingestion.ingest_airlines(report=False).rows == 16
+new_table("fleet", source="planes", key="tailnum")
+print("ROWS", ingestion.ingest_fleet(report=False).rows)
+"""
+    env = {
+        **os.environ,
+        "MY_PACKAGE_SETTINGS": str(settings),
+        "PREFECT_API_URL": prefect_server["api"],
+        "PREFECT_HOME": str(prefect_server["home"]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "ROWS 3322" in out.stdout
+    warehouse = make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    assert table_rows(warehouse, "fleet") == table_rows(make_engine(f"sqlite:///{tmp_path / 'source.db'}"), "planes")
+
+
+def test_a_source_table_whose_name_starts_like_a_query_is_a_table(cli, tmp_path):
+    source = make_engine(f"sqlite:///{tmp_path / 'bank.db'}")
+    pd.DataFrame({"id": [1, 2, 3], "amount": [10.5, 20.0, 7.25]}).to_sql("withdrawals", source, index=False)
+    settings = tmp_path / "settings.ini"
+    settings.write_text("[pipeline]\n[profile:default]\nsource = sqlite:///bank.db\nwarehouse = sqlite:///wh.db\n")
+    added = cli("new-table", "withdrawals", "--source", "withdrawals", "--key", "id", settings=settings)
+    assert added.returncode == 0, added.stderr
+    assert "source_table = withdrawals" in settings.read_text() and "query =" not in settings.read_text()
+    ran = cli("run", "withdrawals", "--no-reports", settings=settings)
+    assert ran.returncode == 0, ran.stderr
+    assert table_rows(make_engine(f"sqlite:///{tmp_path / 'wh.db'}"), "withdrawals") == table_rows(
+        source, "withdrawals"
+    )

@@ -16,7 +16,7 @@ from pg_cluster import free_port
 from prefect_stack import deploy_all, read_artifacts, run_deployments, settled_runs, start_server, start_worker, stop
 
 from my_package.common.db import make_engine
-from my_package.common.demo import DEMO_TABLES, example_settings
+from my_package.dev.demo import DEMO_TABLES, example_settings
 
 
 @pytest.fixture(scope="module")

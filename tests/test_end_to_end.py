@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from conftest import CARRIER_TRANSFORM, assert_same_tables, table_rows, write_project
 
 from my_package.common.db import make_engine
-from my_package.common.demo import DEMO_TABLES, build_demo_source
+from my_package.dev.demo import DEMO_TABLES, build_demo_source
 
 
 def expected_carrier_delays(source: sa.Engine) -> pd.DataFrame:

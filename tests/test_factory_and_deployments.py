@@ -11,15 +11,15 @@ import yaml
 from conftest import ROOT, write_project
 from prefect.flows import load_flow_from_entrypoint
 
-from my_package.common.deployments import render_prefect_yaml
-from my_package.common.settings import load_settings
+from my_package.dev.deployments import render_prefect_yaml
+from my_package.registry.settings import load_settings
 
 
 def flows_bound_by(settings_path) -> dict[str, str]:
     "Import my_package.flows.ingestion in a fresh interpreter with `settings_path`: {attribute: flow name}."
     code = (
         "import json, my_package.flows.ingestion as m; from prefect import Flow; "
-        "print(json.dumps({k: v.name for k, v in vars(m).items() if isinstance(v, Flow)}))"
+        "print(json.dumps({k: getattr(m, k).name for k in dir(m) if isinstance(getattr(m, k), Flow)}))"
     )
     env = {"MY_PACKAGE_SETTINGS": str(settings_path), "PATH": "/usr/bin:/bin", "HOME": str(settings_path.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

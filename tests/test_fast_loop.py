@@ -41,7 +41,7 @@ def runs_of(api: str, flow: str) -> list[dict]:
 
 
 def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_path, demo_source):
-    from my_package.common.server import free_port
+    from my_package.dev.server import free_port
 
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()

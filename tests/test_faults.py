@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from conftest import Webhook, load, table_rows, write_project
 
 from my_package.common.db import make_engine
-from my_package.common.server import prefect_settings
-from my_package.common.settings import SettingsError, parse_settings
+from my_package.dev.server import prefect_settings
+from my_package.errors import SettingsError
+from my_package.registry.settings import parse_settings
 
 ITEMS = sa.Table(
     "items",

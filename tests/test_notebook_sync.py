@@ -45,7 +45,7 @@ def test_the_committed_project_passes(project_copy):
 
 
 def test_a_hand_edited_module_fails_the_check(project_copy):
-    module = project_copy / "my_package" / "common" / "settings.py"
+    module = project_copy / "my_package" / "registry" / "settings.py"
     module.write_text(module.read_text().replace('"full"', '"fulll"', 1))
     out = sync_check(project_copy)
     assert out.returncode == 1
@@ -53,7 +53,7 @@ def test_a_hand_edited_module_fails_the_check(project_copy):
 
 
 def test_an_unclean_notebook_fails_the_check(project_copy):
-    path = project_copy / "nbs" / "00_common.settings.ipynb"
+    path = project_copy / "nbs" / "01_registry.settings.ipynb"
     nb = json.loads(path.read_text())
     code = next(c for c in nb["cells"] if c["cell_type"] == "code")
     code["execution_count"] = 7

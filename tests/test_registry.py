@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from conftest import PG_PASSWORD, assert_same_tables, table_rows
 
 from my_package.common.db import make_engine
-from my_package.common.demo import build_demo_source, example_settings
+from my_package.dev.demo import build_demo_source, example_settings
 
 CANONICAL_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 

@@ -8,9 +8,10 @@ import shutil
 import pytest
 from conftest import ROOT, write_project
 
-from my_package.common.reports import ReportError, check_report_parameters
 from my_package.common.runs import resolve_run
-from my_package.common.settings import UnknownTableError, load_settings
+from my_package.errors import ReportError, UnknownTableError
+from my_package.registry.settings import load_settings
+from my_package.reporting.render import check_report_parameters
 
 TEMPLATE = ROOT / "nbs" / "tables" / "table_report.ipynb"
 

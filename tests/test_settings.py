@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT
 
-from my_package.common.settings import SettingsError, load_settings, parse_settings
+from my_package.errors import SettingsError
+from my_package.registry.settings import load_settings, parse_settings
 
 GOOD = """
 [pipeline]

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from my_package.common.settings import WORK_POOL
+from my_package.registry.settings import WORK_POOL
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PREFECT = Path(sys.executable).parent / "prefect"
@@ -16,7 +16,7 @@ PREFECT = Path(sys.executable).parent / "prefect"
 
 def start_server(port: int, home: Path, log: Path, timeout: float = 180) -> subprocess.Popen:
     "Start a Prefect server on 127.0.0.1:`port` with its state under `home` (the kit's one server helper)."
-    from my_package.common.server import start_server as start
+    from my_package.dev.server import start_server as start
 
     return start(home, port, log, timeout)
 
@@ -35,7 +35,7 @@ def start_worker(prefect: Path, name: str, cwd: Path, env: dict, log: Path) -> s
 
 def stop(process: subprocess.Popen) -> None:
     "Stop a process and its children: SIGTERM twice (a worker does not stop on the first), then SIGKILL."
-    from my_package.common.server import stop_process
+    from my_package.dev.server import stop_process
 
     stop_process(process.pid)
     process.poll()
