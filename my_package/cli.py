@@ -5,6 +5,7 @@
 # %% ../nbs/60_cli.ipynb #995652e9
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -14,17 +15,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .common.cancel import Cancellation, cancellable
 from .errors import PipelineError, UsageError
 from .registry.settings import Settings, find_settings_path, load_settings
 from my_package.terminal import (
+    cancelled_lines,
     console,
+    interrupts,
     last_run_lines,
+    on_server_lost,
+    report_warnings,
     reports_table,
     run_with_progress,
     server_hint,
     summary_table,
     tables_table,
     transforms_table,
+    watch_server,
 )
 
 # %% auto #0
@@ -76,16 +83,27 @@ def demo(
 
 # %% ../nbs/60_cli.ipynb #acce418a
 @app.command()
-def tables(profile: ProfileOption = None) -> None:
-    """List the registered tables (source, primary key, mode, schedule, flow, latest run), then the transforms.
+def tables(
+    profile: ProfileOption = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (schedule, flow), however wide.")] = False,
+) -> None:
+    """List the registered tables (source, key, mode, latest run, report), then the transforms.
 
-    Example: python -m my_package tables
+    Fits the terminal (80 columns too); every failed report is spelled out below. Example: python -m my_package tables
     """
-    settings = load_settings()
-    last = last_run_lines(settings, profile)
-    Console().print(tables_table(settings, last))
+    from my_package.reporting.render import read_manifest, reports_dir
+
+    settings, out = load_settings(), Console()
+    wide = wide or out.width >= 140
+    last, reports = (
+        last_run_lines(settings, profile, wide),
+        read_manifest(reports_dir(settings, settings.profile(profile).name)),
+    )
+    out.print(tables_table(settings, last, reports, wide))
     if settings.transforms:
-        Console().print(transforms_table(settings, last))
+        out.print(transforms_table(settings, last, reports, wide))
+    for line in report_warnings(settings, profile):
+        console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
 
 # %% ../nbs/60_cli.ipynb #ed73e82b
 def selected_entries(settings: Settings, names: list[str] | None, all_entries: bool) -> list[str]:
@@ -125,9 +143,18 @@ def run(
         role = "source" if source == "source" else f"source {source!r}"
         check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
     check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
+    for line in report_warnings(settings, profile):  # one rendered in the background may have failed since
+        console.print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
     server_hint()
-    results = run_with_progress(settings, tables, transforms, profile, parallel)
+    lost = on_server_lost(cancel := Cancellation(), settings, [*tables, *transforms], profile, dt.datetime.now(dt.UTC))
+    with cancellable(cancel), interrupts(cancel), watch_server(os.environ.get("PREFECT_API_URL"), lost):
+        results = run_with_progress(settings, tables, transforms, profile, parallel)
     Console().print(summary_table(results))
+    if cancel.cancelled:
+        console.print(
+            "\n".join(["Cancelled:", *cancelled_lines(results)]), highlight=False, markup=False, soft_wrap=True
+        )
+        raise typer.Exit(130)
     failed = [r.name for r in results if r.status == "failed"]
     loaded = [r.name for r in results if r.ok]
     if reports and loaded and is_project_server(settings.path.parent) and not wait:
@@ -305,18 +332,10 @@ def worker(
 
     Example: python -m my_package worker --limit 2   (or: make worker)
     """
-    from my_package.dev.server import running_server
+    from my_package.dev.server import worker_command
 
-    settings = load_settings()
-    api = os.environ.get("PREFECT_API_URL") or running_server(settings.path.parent)
-    if not api:
-        raise PipelineError("No Prefect server to work for: set PREFECT_API_URL, or run `python -m my_package deploy`.")
-    args = ["worker", "start", "--pool", settings.deployments.work_pool]
-    args += ["--name", name] if name else []
-    args += ["--limit", str(limit)] if limit else []
-    os.environ.setdefault("MY_PACKAGE_SETTINGS", str(settings.path))
-    prefect = Path(sys.executable).parent / "prefect"
-    os.execve(str(prefect), [str(prefect), *args], {**os.environ, "PREFECT_API_URL": api})
+    program, args, env = worker_command(load_settings(), name, limit)
+    os.execve(program, args, env)
 
 # %% ../nbs/60_cli.ipynb #415fca90
 @app.command()
@@ -343,23 +362,40 @@ def server(action: Annotated[str, typer.Argument(help="start, stop or status")] 
 
     Examples: python -m my_package server start;  python -m my_package server status
     """
-    from my_package.dev.server import running_server, start_project_server, stop_project_server
+    from my_package.dev.server import (
+        SERVER_PORT,
+        project_port,
+        running_server,
+        start_project_server,
+        stop_project_server,
+    )
 
     project = load_settings().path.parent
     if action == "start":
-        api = start_project_server(project)
+        up, (port, asked) = running_server(project), project_port()
+        moved = (
+            f"Port {SERVER_PORT} is in use, so it listens on {port}. "
+            if not (up or asked or port == SERVER_PORT)
+            else ""
+        )
+        up = up or start_project_server(project, port)
         console.print(
-            f"Prefect server up: UI {api.removesuffix('/api')}, API {api} (log: {project / '.prefect' / 'server.log'})"
+            f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})"
         )
     elif action == "stop":
-        console.print("Prefect server stopped." if stop_project_server(project) else "No Prefect server was running.")
+        console.print(
+            "Prefect server stopped."
+            if stop_project_server(project)
+            else "No Prefect server is running for this project."
+        )
     elif action == "status":
         api = running_server(project)
-        console.print(
-            f"Prefect server up: UI {api.removesuffix('/api')}"
-            if api
-            else "No Prefect server is running (start one: python -m my_package server start)."
-        )
+        if not api:
+            console.print(
+                "No Prefect server is running for this project (start one: python -m my_package server start)."
+            )
+            raise typer.Exit(1)
+        console.print(f"Prefect server up: UI {api.removesuffix('/api')}")
     else:
         raise typer.BadParameter(f"{action!r}: give start, stop or status.", param_hint="ACTION")
 
@@ -370,17 +406,12 @@ def lab() -> None:
 
     Example: python -m my_package lab   (or: make lab)
     """
-    from my_package.dev.server import start_project_server
+    from my_package.dev.server import lab_command, start_project_server
 
     project = load_settings().path.parent
-    jupyter = Path(sys.executable).parent / "jupyter"
-    if not jupyter.exists():
-        raise PipelineError(
-            "JupyterLab is not installed in this environment: run `make dev` (pip install -e '.[dev]')."
-        )
+    args = lab_command(project)
     os.environ["PREFECT_API_URL"] = api = start_project_server(project)
     console.print(f"Prefect UI: {api.removesuffix('/api')}  (the kernels' flow runs show there)")
-    args = [str(jupyter), "lab", f"--notebook-dir={project / 'nbs'}", *(["--allow-root"] if os.geteuid() == 0 else [])]
     os.execv(args[0], args)
 
 # %% ../nbs/60_cli.ipynb #b9968d37
@@ -400,14 +431,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="python -m my_package", standalone_mode=True)
     except UsageError as e:
-        console.print(f"[red]Error:[/red] {escape(str(e))}")
+        console.print(f"[red]Error:[/red] {escape(str(e))}", soft_wrap=True)  # one line, however long
         sys.exit(2)
     except PipelineError as e:
-        console.print(f"[red]Error:[/red] {escape(scrub(str(e), *urls_to_mask()))}")
+        console.print(f"[red]Error:[/red] {escape(scrub(str(e), *urls_to_mask()))}", soft_wrap=True)
         sys.exit(1)
     except Exception as e:
         if os.environ.get("MY_PACKAGE_DEBUG"):
             raise
-        console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {escape(scrub(str(e), *urls_to_mask()))}")
+        message = escape(scrub(str(e), *urls_to_mask()))
+        console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {message}", soft_wrap=True)
         console.print("Set MY_PACKAGE_DEBUG=1 to see the traceback.")
         sys.exit(1)

@@ -9,7 +9,7 @@ from typing import Any  # this module imports nothing of the kit: any layer may 
 
 # %% auto #0
 __all__ = ['PipelineError', 'SettingsError', 'UsageError', 'UnknownNameError', 'UnknownTableError', 'DatabaseUnavailableError',
-           'QualityCheckError', 'SchemaDriftError', 'TableLoadError', 'ReportError']
+           'QualityCheckError', 'SchemaDriftError', 'TableLoadError', 'RunCancelled', 'ReportError']
 
 # %% ../nbs/00_errors.ipynb #c420cc76
 class PipelineError(Exception):
@@ -73,6 +73,10 @@ class TableLoadError(PipelineError):
 
     def __reduce__(self):  # pickled without the run (its settings stay in this process)
         return (type(self), (self.outcome,))
+
+# %% ../nbs/00_errors.ipynb #d4a0000g
+class RunCancelled(PipelineError):
+    "A run was cancelled (Ctrl-C, or its Prefect server was lost): its loads stopped, their live tables unchanged."
 
 # %% ../nbs/00_errors.ipynb #c1484417e
 class ReportError(PipelineError):

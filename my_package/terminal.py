@@ -5,23 +5,40 @@
 # %% ../nbs/59_terminal.ipynb #b5900004
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from .common.cancel import Cancellation
 from .registry.settings import Settings
 
 console = Console(stderr=True)  # progress and messages; tables go to standard output
 
 # %% auto #0
-__all__ = ['console', 'last_run_lines', 'run_cells', 'tables_table', 'transforms_table', 'summary_table', 'progress_line',
-           'run_with_progress', 'server_hint', 'reports_table']
+__all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'failed_reports',
+           'summary_table', 'progress_line', 'run_with_progress', 'server_hint', 'interrupt_handler', 'interrupts',
+           'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
-def last_run_lines(settings: Settings, profile: str | None = None) -> dict[str, str]:
-    "Per table, its latest run as 'status at time' ({} when the warehouse cannot be read)."
+def short_time(moment) -> str:
+    "A run's time, short: `18:03` today (UTC), else `11-25 18:03`; `moment` is a datetime or ISO text (UTC if naive)."
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(str(moment))
+    moment = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    today = dt.datetime.now(dt.UTC).date()
+    return moment.strftime("%H:%M" if moment.date() == today else "%m-%d %H:%M")
+
+# %% ../nbs/59_terminal.ipynb #6536b1bh
+def last_run_lines(settings: Settings, profile: str | None = None, wide: bool = False) -> dict[str, str]:
+    "Per table, its latest run: `ok at 18:03` (`ok at 2026-11-27 18:03:11` when `wide`); {} when the warehouse is out of reach."
     from my_package.common.bookkeeping import last_runs
     from my_package.common.db import make_engine
 
@@ -29,58 +46,71 @@ def last_run_lines(settings: Settings, profile: str | None = None) -> dict[str, 
         runs = last_runs(make_engine(settings.profile(profile).warehouse))
     except Exception:  # the registry is still worth showing when the warehouse is out of reach
         return {}
-    return {name: f"{r['status']} at {str(r['finished_at'])[:19]}" for name, r in runs.items()}
+    when = (lambda r: str(r["finished_at"])[:19]) if wide else (lambda r: short_time(r["finished_at"]))
+    return {name: f"{r['status']} at {when(r)}" for name, r in runs.items()}
 
-# %% ../nbs/59_terminal.ipynb #acce418a1
-def run_cells(settings: Settings, spec, last: dict[str, str]) -> tuple[str, str, str]:
-    "The last three cells of a table's or transform's row in `tables`: its flow, its report, its latest run."
+# %% ../nbs/59_terminal.ipynb #6536b1bi
+def report_cell(settings: Settings, name: str, reports: dict, wide: bool = False) -> str:
+    "How `name`'s report stands: `ok`, `FAILED`, `rendering` or `-`; with `wide`, which notebook it comes from."
     from my_package.reporting.render import own_notebook
 
-    report = "own notebook" if own_notebook(settings, spec.name) else "generic"
-    return spec.flow_name, report, last.get(spec.name, "never")
+    state = {"ok": "ok", "failed": "FAILED", "rendering": "rendering"}.get(reports.get(name, {}).get("status"), "-")
+    return f"{'own notebook' if own_notebook(settings, name) else 'generic'}: {state}" if wide else state
 
 # %% ../nbs/59_terminal.ipynb #acce418a3
-def tables_table(settings: Settings, last: dict[str, str]) -> Table:
-    "The registered tables as a rich table: source, key, mode, schedule, flow, report, latest run."
-    out = Table(
-        *("table", "source", "primary key", "mode", "schedule", "flow", "report", "last run"), title="Registered tables"
-    )
+def tables_table(settings: Settings, last: dict[str, str], reports: dict, wide: bool = False) -> Table:
+    "The registered tables as a rich table: source, key, mode, last run, report (`wide`: schedule and flow too)."
+    columns = ["table", "source", "primary key", "mode", *(["schedule", "flow"] * wide), "last run", "report"]
+    out = Table(*columns, title="Registered tables")
     for spec in settings.tables.values():
         source = escape(spec.source_table or f"query: {spec.query[:40]}") + (
             "" if spec.source == "source" else f" ({spec.source})"
         )
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
-        key, when = ", ".join(spec.primary_key), spec.schedule or "-"
-        out.add_row(spec.name, source, key, mode, when, *run_cells(settings, spec, last))
+        more = [spec.schedule or "-", spec.flow_name] if wide else []
+        cells = [last.get(spec.name, "never"), report_cell(settings, spec.name, reports, wide)]
+        out.add_row(spec.name, source, ", ".join(spec.primary_key), mode, *more, *cells)
     return out
 
 # %% ../nbs/59_terminal.ipynb #acce418b
-def transforms_table(settings: Settings, last: dict[str, str]) -> Table:
-    "The transforms as a rich table: inputs, what builds them, key, schedule, flow, latest run."
-    columns = ("transform", "inputs", "built by", "primary key", "schedule", "flow", "report", "last run")
+def transforms_table(settings: Settings, last: dict[str, str], reports: dict, wide: bool = False) -> Table:
+    "The transforms as a rich table: inputs, what builds them, key, last run, report (`wide`: schedule, flow)."
+    columns = ["transform", "inputs", "built by", "primary key", *(["schedule", "flow"] * wide), "last run", "report"]
     out = Table(*columns, title="Transforms (derived tables)")
     for spec in settings.transforms.values():
-        built_by = escape(f"sql: {spec.sql[:40]}" if spec.sql else spec.function)
-        key, when = ", ".join(spec.primary_key), spec.schedule or "on its inputs"
-        out.add_row(spec.name, ", ".join(spec.inputs), built_by, key, when, *run_cells(settings, spec, last))
+        built_by = escape(f"sql: {spec.sql[:40]}" if spec.sql else spec.function.rpartition(":")[2])
+        more = [spec.schedule or "on its inputs", spec.flow_name] if wide else []
+        cells = [last.get(spec.name, "never"), report_cell(settings, spec.name, reports, wide)]
+        out.add_row(spec.name, ", ".join(spec.inputs), built_by, ", ".join(spec.primary_key), *more, *cells)
     return out
+
+# %% ../nbs/59_terminal.ipynb #acce418d
+def failed_reports(reports: dict, directory) -> list[str]:
+    "One line per report whose last rendering failed: the table, when, the cell and error, where its page is."
+    return [
+        f"report of {name} FAILED at {short_time(r['at'])}: {r.get('error')} (see {directory / r.get('html', name + '.html')})"
+        for name, r in sorted(reports.items())
+        if r.get("status") == "failed"
+    ]
 
 # %% ../nbs/59_terminal.ipynb #ed73e829
 def summary_table(results: list) -> Table:
     "A rich table with one row per run outcome."
     out = Table(title="Run summary")
-    out.add_column("table", no_wrap=True)
-    out.add_column("status", no_wrap=True, overflow="ellipsis", max_width=90)  # one line per table, whatever its error
-    for col in ("rows", "seconds"):
-        out.add_column(col, justify="right", no_wrap=True)
+    out.add_column("table", no_wrap=True, min_width=max([len(r.name) for r in results] + [5]))  # names whole
+    out.add_column("status", max_width=90, ratio=1)  # takes what the terminal leaves: one line per table (below)
+    out.add_column(
+        "rows", justify="right", no_wrap=True, min_width=max([len(f"{r.rows or 0:,}") for r in results] + [4])
+    )
+    out.add_column("seconds", justify="right", no_wrap=True, min_width=7)
     for r in results:
-        status = "ok" if r.ok else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {escape(r.error or '')}"
+        status = "ok" if r.ok else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {r.error or ''}"
         out.add_row(
             r.name,
-            status,
+            Text(status, no_wrap=True, overflow="ellipsis"),  # one line, cut to fit, whatever the error
             f"{r.rows:,}" if r.rows is not None else "-",
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
-            style={"ok": None, "skipped": "yellow"}.get(r.status, "red"),
+            style={"ok": None, "skipped": "yellow", "cancelled": "yellow"}.get(r.status, "red"),
         )
     return out
 
@@ -91,6 +121,7 @@ def progress_line(outcome) -> str:
         line = f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
     else:
         line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+    line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
     return f"{line} {outcome.url}" if outcome.url else line
 
 # %% ../nbs/59_terminal.ipynb #ed73e82a
@@ -109,7 +140,7 @@ def run_with_progress(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:  # the lines stay, the bar goes
         bar = progress.add_task("tables", total=len(tables) + len(transforms))
 
         def show(name: str, outcome=None) -> None:
@@ -133,6 +164,117 @@ def server_hint() -> None:
             highlight=False,
         )
 
+# %% ../nbs/59_terminal.ipynb #b5900007d
+def interrupt_handler(cancel: Cancellation) -> Callable:
+    "A SIGINT handler: the first Ctrl-C cancels the run (`cancel`), a second one quits at once (exit status 130)."
+
+    def on_interrupt(signum, frame) -> None:
+        if cancel.cancelled:
+            console.print("Quit at once. `python -m my_package check` lists what was left; the next run cleans it.")
+            os._exit(130)
+        cancel.cancel("Ctrl-C")
+        console.print("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ...", highlight=False)
+
+    return on_interrupt
+
+
+@contextlib.contextmanager
+def interrupts(cancel: Cancellation) -> Iterator[None]:
+    "While inside, Ctrl-C goes to `interrupt_handler(cancel)` (in the main thread: only it may take signals)."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, interrupt_handler(cancel))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+# %% ../nbs/59_terminal.ipynb #b5900007f
+def cancelled_lines(results: list) -> list[str]:
+    "After a cancelled run, one line per table: what was kept (it had loaded) and what was cancelled."
+    lines = []
+    for r in results:
+        if r.ok:
+            lines.append(f"  {r.name}: kept ({r.rows:,} rows loaded before the run was cancelled)")
+        elif r.status == "cancelled":
+            lines.append(f"  {r.name}: cancelled{f' in {r.step}' if r.step else ''} ({r.error})")
+        else:
+            lines.append(f"  {r.name}: {r.status} ({r.error})")
+    return lines
+
+# %% ../nbs/59_terminal.ipynb #b5900007i
+@contextlib.contextmanager
+def watch_server(
+    api: str | None, on_lost: Callable[[str], None], every: float = 1.0, misses: int = 3
+) -> Iterator[None]:
+    "While inside, call `on_lost(api)` once the Prefect server at `api` fails `misses` health checks in a row."
+    from my_package.dev.server import healthy
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        missed = 0
+        while not stop.wait(every):
+            missed = 0 if healthy(api, timeout=every) else missed + 1
+            if missed >= misses:
+                on_lost(api)
+                return
+
+    if api:
+        threading.Thread(target=watch, name="watch-prefect-server", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+# %% ../nbs/59_terminal.ipynb #b5900007k
+def logged_outcomes(settings: Settings, names: list[str], profile: str | None, since) -> list:
+    "The outcome of each of `names` as the warehouse's run log has it since `since` (for when Prefect is gone)."
+    from my_package.common.bookkeeping import latest_runs
+    from my_package.common.db import make_engine
+    from my_package.common.runs import RunOutcome
+
+    warehouse, outcomes = make_engine(settings.profile(profile).warehouse), []
+    for name in names:
+        row = next(iter(latest_runs(warehouse, name, 1)), None)
+        ended = row and str(row["finished_at"])[:26] >= since.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if ended:
+            outcomes.append(
+                RunOutcome(name, row["status"], rows=row["rows_loaded"], seconds=row["seconds"], error=row["error"])
+            )
+        else:
+            outcomes.append(RunOutcome(name, "interrupted", error="no outcome recorded: the live table is unchanged"))
+    return outcomes
+
+# %% ../nbs/59_terminal.ipynb #b5900007m
+def on_server_lost(cancel: Cancellation, settings: Settings, names: list[str], profile: str | None, since) -> Callable:
+    "What `run` does when its Prefect server is lost: stop the loads, print what the run log says loaded, exit 1."
+    import time
+
+    def lost(api: str) -> None:
+        cancel.cancel("the Prefect server was lost")
+        console.print(
+            f"[red]The Prefect server at {api.removesuffix('/api')} stopped answering:[/red] the loads in progress "
+            "are stopped (their live tables unchanged). What the warehouse's run log says:",
+            soft_wrap=True,
+        )
+        time.sleep(2)  # the interrupted loads record how they ended
+        Console().print(summary_table(logged_outcomes(settings, names, profile, since)))
+        console.print("Start the server again (python -m my_package server start), then run again.", soft_wrap=True)
+        console.show_cursor(True)  # the progress display hid it, and exits no more
+        os._exit(1)  # the flows' threads would wait on Prefect's retries for minutes
+
+    return lost
+
+# %% ../nbs/59_terminal.ipynb #b5900007o
+def report_warnings(settings: Settings, profile: str | None = None) -> list[str]:
+    "One line for each report of the profile whose last rendering failed (the background's ones too)."
+    from my_package.reporting.render import read_manifest, reports_dir
+
+    directory = reports_dir(settings, settings.profile(profile).name)
+    return failed_reports(read_manifest(directory), directory.relative_to(settings.path.parent.resolve()))
+
 # %% ../nbs/59_terminal.ipynb #d9180a3e
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
@@ -143,7 +285,7 @@ def reports_table(results: list) -> Table:
         out.add_row(
             r.table,
             str(r.html) if not r.error else f"FAILED: {escape(r.error)}",
-            f"{r.seconds or 0:.1f}",
+            f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )
     return out

@@ -118,3 +118,54 @@ def test_commands_that_run_no_flow_import_neither_prefect_nor_pandas(tmp_path, d
     for command in COMMANDS_WITHOUT_FLOWS:
         out = heavy_imports(command, settings, tmp_path)
         assert out.stdout.strip().splitlines()[-1] == "[]", (command, out.stdout, out.stderr[-1000:])
+
+
+def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo_source):
+    import shutil
+    import socket
+
+    from my_package.dev.server import SERVER_PORT, free_port, port_in_use
+
+    home = tmp_path / "home"
+    home.mkdir()
+    first, second = tmp_path / "first", tmp_path / "second"
+    for project in (first, second):
+        write_project(project, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    port = str(free_port())
+    started = kit("server", "start", project=first, home=home, extra={"PREFECT_PORT": port})
+    assert started.returncode == 0, started.stderr
+    copy = tmp_path / "copy"
+    try:
+        # the second project asks for the same port: refused in one line that names it, nothing recorded
+        refused = kit("server", "start", project=second, home=home, extra={"PREFECT_PORT": port})
+        assert refused.returncode == 1, refused.stderr
+        assert f"Port {port} on 127.0.0.1 is in use" in refused.stderr and "PREFECT_PORT" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert not (second / ".prefect" / "server.json").exists()
+        status = kit("server", "status", project=second, home=home)
+        assert status.returncode == 1 and "No Prefect server is running" in status.stderr
+        ran = kit("run", "airlines", "--no-reports", project=second, home=home)  # never the first project's server
+        assert ran.returncode == 0 and f"127.0.0.1:{port}" not in ran.stderr, ran.stderr
+
+        # a copy of the first project (its .prefect/server.json too) neither sees nor stops the first's server
+        shutil.copytree(first, copy)
+        assert kit("server", "status", project=copy, home=home).returncode == 1
+        assert "No Prefect server is running" in kit("server", "stop", project=copy, home=home).stderr
+        assert kit("server", "status", project=first, home=home).returncode == 0
+
+        # the default port taken: the second project's server takes a free one and says which
+        blocker = socket.socket()
+        if not port_in_use(SERVER_PORT):
+            blocker.bind(("127.0.0.1", SERVER_PORT))
+            blocker.listen()
+        try:
+            moved = kit("server", "start", project=second, home=home)
+        finally:
+            blocker.close()
+        assert moved.returncode == 0, moved.stderr
+        assert f"Port {SERVER_PORT} is in use, so it listens on" in moved.stderr
+        assert kit("server", "status", project=second, home=home).returncode == 0
+    finally:
+        kit("server", "stop", project=second, home=home)
+        stopped = kit("server", "stop", project=first, home=home)
+    assert "stopped" in stopped.stderr

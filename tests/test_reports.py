@@ -1,17 +1,24 @@
-"""Table reports: the parameters tag, parameter and table checks, a failing notebook, concurrent rendering."""
+"""Table reports: the parameters tag, parameter and table checks, a failing notebook, every table shape, concurrent rendering."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT, write_project
 
+from my_package.common.db import make_engine
+from my_package.common.loads import write_frame_atomically
 from my_package.common.runs import resolve_run
+from my_package.dev.demo import demo_frame
 from my_package.errors import ReportError, UnknownTableError
 from my_package.registry.settings import load_settings
-from my_package.reporting.render import check_report_parameters
+from my_package.reporting.render import check_report_parameters, render_report
 
 TEMPLATE = ROOT / "nbs" / "tables" / "table_report.ipynb"
 
@@ -79,3 +86,75 @@ def test_a_failing_report_names_table_and_cell_and_keeps_the_notebook(cli, tmp_p
     assert (tmp_path / "reports" / "default" / "airlines.html").exists(), "the other table's report is still rendered"
     index = (tmp_path / "reports" / "default" / "index.html").read_text()
     assert "no planes today" in index and 'href="airlines.html"' in index
+
+
+def shape_frames() -> dict[str, pd.DataFrame]:
+    "The table shapes every report must render: empty, one row, all-NULL columns, text only, 300 columns, normal."
+    flights = demo_frame("flights").head(2000)
+    rng = np.random.default_rng(13)
+    wide = {"id": np.arange(40)}
+    for i in range(299):  # numbers, decimals, text, timestamps, booleans and a NULL-only column, in turn
+        wide[f"c{i:03d}"] = [
+            rng.normal(size=40),
+            [Decimal(f"{k}.25") for k in range(40)],
+            [f"s{k % 7}" for k in range(40)],
+            pd.date_range("2024-01-01", periods=40, freq="D", tz="UTC"),
+            [k % 2 == 0 for k in range(40)],
+            pd.Series([None] * 40, dtype="float64"),
+        ][i % 6]
+    return {
+        "empty": flights.head(0),
+        "one_row": flights.head(1),
+        "all_null": pd.DataFrame(
+            {
+                "code": ["a", "b", "c"],
+                "amount": pd.Series([None] * 3, dtype="float64"),
+                "note": [None] * 3,
+                "seen_at": pd.Series([pd.NaT] * 3, dtype="datetime64[ns, UTC]"),
+            }
+        ),
+        "text_only": pd.DataFrame({"name": ["x", "y", "z"], "colour": ["red", None, "blue"]}),
+        "wide": pd.DataFrame(wide),
+        "normal": flights,
+    }
+
+
+def test_the_generic_report_renders_every_table_shape(tmp_path, monkeypatch):
+    warehouse = make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    for name, frame in shape_frames().items():
+        write_frame_atomically(warehouse, frame, name)
+    flight_key = "year, month, day, hour, minute, carrier, flight, origin"
+    keys = {"empty": flight_key, "one_row": flight_key, "all_null": "code", "wide": "id", "normal": flight_key}
+    sections = [f"[table:{name}]\nsource_table = {name}\nprimary_key = {key}\n" for name, key in keys.items()]
+    sections.append("[table:text_only]\nquery = SELECT name, colour FROM text_only\nprimary_key = name\n")
+    settings = tmp_path / "settings.ini"
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    settings.write_text(f"[profile:default]\nsource = {url}\nwarehouse = {url}\n" + "".join(sections))
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    monkeypatch.delenv("MY_PACKAGE_REPORT_NOTEBOOK", raising=False)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # render_report is safe in threads (the Prefect flow's way)
+        names = [*keys, "text_only"]
+        results = dict(zip(names, pool.map(lambda name: render_report(resolve_run(name)), names), strict=True))
+    pages = {name: result.html.read_text() for name, result in results.items()}
+    for name, result in results.items():
+        assert result.html == tmp_path / "reports" / "default" / f"{name}.html" and result.html.exists()
+        outputs = [o for c in json.loads(result.notebook.read_text())["cells"] for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"], name
+        assert "Traceback" not in pages[name] and 'data-mime-type="application/vnd.jupyter.stderr"' not in pages[name]
+    bars = 'alt="Bar charts of the share of NULLs and the number of distinct values in '
+    plots = (bars, 'alt="Histograms of ', 'alt="A line chart of the number of rows of ')
+    assert "0 rows" in pages["empty"] and pages["empty"].count("The table is empty.") == 5
+    assert "<img" not in pages["empty"]
+    assert "1 row</strong>" in pages["one_row"] and all(p in pages["one_row"] for p in plots)
+    assert bars + "each column of all_null." in pages["all_null"]
+    assert "No numeric value to plot: every numeric column is NULL in the 3 rows sampled." in pages["all_null"]
+    assert "No date to plot: <code>seen_at</code> is NULL in every row." in pages["all_null"]
+    assert bars + "each column of text_only." in pages["text_only"]
+    assert (
+        "No numeric column to plot." in pages["text_only"]
+        and "No date or timestamp column to plot." in pages["text_only"]
+    )
+    assert "300 columns" in pages["wide"] and bars + "the first 60 of the 300 columns of wide." in pages["wide"]
+    assert all(p in pages["wide"] for p in plots)
+    assert "Histograms of id, c000, c001, c006, c007," in pages["wide"], "decimals plotted, NULL-only columns not"
+    assert all(p in pages["normal"] for p in plots) and "2,000 rows" in pages["normal"]

@@ -18,8 +18,9 @@ from .db import add_missing_columns
 from .runs import RunOutcome
 
 # %% auto #0
-__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'encode_watermark', 'decode_watermark', 'create_once',
-           'write_state', 'read_state', 'record_run', 'latest_runs', 'last_runs']
+__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'LOADING_TABLE', 'LOADING', 'encode_watermark',
+           'decode_watermark', 'create_once', 'write_state', 'read_state', 'record_run', 'latest_runs', 'last_runs',
+           'mark_loading', 'unmark_loading', 'loading_marks']
 
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a00007
 BOOKKEEPING = sa.MetaData()  # the kit's own tables in the warehouse
@@ -147,3 +148,42 @@ def last_runs(warehouse: Engine) -> dict[str, dict]:
     )
     with warehouse.connect() as conn:
         return {r["table_name"]: dict(r) for r in conn.execute(stmt).mappings()}
+
+# %% ../../nbs/14_common.bookkeeping.ipynb #e5a00017
+LOADING_TABLE = "_pipeline_loading"
+LOADING = sa.Table(
+    LOADING_TABLE,
+    BOOKKEEPING,
+    sa.Column("table_name", sa.String(63), primary_key=True),
+    sa.Column("flow_run_id", sa.String(63)),  # None outside a Prefect flow run
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("runner", sa.String(255)),
+)
+
+
+def mark_loading(warehouse: Engine, table: str, flow_run_id: str | None) -> dict | None:
+    "Record that `table` is loading now (in the flow run `flow_run_id`); return the mark a killed load had left, if any."
+    with warehouse.begin() as conn:
+        create_once(conn, LOADING)
+        left = conn.execute(sa.select(LOADING).where(LOADING.c.table_name == table)).mappings().first()
+        conn.execute(sa.delete(LOADING).where(LOADING.c.table_name == table))
+        runner = os.environ.get("MY_PACKAGE_RUNNER") or socket.gethostname()
+        now = dt.datetime.now(dt.UTC)
+        conn.execute(
+            sa.insert(LOADING).values(table_name=table, flow_run_id=flow_run_id, started_at=now, runner=runner)
+        )
+    return dict(left) if left else None
+
+
+def unmark_loading(warehouse: Engine, table: str) -> None:
+    "Record that the load of `table` ended."
+    with warehouse.begin() as conn:
+        conn.execute(sa.delete(LOADING).where(LOADING.c.table_name == table))
+
+
+def loading_marks(warehouse: Engine) -> list[dict]:
+    "Every load the warehouse has marked as in progress (the ones whose lock is free were killed)."
+    if not sa.inspect(warehouse).has_table(LOADING_TABLE):
+        return []
+    with warehouse.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(LOADING)).mappings()]

@@ -16,13 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
 
+from .cancel import NEVER, current_cancellation
 from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'make_engine',
-           'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql',
-           'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key',
-           'has_key']
+__all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'interrupter',
+           'watch_statements', 'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql',
+           'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table',
+           'add_missing_columns', 'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -45,10 +46,15 @@ def url_password(url: str) -> str | None:
 def scrub(text: str, *urls: str) -> str:
     "`text` with the passwords of `urls` replaced by ***, in every spelling a URL or a driver may use."
     for password in filter(None, map(url_password, urls)):
-        for spelling in sorted(
-            {password, quote(password, safe=""), quote_plus(password), quote(password)}, key=len, reverse=True
-        ):
-            text = text.replace(spelling, "***")
+        spellings = {password, quote(password, safe=""), quote_plus(password), quote(password)}
+        for spelling in sorted(spellings, key=len, reverse=True):
+            if len(spelling) < 4:  # too short to tell from ordinary text: masked where a URL holds it
+                text = text.replace(f":{spelling}@", ":***@")
+                continue
+            # never inside a longer word: a password `python` leaves `python3` alone
+            before = r"(?<!\w)" if re.match(r"\w", spelling[0]) else ""
+            after = r"(?!\w)" if re.match(r"\w", spelling[-1]) else ""
+            text = re.sub(before + re.escape(spelling) + after, "***", text)
     return text
 
 # %% ../../nbs/10_common.db.ipynb #802f0ec5
@@ -70,6 +76,32 @@ def sqlite_file(engine_or_url: Engine | sa.URL) -> str | None:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return url.database
     return None
+
+# %% ../../nbs/10_common.db.ipynb #802f0ec7b
+def interrupter(dbapi_connection) -> object | None:
+    "What stops a statement running on a DB-API connection: sqlite3's `interrupt`, psycopg's `cancel_safe` (else None)."
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    return next((getattr(driver, n) for n in ("interrupt", "cancel_safe") if hasattr(driver, n)), None)
+
+
+def watch_statements(engine: Engine) -> None:
+    "Let a cancelled run interrupt each statement `engine` runs while it runs (outside a cancellable run: nothing)."
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _started(conn, cursor, statement, parameters, context, executemany):
+        token, stop = current_cancellation(), interrupter(conn.connection.dbapi_connection)
+        if token is not NEVER and stop is not None:
+            scope = token.interruptible(stop)
+            scope.__enter__()  # raises at once when the run is already cancelled: the statement never starts
+            conn.info["kit_statement"] = scope
+
+    def _ended(conn) -> None:
+        scope = conn.info.pop("kit_statement", None) if conn is not None else None  # None: it never connected
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
+    sa.event.listen(engine, "after_cursor_execute", lambda conn, *args: _ended(conn))
+    sa.event.listen(engine, "handle_error", lambda context: _ended(context.connection))
 
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache
@@ -101,6 +133,7 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         ) from None
     if u.get_backend_name() == "sqlite":
         sqlite_transactional_ddl(engine)
+    watch_statements(engine)
     return engine
 
 # %% ../../nbs/10_common.db.ipynb #1310d664

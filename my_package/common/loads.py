@@ -5,15 +5,13 @@
 # %% ../../nbs/16_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from filelock import FileLock, Timeout
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -23,7 +21,6 @@ from my_package.common.db import (
     add_missing_columns,
     has_key,
     replace_table,
-    sqlite_file,
     staging_name,
 )
 from .runs import StagedLoad
@@ -46,7 +43,7 @@ from ..registry.settings import TableSpec
 
 # %% auto #0
 __all__ = ['source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stage_table', 'upsert', 'publish',
-           'write_frame_atomically', 'postgres_lock', 'table_lock']
+           'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -180,36 +177,3 @@ def write_frame_atomically(engine: Engine, frame: pd.DataFrame, target: str) -> 
     with engine.begin() as conn:
         replace_table(conn, staging, target)
     return rows
-
-# %% ../../nbs/16_common.loads.ipynb #68aa11c1
-@contextlib.contextmanager
-def postgres_lock(warehouse: Engine, name: str, timeout: float) -> Iterator[None]:
-    "Hold the PostgreSQL advisory lock `name` (waiting up to `timeout` seconds)."
-    with warehouse.connect() as conn:
-        conn.exec_driver_sql(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
-        key = sa.func.hashtext(name)
-        try:
-            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-        except sa.exc.OperationalError as e:
-            raise TimeoutError(name) from e
-        try:
-            yield
-        finally:
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-
-# %% ../../nbs/16_common.loads.ipynb #68aa11c2
-@contextlib.contextmanager
-def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator[None]:
-    "Hold the load lock of `table` in `warehouse` (waiting up to `timeout` seconds for another run to finish)."
-    if warehouse.url.get_backend_name() == "postgresql":
-        lock = postgres_lock(warehouse, f"my_package.load.{table}", timeout)
-    elif sqlite_file(warehouse):
-        lock = FileLock(f"{sqlite_file(warehouse)}.{table}.lock", timeout=timeout)
-    else:
-        lock = contextlib.nullcontext()  # other warehouses: rely on the deployments' concurrency limit
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(lock)
-        except (Timeout, TimeoutError):
-            raise PipelineError(f"Another run has held the load lock of {table!r} for over {timeout:.0f} s.") from None
-        yield

@@ -13,7 +13,8 @@ from .db import reflect_table
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows', 'show']
+__all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
+           'show']
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -45,18 +46,27 @@ def is_numeric(col: sa.Column) -> bool:
     return isinstance(col.type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(col.type, sa.Boolean)
 
 # %% ../../nbs/18_common.reports.ipynb #fa957ae1
-def column_profile(engine: Engine, table: str) -> pd.DataFrame:
+PROFILE_GROUP = 200  # columns per profiling query: at most 1 + 5 * 200 result columns
+
+
+def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd.DataFrame:
     "Per column: type, NULL share, distinct values, and min / mean / max for numbers."
     t = reflect_table(engine, table)
-    parts = [sa.func.count().label("rows")]
-    for i, c in enumerate(t.columns):
-        parts += [sa.func.count(c).label(f"n{i}"), sa.func.count(sa.distinct(c)).label(f"d{i}")]
-        if is_numeric(c):
-            parts += [sa.func.min(c).label(f"lo{i}"), sa.func.avg(c).label(f"mean{i}"), sa.func.max(c).label(f"hi{i}")]
+    columns, r = list(t.columns), {}
     with engine.connect() as conn:
-        r = conn.execute(sa.select(*parts).select_from(t)).mappings().one()
-    rows, out = r["rows"] or 0, []
-    for i, c in enumerate(t.columns):
+        for start in range(0, len(columns), group):
+            parts = [sa.func.count().label("rows")]
+            for i, c in enumerate(columns[start : start + group], start):
+                parts += [sa.func.count(c).label(f"n{i}"), sa.func.count(sa.distinct(c)).label(f"d{i}")]
+                if is_numeric(c):
+                    parts += [
+                        sa.func.min(c).label(f"lo{i}"),
+                        sa.func.avg(c).label(f"mean{i}"),
+                        sa.func.max(c).label(f"hi{i}"),
+                    ]
+            r = dict(conn.execute(sa.select(*parts).select_from(t)).mappings().one()) | r  # keeps the first count
+    rows, out = r.get("rows") or 0, []
+    for i, c in enumerate(columns):
         mean = r.get(f"mean{i}")
         out.append(
             {
@@ -69,7 +79,7 @@ def column_profile(engine: Engine, table: str) -> pd.DataFrame:
                 "max": r.get(f"hi{i}"),
             }
         )
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=["column", "type", "null share", "distinct", "min", "mean", "max"])
 
 # %% ../../nbs/18_common.reports.ipynb #1c3cd0a8
 def time_column(engine: Engine, table: str) -> str | None:

@@ -80,7 +80,7 @@ class RunOutcome:
     "How one run of one table or transform ended: the one shape that flows, run log, CLI, artifact and alert share."
 
     name: str
-    status: str = "ok"  # ok | failed | skipped
+    status: str = "ok"  # ok | failed | skipped | cancelled
     kind: str = "table"  # table | transform
     rows_extracted: int | None = None
     rows: int | None = None  # rows in the live table after the run
@@ -90,6 +90,8 @@ class RunOutcome:
     error: str | None = None  # its error, `Class: message`
     report: str | None = None  # the rendered report's HTML file
     url: str | None = None  # the flow run's page in the Prefect UI (when a Prefect server serves one)
+    notes: list[str] = field(default_factory=list)  # what the run found and cleaned (left by an interrupted run)
+    report_error: str | None = None  # the data is published, but its report failed (deployed runs render it)
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .cancel import current_cancellation
 from .db import compile_sql, drop_table, sqlite_file
 from ..errors import PipelineError
 
@@ -207,15 +208,17 @@ log = logging.getLogger("my_package")
 # %% ../../nbs/11_common.transfer.ipynb #e5a9c4a3
 def _adbc_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Table]:
     "Stream the result of `sql` through ADBC in tables of about `chunk_size` rows."
-    conn = adbc_connection(engine)
+    conn, run = adbc_connection(engine), current_cancellation()
     try:
         cur = conn.cursor()
         if engine.url.get_backend_name() == "sqlite":
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunk_size)})
-        cur.execute(sql)
-        reader = cur.fetch_record_batch()
+        with run.interruptible(cur.adbc_cancel):
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
         pending, sent = pa.Table.from_batches([], schema=reader.schema), False
         for batch in reader:  # drivers batch by their own measure: regroup into chunk_size rows (zero-copy)
+            run.check()
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
             while pending.num_rows >= chunk_size:
                 yield pending.slice(0, chunk_size)
@@ -231,6 +234,7 @@ def _pandas_batches(engine: Engine, stmt: sa.Executable, chunk_size: int) -> Ite
     with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
         seen = False
         for frame in pd.read_sql(stmt, conn, chunksize=chunk_size, dtype_backend="pyarrow"):
+            current_cancellation().check()
             seen = True
             yield pa.Table.from_pandas(frame, preserve_index=False)
         if not seen:
@@ -240,10 +244,13 @@ def _pandas_batches(engine: Engine, stmt: sa.Executable, chunk_size: int) -> Ite
 def _sqlite3_batches(engine: Engine, sql: str, chunk_size: int, targets: dict[str, pa.DataType]) -> Iterator[pa.Table]:
     "Stream `sql` through Python's sqlite3, typing each column from `targets` (the typed fallback for SQLite)."
     with contextlib.closing(sqlite3.connect(sqlite_file(engine))) as conn:
-        cur = conn.execute(sql)
+        run = current_cancellation()
+        with run.interruptible(conn.interrupt):
+            cur = conn.execute(sql)
         names = [d[0] for d in cur.description]
         while True:
-            rows = cur.fetchmany(chunk_size)
+            with run.interruptible(conn.interrupt):
+                rows = cur.fetchmany(chunk_size)
             columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
             arrays = {}
             for name, values in zip(names, columns, strict=True):
@@ -324,8 +331,9 @@ def append_batch(engine: Engine, adbc_conn: Any, name: str, table: pa.Table) -> 
     "Append the rows of `table` to the warehouse table `name` and commit."
     if adbc_conn is not None:
         cur = adbc_conn.cursor()
-        cur.adbc_ingest(name, _for_sink(engine, table), mode="append")
-        adbc_conn.commit()
+        with current_cancellation().interruptible(cur.adbc_cancel):
+            cur.adbc_ingest(name, _for_sink(engine, table), mode="append")
+            adbc_conn.commit()
         cur.close()
     else:
         with engine.begin() as conn:
@@ -352,6 +360,7 @@ def stage_batches(
         adbc_conn = adbc_connection(engine)
         try:
             for batch in batches(fast):
+                current_cancellation().check()  # Ctrl-C: stop between batches (the statements are interrupted too)
                 if on_batch is not None and batch.num_rows:
                     on_batch(batch)  # sees the source's rows, before any transform
                 if transform is not None:
@@ -411,8 +420,9 @@ def sqlite_attach_copy(source: Engine, warehouse: Engine, stmt: sa.Select, stagi
     with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
-        rows = conn.execute(sql).rowcount
-        conn.commit()
+        with current_cancellation().interruptible(conn.interrupt):
+            rows = conn.execute(sql).rowcount
+            conn.commit()
     return rows
 
 # %% ../../nbs/11_common.transfer.ipynb #ca3b46f5
@@ -429,8 +439,10 @@ def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: s
     with source.connect() as src, warehouse.begin() as wh:
         target.drop(wh, checkfirst=True)
         target.create(wh)
-        reader, writer = src.connection.driver_connection.cursor(), wh.connection.driver_connection.cursor()
+        ends, run = (src.connection.driver_connection, wh.connection.driver_connection), current_cancellation()
+        reader, writer = ends[0].cursor(), ends[1].cursor()
         with (
+            run.interruptible(lambda: [end.cancel_safe() for end in ends]),
             reader.copy(f"COPY ({compile_sql(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
             writer.copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
         ):

@@ -5,7 +5,9 @@
 # %% ../../nbs/17_common.transforms.ipynb #e7000004
 from __future__ import annotations
 
+import inspect
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -22,7 +24,7 @@ if TYPE_CHECKING:  # pandas and pyarrow are imported where rows are written: `ch
 
 # %% auto #0
 __all__ = ['missing_inputs', 'is_frame', 'transform_result', 'Untyped', 'stage_select', 'stage_frame', 'stage_transform',
-           'transform_problems']
+           'builds_a_query', 'transform_problems']
 
 # %% ../../nbs/17_common.transforms.ipynb #e7000006
 def missing_inputs(warehouse: Engine, spec: TransformSpec) -> list[str]:
@@ -103,9 +105,28 @@ def stage_transform(warehouse: Engine, spec: TransformSpec, chunk_size: int) -> 
         rows = stage_select(warehouse, result, staging)
     return StagedLoad(spec.name, staging, rows)
 
+# %% ../../nbs/17_common.transforms.ipynb #e7000012a
+def builds_a_query(function: Callable) -> bool:
+    "True when `function`'s return annotation is a SQLAlchemy selectable (calling it only builds a query)."
+    try:
+        returned = inspect.signature(function, eval_str=True).return_annotation
+    except Exception:  # an annotation that does not resolve says nothing
+        return False
+    return isinstance(returned, type) and issubclass(returned, sa.sql.expression.Selectable)
+
 # %% ../../nbs/17_common.transforms.ipynb #e7000013
 def transform_problems(warehouse: Engine, spec: TransformSpec) -> list[str]:
     "What would stop `spec` from building, one line each (its SQL is checked once its inputs are loaded)."
+    if spec.function:
+        try:
+            function = resolve_function(spec.function, "function")
+            inspect.signature(function).bind(warehouse)
+        except PipelineError as e:
+            return [str(e)]
+        except TypeError as e:
+            return [f"function {spec.function!r} must take one argument, the warehouse: {e}."]
+        if not builds_a_query(function):  # a DataFrame's computation runs when the flow does
+            return []
     try:
         result = transform_result(warehouse, spec) if not missing_inputs(warehouse, spec) else None
     except PipelineError as e:

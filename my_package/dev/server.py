@@ -18,9 +18,10 @@ from pathlib import Path
 from ..errors import PipelineError
 
 # %% auto #0
-__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'running_server',
-           'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests', 'free_port', 'wait_until_healthy',
-           'start_server', 'stop_process', 'start_project_server', 'stop_project_server', 'is_project_server']
+__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
+           'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
+           'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'stop_process', 'project_port',
+           'start_project_server', 'stop_project_server', 'is_project_server', 'worker_command', 'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -50,13 +51,31 @@ def state_file(project: Path) -> Path:
     return project / ".prefect" / "server.json"
 
 
-def running_server(project: Path) -> str | None:
-    "The API URL of the project's local server when it is up and answering, else None."
+def process_home(pid: int) -> str | None:
+    "The PREFECT_HOME a running process was started with (None when it is gone or cannot be read)."
     try:
-        api = json.loads(state_file(project).read_text())["api"]
-    except (OSError, ValueError, KeyError):
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
         return None
-    return api if healthy(api, timeout=1) else None
+    return next((v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PREFECT_HOME=")), None)
+
+# %% ../../nbs/50_dev.server.ipynb #a100000a2
+def project_server(project: Path) -> dict | None:
+    "The record of the project's own local server (pid, api) when its process runs, else None."
+    try:
+        record = json.loads(state_file(project).read_text())
+    except (OSError, ValueError):
+        return None
+    home = str((project / ".prefect").resolve())
+    if record.get("project") != str(project.resolve()) or process_home(record.get("pid", 0)) != home:
+        return None
+    return record
+
+
+def running_server(project: Path) -> str | None:
+    "The API URL of the project's own local server when it is up and answering, else None."
+    record = project_server(project)
+    return record["api"] if record and healthy(record["api"], timeout=1) else None
 
 # %% ../../nbs/50_dev.server.ipynb #a100000b1
 SLOW_IMPORTS = ("rfc3987_syntax",)  # modules the kit's processes never need, whose import alone costs seconds
@@ -95,11 +114,21 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
+def port_in_use(port: int) -> bool:
+    "True when something already listens on 127.0.0.1:`port` (or it cannot be bound)."
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
 # %% ../../nbs/50_dev.server.ipynb #a100000e
 def wait_until_healthy(api: str, process: subprocess.Popen, log: Path, timeout: float = STARTUP_TIMEOUT) -> None:
     "Wait for the server `process` to answer at `api`; stop it and raise with its log's tail if it does not."
     deadline = time.monotonic() + timeout
-    while not healthy(api):
+    while not healthy(api) or process.poll() is not None:  # an answer from another process is not this server's
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process(process.pid)
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -109,6 +138,11 @@ def wait_until_healthy(api: str, process: subprocess.Popen, log: Path, timeout: 
 # %% ../../nbs/50_dev.server.ipynb #a100000f
 def start_server(home: Path, port: int, log: Path, timeout: float = STARTUP_TIMEOUT) -> subprocess.Popen:
     "Start `prefect server start` on 127.0.0.1:`port` with its state under `home`, in the background; wait for it."
+    if port_in_use(port):
+        raise PipelineError(
+            f"Port {port} on 127.0.0.1 is in use (another program, or another project's Prefect server): "
+            f"set PREFECT_PORT to a free port, e.g. PREFECT_PORT={free_port()}."
+        )
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
@@ -146,27 +180,34 @@ def stop_process(pid: int, wait: float = 10) -> None:
             time.sleep(0.1)
 
 # %% ../../nbs/50_dev.server.ipynb #a1000012
+def project_port() -> tuple[int, bool]:
+    "The port for the project's server: $PREFECT_PORT (asked for), else the first free one from 4200 (chosen)."
+    if os.environ.get("PREFECT_PORT"):
+        return int(os.environ["PREFECT_PORT"]), True
+    return next((p for p in range(SERVER_PORT, SERVER_PORT + 100) if not port_in_use(p)), free_port()), False
+
+# %% ../../nbs/50_dev.server.ipynb #a1000012s
 def start_project_server(project: Path, port: int | None = None) -> str:
-    "Start the project's local server (unless it is up) and return its API URL."
+    "Start the project's own local server (unless it is up) and return its API URL."
     api = running_server(project)
     if api:
         return api
-    port = port or int(os.environ.get("PREFECT_PORT", SERVER_PORT))
+    port = port or project_port()[0]
     home = project / ".prefect"
     process = start_server(home, port, home / "server.log")
     api = f"http://127.0.0.1:{port}/api"
-    state_file(project).write_text(json.dumps({"pid": process.pid, "api": api, "ui": api.removesuffix("/api")}))
+    record = {"pid": process.pid, "api": api, "ui": api.removesuffix("/api"), "project": str(project.resolve())}
+    state_file(project).write_text(json.dumps(record))
     return api
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013
 def stop_project_server(project: Path) -> bool:
-    "Stop the project's local server; False when none was running."
-    try:
-        pid = json.loads(state_file(project).read_text())["pid"]
-    except (OSError, ValueError, KeyError):
-        return False
-    stop_process(pid)
+    "Stop the project's own local server; False when it had none running (a record that is not its own is removed)."
+    record = project_server(project)
     state_file(project).unlink(missing_ok=True)
+    if record is None:
+        return False
+    stop_process(record["pid"])
     return True
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013i
@@ -174,3 +215,25 @@ def is_project_server(project: Path) -> bool:
     "True when this process talks to the project's own local Prefect server (`server start`)."
     api = os.environ.get("PREFECT_API_URL")
     return bool(api) and api == running_server(project)
+
+# %% ../../nbs/50_dev.server.ipynb #a1000013x
+def worker_command(settings, name: str | None = None, limit: int | None = None) -> tuple[str, list[str], dict]:
+    "The program, arguments and environment of a Prefect worker on the project's work pool and server."
+    api = os.environ.get("PREFECT_API_URL") or running_server(settings.path.parent)
+    if not api:
+        raise PipelineError("No Prefect server to work for: set PREFECT_API_URL, or run `python -m my_package deploy`.")
+    prefect = str(Path(sys.executable).parent / "prefect")
+    args = [prefect, "worker", "start", "--pool", settings.deployments.work_pool]
+    args += (["--name", name] if name else []) + (["--limit", str(limit)] if limit else [])
+    env = {"MY_PACKAGE_SETTINGS": str(settings.path), **os.environ, "PREFECT_API_URL": api}
+    return prefect, args, env
+
+# %% ../../nbs/50_dev.server.ipynb #a1000013z
+def lab_command(project: Path) -> list[str]:
+    "The command that starts JupyterLab on the project's nbs/ (refused where the dev extras are not installed)."
+    jupyter = Path(sys.executable).parent / "jupyter"
+    if not jupyter.exists():
+        raise PipelineError(
+            "JupyterLab is not installed in this environment: run `make dev` (pip install -e '.[dev]')."
+        )
+    return [str(jupyter), "lab", f"--notebook-dir={project / 'nbs'}", *(["--allow-root"] if os.geteuid() == 0 else [])]

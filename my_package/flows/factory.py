@@ -10,33 +10,38 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 
+import sqlalchemy as sa
 from prefect import Flow, flow
+from prefect.states import Cancelled
 
-from ..common.bookkeeping import record_run
+from ..common.bookkeeping import mark_loading, record_run, unmark_loading
+from ..common.cancel import current_cancellation, uncancellable
 from ..common.db import drop_table, staging_name
-from ..common.loads import table_lock
+from ..common.locks import table_lock
 from ..common.runs import RunOutcome, Stopwatch, TableRun, error_line, resolve_run
 from ..errors import PipelineError, TableLoadError
 from ..registry.settings import TableSpec, TransformSpec, load_settings
 from ..reporting.index import write_index
+from ..reporting.render import ReportResult
 from ..tasks.build import build_transform
 from ..tasks.checks import check_staged_table
 from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
-from ..tasks.notify import alert_on_failure
+from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
 from ..tasks.runtime import task_logger
 
 # %% auto #0
-__all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'ui_url', 'refresh_table', 'create_flow',
-           'create_ingestion_flow', 'create_transform_flow', 'flow_of', 'registered_flow', 'registered_attributes',
-           'flow_module_hooks']
+__all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'clear_leftovers',
+           'refresh_table', 'report_in_flow', 'create_flow', 'create_ingestion_flow', 'create_transform_flow',
+           'flow_of', 'registered_flow', 'registered_attributes', 'flow_module_hooks']
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73
 def log_run(run: TableRun, outcome: RunOutcome) -> None:
     "Add the run's outcome to the warehouse's run log; a log that cannot be written is a warning, not a failure."
     try:
-        record_run(run.warehouse, outcome)
+        with uncancellable():  # a cancelled run is recorded too
+            record_run(run.warehouse, outcome)
     except Exception as exc:
         task_logger().warning("Could not record the run of %s: %s", outcome.name, exc)
 
@@ -47,9 +52,19 @@ def dropped_on_failure(run: TableRun) -> Iterator[None]:
     try:
         yield
     except Exception:
-        with contextlib.suppress(Exception):  # the original error is what matters
+        with contextlib.suppress(Exception), uncancellable():  # the original error is what matters
             drop_table(run.warehouse, staging_name(run.name))
         raise
+
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c73c
+@contextlib.contextmanager
+def loading(run: TableRun) -> Iterator[None]:
+    "While inside, the run's table is marked as loading in the warehouse (the mark is removed however the load ends)."
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception), uncancellable():  # a killed process leaves it: see clear_leftovers
+            unmark_loading(run.warehouse, run.name)
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c739
 def ui_url() -> str | None:
@@ -62,28 +77,79 @@ def ui_url() -> str | None:
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74a
 STAGES = {"table": extract_table, "transform": build_transform}  # each kind's first step
 
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c74c
+def crash_flow_run(flow_run_id: str) -> bool:
+    "Mark the Prefect flow run `flow_run_id` Crashed if it is still RUNNING (its load was killed); True when it was."
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    message = (
+        "Its load was killed (Ctrl-C twice, kill -9, a machine gone); marked Crashed by the next run of its table."
+    )
+    with get_client(sync_client=True) as client:
+        try:
+            left = client.read_flow_run(flow_run_id)
+        except Exception:  # a run of another server, or one deleted since: nothing to mark
+            return False
+        if not (left.state and left.state.is_running()):
+            return False
+        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+    return True
+
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c74e
+def clear_leftovers(run: TableRun) -> list[str]:
+    "Holding the table's load lock: mark this load, and clean what a killed load left; say what was cleaned."
+    from prefect.runtime import flow_run
+
+    notes, staging = [], staging_name(run.name)
+    left = mark_loading(run.warehouse, run.name, flow_run.id)
+    if sa.inspect(run.warehouse).has_table(staging):
+        drop_table(run.warehouse, staging)
+        notes.append(f"dropped {staging}, left by an interrupted run")
+    if left and left["flow_run_id"] and crash_flow_run(left["flow_run_id"]):
+        notes.append(f"marked its run left RUNNING by an interrupted run ({left['flow_run_id']}) Crashed")
+    return notes
+
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74
 def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
     "Stage -> check -> load one table or transform (then its report), holding its load lock; log the run; return its outcome."
-    stage = STAGES[run.spec.kind]
+    stage, cancel = STAGES[run.spec.kind], current_cancellation()
     took, outcome, step = Stopwatch(), RunOutcome(run.name, kind=run.spec.kind, url=ui_url()), stage.name
     try:
-        with table_lock(run.warehouse, run.name), dropped_on_failure(run):
+        with table_lock(run.warehouse, run.name), loading(run), dropped_on_failure(run):
+            outcome.notes = clear_leftovers(run)
             staged = stage(run)
             outcome.rows_extracted, step = staged.rows, "check_staged_table"
+            cancel.check()
             outcome.checks, step = [str(c) for c in check_staged_table(run, staged)], "load_table_atomically"
+            cancel.check()
             outcome.rows = load_table_atomically(run, staged)
     except Exception as exc:
-        outcome.status, outcome.step, outcome.error, outcome.seconds = "failed", step, error_line(exc, step), took()
+        outcome.step, outcome.seconds = step, took()
+        if cancel.cancelled:  # Ctrl-C, or a lost server: not a failure of the table
+            outcome.status, outcome.error = "cancelled", f"{cancel.reason}; the live table is unchanged"
+            log_run(run, outcome)
+            return outcome
+        outcome.status, outcome.error = "failed", error_line(exc, step)
         log_run(run, outcome)
         raise TableLoadError(outcome, run) from exc
     outcome.seconds = took()
     log_run(run, outcome)
     if report:  # a deployed run documents itself, and refreshes its profile's index
-        outcome.report = str(render_table_report(run).html)
-        write_index(run.settings, run.warehouse, run.profile.name)
+        report_in_flow(run, outcome)
     publish_run_artifact(outcome)
     return outcome
+
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c74r
+def report_in_flow(run: TableRun, outcome: RunOutcome) -> None:
+    "Render the run's report and its profile's index; a report that fails is an alert, not a failed load."
+    try:
+        outcome.report = str(render_table_report(run).html)
+    except Exception as exc:  # the rows are published: the run stands, and whoever must act hears of the report
+        outcome.report_error = str(exc)
+        failed = {run.name: ReportResult(run.name, error=str(exc))}
+        send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
+    write_index(run.settings, run.warehouse, run.profile.name)
 
 # %% ../../nbs/40_flows.factory.ipynb #b4f9b51f
 @functools.cache  # one Flow object per table, however often it is asked for
@@ -98,7 +164,8 @@ def create_flow(kind: str, name: str) -> Flow:
         run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
         if run.spec.kind != kind:
             raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
-        return refresh_table(run, run.settings.reports.in_flows if report is None else report)
+        outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
+        return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
 
     refresh.__name__ = refresh.__qualname__ = f"{prefix}_{name}"
     refresh.__doc__ = f"{verb} {name!r}: stage -> check -> load (-> report)."

@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from prefect import Flow
 
+from ..common.cancel import current_cancellation
 from ..common.runs import RunOutcome
 from ..errors import TableLoadError
 from .factory import flow_of
@@ -28,10 +29,13 @@ def outcome_of(name: str, state) -> RunOutcome:
     # _sync: the value itself, also where an event loop runs (a notebook), where Prefect would return a coroutine
     if state.is_completed():
         return state.result(_sync=True)
-    error = state.result(raise_on_failure=False, _sync=True)
-    if isinstance(error, TableLoadError):
-        return error.outcome
-    return RunOutcome(name, "failed", error=(state.message or "").removeprefix("Flow run encountered an exception: "))
+    carried = state.result(raise_on_failure=False, _sync=True)
+    if isinstance(carried, RunOutcome):  # a cancelled run carries its outcome
+        return carried
+    if isinstance(carried, TableLoadError):
+        return carried.outcome
+    status = "cancelled" if state.is_cancelled() else "failed"
+    return RunOutcome(name, status, error=(state.message or "").removeprefix("Flow run encountered an exception: "))
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce1
 def run_flow(
@@ -53,7 +57,11 @@ def skipped(name: str, inputs: tuple[str, ...], done: dict[str, RunOutcome]) -> 
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce5
 def run_in_order(
-    names: list[str], inputs: dict[str, tuple[str, ...]], start: Callable[[str], RunOutcome], parallel: int
+    names: list[str],
+    inputs: dict[str, tuple[str, ...]],
+    start: Callable[[str], RunOutcome],
+    parallel: int,
+    progress: Progress | None = None,
 ) -> list[RunOutcome]:
     "`start` each of `names` once its `inputs` among them have finished, `parallel` at a time; outcomes in `names`' order."
     done, running, waiting = {}, {}, list(names)
@@ -64,6 +72,8 @@ def run_in_order(
                 outcome = skipped(name, inputs.get(name, ()), done)
                 if outcome:
                     done[name] = outcome
+                    if progress:  # a skipped transform is finished too: the display counts it
+                        progress(name, outcome)
                 else:
                     running[pool.submit(contextvars.copy_context().run, start, name)] = name
             if running:
@@ -94,8 +104,18 @@ def run_entries(
     order = [*tables, *[t for t in transform_order(settings) if t in transforms]]
     inputs = {name: spec.inputs for name, spec in settings.transforms.items()}
     ensure_api()
-    start = lambda name: run_flow(name, flow_of(settings.entry(name)), profile, report, progress)  # noqa: E731
-    return run_in_order(order, inputs, start, parallel or settings.pipeline.parallel)
+
+    def start(name: str) -> RunOutcome:
+        if current_cancellation().cancelled:  # Ctrl-C before its turn came: it never starts
+            outcome = RunOutcome(
+                name, "cancelled", settings.entry(name).kind, error="not started: the run was cancelled"
+            )
+            if progress:
+                progress(name, outcome)
+            return outcome
+        return run_flow(name, flow_of(settings.entry(name)), profile, report, progress)
+
+    return run_in_order(order, inputs, start, parallel or settings.pipeline.parallel, progress)
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce8
 def fan_out(

@@ -13,7 +13,8 @@ from ..common.runs import resolve_run
 from ..errors import ReportError
 from ..registry.settings import load_settings
 from ..reporting.index import write_index
-from ..reporting.render import ReportResult
+from ..reporting.render import ReportResult, read_manifest, reports_dir
+from ..tasks.notify import report_failure_message, send_alert
 from ..tasks.reports import render_table_report
 
 # %% auto #0
@@ -27,14 +28,16 @@ def render_reports(tables: list[str] | None = None, profile: str | None = None) 
     runs = [resolve_run(name, profile, settings) for name in tables or [*settings.tables, *settings.transforms]]
     futures = {run.name: render_table_report.submit(run) for run in runs}
     results, failed = [], {}
-    for name, future in futures.items():
+    for run, future in zip(runs, futures.values(), strict=True):
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
-            failed[name] = str(outcome) if isinstance(outcome, ReportError) else f"{type(outcome).__name__}: {outcome}"
-            outcome = ReportResult(name, error=failed[name])
+            error = str(outcome) if isinstance(outcome, ReportError) else f"{type(outcome).__name__}: {outcome}"
+            seconds = read_manifest(reports_dir(settings, run.profile.name)).get(run.name, {}).get("seconds")
+            outcome = failed[run.name] = ReportResult(run.name, error=error, seconds=seconds)
         results.append(outcome)
     if runs:
-        write_index(settings, runs[0].warehouse, runs[0].profile.name, failed)
+        write_index(settings, runs[0].warehouse, runs[0].profile.name)
     if failed:
+        send_alert(report_failure_message(runs[0].profile.name, failed), title=f"Failed: {len(failed)} report(s)")
         return Failed(message=f"{len(failed)} report(s) failed: {', '.join(failed)}", data=results)
     return results

@@ -9,7 +9,7 @@ from ..errors import PipelineError
 from .settings import load_settings, profile_name
 
 # %% auto #0
-__all__ = ['find_problems']
+__all__ = ['find_problems', 'leftovers']
 
 # %% ../../nbs/03_registry.problems.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
@@ -43,7 +43,33 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
                 problems += [f"table {spec.name}: {p}" for p in table_problems(reachable[spec.source], spec)]
         for spec in settings.transforms.values() if name == chosen and "warehouse" in reachable else []:
             problems += [f"transform {spec.name}: {p}" for p in transform_problems(reachable["warehouse"], spec)]
+        if name == chosen and "warehouse" in reachable:
+            problems += leftovers(reachable["warehouse"])
     stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
     return problems, warnings
+
+# %% ../../nbs/03_registry.problems.ipynb #415fca8b
+def leftovers(warehouse) -> list[str]:
+    "What killed loads left in `warehouse`: staging tables and loading marks of tables that no run loads now."
+    import sqlalchemy as sa
+
+    from my_package.common.bookkeeping import loading_marks
+    from my_package.common.locks import lock_is_free
+
+    found = []
+    for staging in sorted(t for t in sa.inspect(warehouse).get_table_names() if t.startswith("_staging_")):
+        table = staging.removeprefix("_staging_")
+        if lock_is_free(warehouse, table):
+            found.append(
+                f"table {table}: {staging} was left by an interrupted load (the next run of {table} drops it)."
+            )
+    for mark in loading_marks(warehouse):
+        if lock_is_free(warehouse, mark["table_name"]):
+            run = f"its Prefect run {mark['flow_run_id']} " if mark["flow_run_id"] else ""
+            found.append(
+                f"table {mark['table_name']}: a load started {str(mark['started_at'])[:19]} on {mark['runner']} was "
+                f"interrupted; {run}may still show RUNNING (the next run of {mark['table_name']} marks it Crashed)."
+            )
+    return found

@@ -451,6 +451,12 @@ REGISTRIES = {"table": ("tables", TableSpec), "transform": ("transforms", Transf
 
 def read_ini(text: str, path: Path) -> configparser.ConfigParser:
     "The INI sections of `text`, or a SettingsError naming the line that is not INI."
+    for number, line in enumerate(text.splitlines(), 1):  # configparser would read `[name` as a key, later lines blamed
+        if line.strip().startswith("[") and "]" not in line:
+            raise SettingsError(
+                f"{path.name} line {number}: `{line.strip()}` is a section header without its closing `]`. "
+                f"Write `{line.strip()}]`."
+            )
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     try:
         parser.read_string(text, source=str(path))

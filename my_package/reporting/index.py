@@ -5,8 +5,6 @@
 # %% ../../nbs/21_reporting.index.ipynb #a2100003
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import jinja2
@@ -15,10 +13,10 @@ from sqlalchemy.engine import Engine
 
 from ..common.bookkeeping import last_runs, read_state
 from ..registry.settings import Settings
-from .render import reports_dir
+from .render import read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'index_rows', 'write_atomically', 'write_index']
+__all__ = ['INDEX_TEMPLATE', 'index_rows', 'report_state', 'write_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
@@ -34,11 +32,9 @@ INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype ht
 """)
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e
-def index_rows(
-    settings: Settings, warehouse: Engine, out_dir: Path, failed: dict[str, str] | None = None
-) -> list[dict]:
-    "One row per table and transform: rows, last load, latest run, checks passed, report link or problem."
-    failed, runs, rows = failed or {}, last_runs(warehouse), []
+def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dict]:
+    "One row per table and transform: rows, last load, latest run, checks passed, its report's link and state."
+    runs, reports, rows = last_runs(warehouse), read_manifest(out_dir), []
     for spec in [*settings.tables.values(), *settings.transforms.values()]:
         state, run = read_state(warehouse, spec.name) or {}, runs.get(spec.name, {})
         checks = (run.get("checks") or "").splitlines()
@@ -52,28 +48,28 @@ def index_rows(
                 "loaded_at": state.get("loaded_at") or "-",
                 "status": run.get("status", "never run"),
                 "checks": f"{sum(c.startswith('PASS') for c in checks)}/{len(checks)} passed",
-                "report": failed.get(spec.name, "ok" if has_page else "missing"),
+                "report": report_state(reports.get(spec.name)),
             }
         )
     return rows
 
-# %% ../../nbs/21_reporting.index.ipynb #e7f08b8f
-def write_atomically(path: Path, text: str) -> None:
-    "Write `text` to `path` through a temporary file and one rename: readers see the old file or the new one."
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+# %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
+def report_state(entry: dict | None) -> str:
+    "How a report's last rendering went, in words: `ok (rendered ...)`, `FAILED: ...`, `rendering`, or none yet."
+    if not entry:
+        return "not rendered yet"
+    if entry["status"] == "failed":
+        return f"FAILED at {entry['at']}: {entry.get('error')}"
+    return "rendering" if entry["status"] == "rendering" else f"ok (rendered {entry['at']})"
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b90
-def write_index(settings: Settings, warehouse: Engine, profile: str, failed: dict[str, str] | None = None) -> Path:
+def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
     "Write the profile's index (every table and transform) and the top index of profiles; return the profile's."
     out_dir = reports_dir(settings, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(out_dir.parent / ".index.lock", timeout=120):  # one writer at a time: see above
         page = out_dir / "index.html"
-        rows = index_rows(settings, warehouse, out_dir, failed)
+        rows = index_rows(settings, warehouse, out_dir)
         write_atomically(
             page, INDEX_TEMPLATE.render(title=f"Table reports: profile {profile}", rows=rows, profiles=None)
         )

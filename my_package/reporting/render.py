@@ -6,20 +6,28 @@
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
+import hashlib
 import importlib.resources
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
+import my_package
 from ..common.runs import Stopwatch, TableRun
 from ..errors import ReportError
 from ..registry.settings import Settings
 
 # %% auto #0
 __all__ = ['GENERIC', 'REPORT_TEMPLATE', 'notebook_places', 'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir',
-           'check_report_parameters', 'check_kernel', 'to_html', 'render_report', 'render_in_background']
+           'check_report_parameters', 'check_kernel', 'write_atomically', 'read_manifest', 'record_report', 'digest',
+           'to_html', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -93,6 +101,41 @@ def check_kernel(name: str) -> None:
             "(pip install ipykernel) or name an installed kernel."
         ) from None
 
+# %% ../../nbs/20_reporting.render.ipynb #5a1f0002
+def write_atomically(path: Path, text: str) -> None:
+    "Write `text` to `path` through a temporary file and one rename (readers see the old file or the new one)."
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as tmp:
+        tmp.write(text)
+    umask = os.umask(0)  # the standard library reads the umask only by setting it: put it straight back
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # a temporary file is private (0600); a report is as readable as any file
+    os.replace(tmp.name, path)
+
+# %% ../../nbs/20_reporting.render.ipynb #5a1f0004
+def read_manifest(directory: Path) -> dict[str, dict]:
+    "The last rendering of each report in `directory` (reports/<profile>/), by table name ({} before any)."
+    try:
+        return json.loads((directory / "reports.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_report(directory: Path, name: str, **entry) -> dict:
+    "Record the state of `name`'s report (status, error, seconds, ...) in `directory`'s reports.json; return it."
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(directory / ".reports.json.lock", timeout=120):  # renderings in parallel take turns
+        manifest = read_manifest(directory)
+        manifest[name] = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
+        write_atomically(directory / "reports.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest[name]
+
+# %% ../../nbs/20_reporting.render.ipynb #5a1f0006
+def digest(path: Path) -> str:
+    "A short digest of a file's content (to know whether a notebook changed since a report was rendered)."
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
 # %% ../../nbs/20_reporting.render.ipynb #25c7b915
 REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block data_png scoped %}
@@ -128,32 +171,47 @@ def render_report(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    template = report_notebook(run.settings, run.name)
-    out_dir = Path(out_dir or reports_dir(run.settings, run.profile.name))
-    parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
-    check_report_parameters(template, parameters)
-    check_kernel(kernel)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    notebook, page, took = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html", Stopwatch()
-    try:  # a fresh context per run: see the papermill trap above
-        contextvars.Context().run(
-            papermill.execute_notebook,
-            str(template),
-            str(notebook),
-            parameters=parameters,
-            kernel_name=kernel,
-            cwd=str(run.project),
-            progress_bar=False,
-            log_output=False,
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-        )
-    except PapermillExecutionError as e:
+    from my_package.common.bookkeeping import latest_runs
+
+    out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)), Stopwatch()
+    notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
+    shown = {"kit": my_package.__version__, "html": page.name}
+    record_report(out_dir, run.name, status="rendering", **shown)
+    try:
+        template = report_notebook(run.settings, run.name)
+        latest = latest_runs(run.warehouse, run.name, limit=1)
+        shown |= {
+            "notebook": template.name,
+            "digest": digest(template),
+            "run": str(latest[0]["finished_at"]) if latest else None,
+        }
+        parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
+        check_report_parameters(template, parameters)
+        check_kernel(kernel)
+        try:  # a fresh context per run: see the papermill trap above
+            contextvars.Context().run(
+                papermill.execute_notebook,
+                str(template),
+                str(notebook),
+                parameters=parameters,
+                kernel_name=kernel,
+                cwd=str(run.project),
+                progress_bar=False,
+                log_output=False,
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
+        except PapermillExecutionError as e:
+            to_html(notebook, page)
+            raise ReportError(
+                f"Report of table {run.name!r} failed in cell {e.exec_count or e.cell_index} ({e.ename}: {e.evalue}). "
+                f"The executed notebook, with the error marked, is kept at {notebook}."
+            ) from None
         to_html(notebook, page)
-        raise ReportError(
-            f"Report of table {run.name!r} failed in cell {e.exec_count or e.cell_index} ({e.ename}: {e.evalue}). "
-            f"The executed notebook, with the error marked, is kept at {notebook}."
-        ) from None
-    to_html(notebook, page)
+    except Exception as e:
+        error = str(e) if isinstance(e, ReportError) else f"{type(e).__name__}: {e}"
+        record_report(out_dir, run.name, status="failed", error=error, seconds=took(), **shown)
+        raise
+    record_report(out_dir, run.name, status="ok", seconds=took(), **shown)
     return ReportResult(run.name, notebook, page, took())
 
 # %% ../../nbs/20_reporting.render.ipynb #d9180a3b
@@ -161,7 +219,17 @@ def render_in_background(settings: Settings, names: list[str], profile: str | No
     "Start `report NAMES` in a process of its own, which outlives this one; return its log file."
     log = settings.path.parent / ".prefect" / "reports.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    for name in names:  # `tables` says `rendering` from now on, until the process records how each one went
+        record_report(reports_dir(settings, settings.profile(profile).name), name, status="rendering")
     args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
     with open(log, "ab") as out:
-        subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            args,
+            cwd=settings.path.parent,
+            env={**os.environ, "MY_PACKAGE_SETTINGS": str(settings.path)},  # this project's, wherever it was started
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return log

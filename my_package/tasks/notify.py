@@ -18,7 +18,8 @@ from ..reporting.render import reports_dir
 from .runtime import task_logger
 
 # %% auto #0
-__all__ = ['alert_url', 'deliver_alert', 'send_alert', 'failure_message', 'failed_run', 'alert_on_failure']
+__all__ = ['alert_url', 'deliver_alert', 'send_alert', 'failure_message', 'failed_run', 'alert_on_failure',
+           'report_failure_message']
 
 # %% ../../nbs/35_tasks.notify.ipynb #110b5561
 def alert_url(settings: Settings) -> str | None:
@@ -89,3 +90,9 @@ def alert_on_failure(flow, flow_run, state) -> None:
         deliver_alert(message, title=f"Failed: {flow.name}", settings=settings)
     except Exception as exc:  # an alert that cannot be sent must not hide the failure itself
         task_logger().error("Could not send the failure alert (%s): %s", exc, message)
+
+# %% ../../nbs/35_tasks.notify.ipynb #4e9f0002
+def report_failure_message(profile: str, failed: dict) -> str:
+    "The text of an alert for reports that failed: one `report TABLE: error` line each (`failed`: name -> ReportResult)."
+    lines = [f"profile: {profile}"] + [f"report {name}: {result.error}" for name, result in failed.items()]
+    return "\n".join(lines)

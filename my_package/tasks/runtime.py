@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
+from ..common.cancel import current_cancellation
 from ..errors import DatabaseUnavailableError
 
 # %% auto #0
@@ -40,6 +41,8 @@ def is_transient(exc: BaseException | None) -> bool:
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000008
 def retry_if_transient(task, task_run, state) -> bool:
     "Prefect `retry_condition_fn`: retry a task run only when it failed with a transient error."
+    if current_cancellation().cancelled:  # Ctrl-C interrupts statements: never try them again
+        return False
     try:
         state.result(_sync=True)
     except Exception as exc:
