@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # The underscore spellings of nbdev 3's commands (it ships only nbdev-export ...), made by `make dev`.
 NBDEV_ALIASES := export test clean prepare install_hooks
+# pytest-xdist workers: most tests wait on servers, kernels and subprocesses, so 4 fit on 2 cores
+PYTEST_WORKERS ?= 4
 # Prefect's settings (state under .prefect/, no telemetry, start-up timeout) are applied by the kit itself.
 
 .DEFAULT_GOAL := help
@@ -14,14 +16,18 @@ NBDEV_ALIASES := export test clean prepare install_hooks
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# pip -qq: errors only. -q alone still prints setuptools' "Editable installation" warning block and a
+# "WARNING: Location ... is ignored" line per package for an extra index that lacks it.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	@echo "Installing the package and its dependencies into $(VENV) (a few minutes the first time)..."
+	@$(PY) -m pip install -qq --upgrade pip
+	@$(PY) -m pip install -qq -e .
 	@touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "Installing the dev extras (nbdev, JupyterLab, pytest, ruff, pre-commit) into $(VENV)..."
+	@$(PY) -m pip install -qq -e '.[dev]'
 	@for c in $(NBDEV_ALIASES); do ln -sf "nbdev-$${c//_/-}" "$(BIN)/nbdev_$$c"; done
 	@touch $@
 
@@ -52,8 +58,8 @@ sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what 
 nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway Prefect server, stopped after)
 	$(PY) tools/with_prefect_server.py $(BIN)/nbdev_test
 
-pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect)
-	$(PY) -m pytest
+pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time; the 10 slowest listed at the end
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=10
 
 bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor, memory at 1x/2x/4x rows
 	$(PY) bench/bench_loads.py
@@ -62,6 +68,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_cli.py
 	$(PY) bench/bench_transforms.py
 	$(PY) bench/bench_fast_loop.py
+	$(PY) bench/bench_checks.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
 	$(BIN)/nbdev_install_hooks
@@ -70,10 +77,10 @@ setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), an
 lab: setup ## Start the local Prefect server and JupyterLab on nbs/ (its python3 kernel imports my_package)
 	$(PY) -m my_package lab
 
-export: install ## Export the notebooks into my_package/ (nbdev_export)
+export: dev ## Export the notebooks into my_package/ (nbdev_export; installs the dev extras first)
 	$(BIN)/nbdev_export
 
-clean-notebooks: install ## Strip outputs and metadata from the notebooks (nbdev_clean)
+clean-notebooks: dev ## Strip outputs and metadata from the notebooks (nbdev_clean)
 	$(BIN)/nbdev_clean
 
 reports: install ## Render every table's report into reports/ (after make run)

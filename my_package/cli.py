@@ -15,28 +15,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from . import terminal as show  # what the commands print
 from .common.cancel import Cancellation, cancellable
 from .errors import PipelineError, UsageError
 from .registry.settings import Settings, find_settings_path, load_settings
-from my_package.terminal import (
-    cancelled_lines,
-    console,
-    interrupts,
-    last_run_lines,
-    on_server_lost,
-    report_warnings,
-    reports_table,
-    run_with_progress,
-    server_hint,
-    summary_table,
-    tables_table,
-    transforms_table,
-    watch_server,
-)
+from .terminal import console
 
 # %% auto #0
-__all__ = ['app', 'ProfileOption', 'demo', 'tables', 'selected_entries', 'run', 'render_and_print', 'report', 'new_table',
-           'new_transform', 'deployments', 'deploy', 'worker', 'check', 'server', 'lab', 'main']
+__all__ = ['app', 'CheckOption', 'ProfileOption', 'demo', 'tables', 'exit_if_failed', 'selected_entries', 'run',
+           'render_and_print', 'report', 'new_table', 'new_transform', 'new_check', 'deployments', 'deploy', 'worker',
+           'check', 'server', 'lab', 'main']
 
 # %% ../nbs/60_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -47,6 +35,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+CheckOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--check", help="A declared check, e.g. 'not_null(carrier)' or 'warn between(month, 1, 12)' (repeat it)."
+    ),
+]
 ProfileOption = Annotated[
     str | None,
     typer.Option("--profile", "-p", help="Settings profile (default: [pipeline] profile or $MY_PACKAGE_PROFILE)."),
@@ -67,19 +61,16 @@ def demo(
 
     Example: python -m my_package demo --force
     """
-    from sqlalchemy.engine import make_url
-
-    from my_package.common.db import mask_url, sqlite_file
+    from my_package.common.db import mask_url
     from my_package.dev.demo import build_demo_source
 
     url = load_settings().profile(profile).source
-    existing = sqlite_file(make_url(url))
-    if existing and Path(existing).exists() and not force:
-        console.print(f"Demo source {existing} already exists (use --force to rebuild it).")
-        return
-    console.print(f"Building the demo source in {mask_url(url)} ...")
-    for name, rows in build_demo_source(url, force=force).items():
-        console.print(f"  {name}: {rows:,} rows")
+    try:
+        console.print(f"Building the demo source in {mask_url(url)} ...")
+        for name, rows in build_demo_source(url, force=force).items():
+            console.print(f"  {name}: {rows:,} rows")
+    except FileExistsError as e:  # a SQLite file that is there already: nothing to build
+        console.print(f"Nothing built: {e}")
 
 # %% ../nbs/60_cli.ipynb #acce418a
 @app.command()
@@ -96,14 +87,21 @@ def tables(
     settings, out = load_settings(), Console()
     wide = wide or out.width >= 140
     last, reports = (
-        last_run_lines(settings, profile, wide),
+        show.last_run_lines(settings, profile, wide),
         read_manifest(reports_dir(settings, settings.profile(profile).name)),
     )
-    out.print(tables_table(settings, last, reports, wide))
+    out.print(show.tables_table(settings, last, reports, wide))
     if settings.transforms:
-        out.print(transforms_table(settings, last, reports, wide))
-    for line in report_warnings(settings, profile):
+        out.print(show.transforms_table(settings, last, reports, wide))
+    for line in show.report_warnings(settings, profile):
         console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
+
+# %% ../nbs/60_cli.ipynb #ed73e82b0
+def exit_if_failed(failed: list[str]) -> None:
+    "Name what failed, in one line, and exit with status 1 (nothing when nothing failed)."
+    if failed:
+        console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
 
 # %% ../nbs/60_cli.ipynb #ed73e82b
 def selected_entries(settings: Settings, names: list[str] | None, all_entries: bool) -> list[str]:
@@ -130,8 +128,8 @@ def run(
 
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
-    from my_package.common.db import check_connection, make_engine
     from my_package.dev.server import is_project_server
+    from my_package.registry.problems import check_reachable
     from my_package.reporting.render import render_in_background
 
     settings = load_settings()
@@ -139,20 +137,19 @@ def run(
     urls = settings.profile(profile)  # so does a bad profile,
     tables = [n for n in names if n in settings.tables] if names else list(settings.tables)
     transforms = [n for n in names if n in settings.transforms] if names else list(settings.transforms) * transform
-    for source in sorted({settings.table(n).source for n in tables}):  # and a database out of reach
-        role = "source" if source == "source" else f"source {source!r}"
-        check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
-    check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)
-    for line in report_warnings(settings, profile):  # one rendered in the background may have failed since
+    check_reachable(settings, tables, profile)  # and a database out of reach
+    for line in show.report_warnings(settings, profile):  # one rendered in the background may have failed since
         console.print(f"[yellow]{escape(line)}[/yellow]", soft_wrap=True)
-    server_hint()
-    lost = on_server_lost(cancel := Cancellation(), settings, [*tables, *transforms], profile, dt.datetime.now(dt.UTC))
-    with cancellable(cancel), interrupts(cancel), watch_server(os.environ.get("PREFECT_API_URL"), lost):
-        results = run_with_progress(settings, tables, transforms, profile, parallel)
-    Console().print(summary_table(results))
+    show.server_hint()
+    lost = show.on_server_lost(
+        cancel := Cancellation(), settings, [*tables, *transforms], profile, dt.datetime.now(dt.UTC)
+    )
+    with cancellable(cancel), show.interrupts(cancel), show.watch_server(os.environ.get("PREFECT_API_URL"), lost):
+        results = show.run_with_progress(settings, tables, transforms, profile, parallel)
+    Console().print(show.summary_table(results))
     if cancel.cancelled:
         console.print(
-            "\n".join(["Cancelled:", *cancelled_lines(results)]), highlight=False, markup=False, soft_wrap=True
+            "\n".join(["Cancelled:", *show.cancelled_lines(results)]), highlight=False, markup=False, soft_wrap=True
         )
         raise typer.Exit(130)
     failed = [r.name for r in results if r.status == "failed"]
@@ -162,20 +159,18 @@ def run(
         console.print(f"Reports of {len(loaded)} render in the background into reports/{urls.name}/ (log: {log}).")
     elif reports and loaded:
         failed += render_and_print(loaded, profile)
-    if failed:
-        console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
-        raise typer.Exit(1)
+    exit_if_failed(failed)
 
 # %% ../nbs/60_cli.ipynb #d9180a3e
-def render_and_print(names: list[str], profile: str | None) -> list[str]:
-    "Render the reports of `names` concurrently, print where they are, and return the tables whose report failed."
+def render_and_print(names: list[str], profile: str | None, force: bool = False) -> list[str]:
+    "Render the reports of `names` (those whose content changed, or all with `force`), print them, return the failed."
     from my_package.flows.reports import render_reports
 
-    state = render_reports(tables=names, profile=profile, return_state=True)
+    state = render_reports(tables=names, profile=profile, force=force, return_state=True)
     results = state.result(raise_on_failure=False, _sync=True)
     if not isinstance(results, list):
         raise PipelineError(f"render-reports failed: {state.message}")
-    Console().print(reports_table(results))
+    Console().print(show.reports_table(results))
     return [f"report {r.table}" for r in results if r.error]
 
 # %% ../nbs/60_cli.ipynb #f2e2a8c7
@@ -183,20 +178,21 @@ def render_and_print(names: list[str], profile: str | None) -> list[str]:
 def report(
     table: Annotated[list[str] | None, typer.Argument(help="Registered tables to report on (see `tables`).")] = None,
     all_tables: Annotated[bool, typer.Option("--all", help="Report on every registered table.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even the reports whose content did not change.")
+    ] = False,
     profile: ProfileOption = None,
 ) -> None:
     """Render each table's report notebook with papermill into reports/<profile>/ (.ipynb, .html) and its index.html.
 
-    Examples: python -m my_package report --all;  python -m my_package report flights
+    A report whose data, registry entry, notebook and kit did not change since it was rendered is kept as it is.
+    Examples: python -m my_package report --all;  python -m my_package report flights --force
     """
     settings = load_settings()
     names = selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
     settings.profile(profile)
-    server_hint()
-    failed = render_and_print(names, profile)
-    if failed:
-        console.print(f"[red]{len(failed)} failed:[/red] {', '.join(failed)}")
-        raise typer.Exit(1)
+    show.server_hint()
+    exit_if_failed(render_and_print(names, profile, force))
 
 # %% ../nbs/60_cli.ipynb #f283940h
 @app.command("new-table")
@@ -214,6 +210,7 @@ def new_table(
     notebook: Annotated[
         bool, typer.Option("--notebook", help="Start nbs/tables/NAME.ipynb, its own report notebook.")
     ] = False,
+    checks: CheckOption = None,
     profile: ProfileOption = None,
 ) -> None:
     """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
@@ -226,7 +223,7 @@ def new_table(
     from my_package.registry.entries import NewTable, register_table
 
     settings = load_settings()
-    table = NewTable(name, source, key, incremental, schedule, description, origin)
+    table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()))
     register_table(settings, table, notebook, profile)
     console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
     if notebook:
@@ -248,6 +245,7 @@ def new_transform(
     ] = False,
     schedule: Annotated[str | None, typer.Option(help="5-field cron (UTC), besides running after its inputs.")] = None,
     description: Annotated[str, typer.Option(help="One line on what the table holds.")] = "",
+    checks: CheckOption = None,
     profile: ProfileOption = None,
 ) -> None:
     """Register a derived table in settings.ini (SQL, or a notebook's function) and regenerate prefect.yaml.
@@ -260,7 +258,7 @@ def new_transform(
     from my_package.common.transforms import missing_inputs
     from my_package.registry.entries import NewTransform, register_transform
 
-    transform = NewTransform(name, inputs, key, sql, schedule, description)
+    transform = NewTransform(name, inputs, key, sql, schedule, description, tuple(checks or ()))
     updated = register_transform(load_settings(), transform, notebook, profile)
     console.print(f"Registered [bold]{escape(name)}[/bold] in {updated.path} and regenerated prefect.yaml.")
     if notebook:
@@ -272,6 +270,24 @@ def new_transform(
     if sql and missing:
         console.print(f"Its SQL is checked once its inputs are loaded: python -m my_package run {' '.join(missing)}")
     console.print(f"Run it with: python -m my_package run {name}" + (f" --profile {profile}" if profile else ""))
+
+# %% ../nbs/60_cli.ipynb #f283940n
+@app.command("new-check")
+def new_check(
+    table: Annotated[str, typer.Argument(help="The registered table (or transform) to check.")],
+    name: Annotated[str, typer.Argument(help="The check's name: a Python function name, e.g. late_without_delay.")],
+) -> None:
+    """Start nbs/checks/TABLE.ipynb with a check function NAME to write, and register it in the table's checks.
+
+    Example: python -m my_package new-check flights late_without_delay
+    """
+    from my_package.registry.entries import new_check as start_check
+
+    page = start_check(load_settings(), table, name)
+    console.print(
+        f"Registered function(my_package.checks.{table}:{name}) in [{table}]'s checks. Write it in {page}, then run "
+        f"nbdev_export; try it with python -m my_package check --data {table}."
+    )
 
 # %% ../nbs/60_cli.ipynb #8cb108b8
 @app.command()
@@ -322,7 +338,7 @@ def deploy() -> None:
         f"  PREFECT_API_URL={api} MY_PACKAGE_SETTINGS=/path/to/settings.ini prefect worker start --pool {pool}"
     )
 
-# %% ../nbs/60_cli.ipynb #8cb108bb
+
 @app.command()
 def worker(
     name: Annotated[str | None, typer.Option(help="The worker's name (default: Prefect picks one).")] = None,
@@ -339,13 +355,27 @@ def worker(
 
 # %% ../nbs/60_cli.ipynb #415fca90
 @app.command()
-def check(profile: ProfileOption = None) -> None:
+def check(
+    table: Annotated[list[str] | None, typer.Argument(help="With --data: the tables to check (default: all).")] = None,
+    data: Annotated[bool, typer.Option("--data", help="Run the tables' declared checks on their live tables.")] = False,
+    profile: ProfileOption = None,
+) -> None:
     """Check settings.ini, connect to each profile's databases, and check each table's source; list every problem.
 
-    Example: python -m my_package check --profile postgres
+    With --data, run each table's declared checks (`checks =`) on its live table instead: nothing is loaded.
+    Examples: python -m my_package check --profile postgres;  python -m my_package check --data flights
     """
     from my_package.registry.problems import find_problems
 
+    if data:
+        from my_package.common.datachecks import checks_of_live_tables
+
+        found = checks_of_live_tables(load_settings(), table or [], profile)
+        Console().print(show.checks_table(found))
+        failed = [f"{n}: {r.check}" for n, rs in found.items() for r in rs if r.blocking]
+        if failed:
+            raise PipelineError(f"{len(failed)} check(s) failed: {'; '.join(failed)}.")
+        return
     problems, warnings = find_problems(profile)
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
@@ -362,44 +392,14 @@ def server(action: Annotated[str, typer.Argument(help="start, stop or status")] 
 
     Examples: python -m my_package server start;  python -m my_package server status
     """
-    from my_package.dev.server import (
-        SERVER_PORT,
-        project_port,
-        running_server,
-        start_project_server,
-        stop_project_server,
-    )
+    from my_package.dev.server import server_action
 
-    project = load_settings().path.parent
-    if action == "start":
-        up, (port, asked) = running_server(project), project_port()
-        moved = (
-            f"Port {SERVER_PORT} is in use, so it listens on {port}. "
-            if not (up or asked or port == SERVER_PORT)
-            else ""
-        )
-        up = up or start_project_server(project, port)
-        console.print(
-            f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})"
-        )
-    elif action == "stop":
-        console.print(
-            "Prefect server stopped."
-            if stop_project_server(project)
-            else "No Prefect server is running for this project."
-        )
-    elif action == "status":
-        api = running_server(project)
-        if not api:
-            console.print(
-                "No Prefect server is running for this project (start one: python -m my_package server start)."
-            )
-            raise typer.Exit(1)
-        console.print(f"Prefect server up: UI {api.removesuffix('/api')}")
-    else:
-        raise typer.BadParameter(f"{action!r}: give start, stop or status.", param_hint="ACTION")
+    message, up = server_action(load_settings().path.parent, action)
+    console.print(message)
+    if not up:
+        raise typer.Exit(1)
 
-# %% ../nbs/60_cli.ipynb #d5b76a38
+
 @app.command()
 def lab() -> None:
     """Start the project's local Prefect server, then JupyterLab on nbs/: notebooks' flows run on that server.

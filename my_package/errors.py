@@ -52,8 +52,8 @@ class DatabaseUnavailableError(PipelineError):
 class QualityCheckError(PipelineError):
     "A quality check failed: the table was not published (`failed` holds the failed checks)."
 
-    def __init__(self, table: str, failed: list):
-        self.table, self.failed = table, failed
+    def __init__(self, table: str, failed: list, results: list | None = None):
+        self.table, self.failed, self.results = table, failed, results or failed  # results: every check that ran
         super().__init__(
             f"Quality check failed for table {table!r}: {'; '.join(str(c) for c in failed)}. "
             "The previous table was left in place."

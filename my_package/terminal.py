@@ -23,8 +23,9 @@ console = Console(stderr=True)  # progress and messages; tables go to standard o
 
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'failed_reports',
-           'summary_table', 'progress_line', 'run_with_progress', 'server_hint', 'interrupt_handler', 'interrupts',
-           'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings', 'reports_table']
+           'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint', 'crash_flow_runs',
+           'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost',
+           'report_warnings', 'checks_table', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -54,7 +55,10 @@ def report_cell(settings: Settings, name: str, reports: dict, wide: bool = False
     "How `name`'s report stands: `ok`, `FAILED`, `rendering` or `-`; with `wide`, which notebook it comes from."
     from my_package.reporting.render import own_notebook
 
-    state = {"ok": "ok", "failed": "FAILED", "rendering": "rendering"}.get(reports.get(name, {}).get("status"), "-")
+    entry = reports.get(name, {})
+    state = {"ok": "ok", "failed": "FAILED", "rendering": "rendering"}.get(entry.get("status"), "-")
+    if wide and entry.get("status") in ("ok", "failed"):  # when it was rendered, from which run
+        state += f" {short_time(entry['at'])}" + (f" (run {short_time(entry['run'])})" if entry.get("run") else "")
     return f"{'own notebook' if own_notebook(settings, name) else 'generic'}: {state}" if wide else state
 
 # %% ../nbs/59_terminal.ipynb #acce418a3
@@ -104,7 +108,11 @@ def summary_table(results: list) -> Table:
     )
     out.add_column("seconds", justify="right", no_wrap=True, min_width=7)
     for r in results:
-        status = "ok" if r.ok else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {r.error or ''}"
+        status = (
+            (f"ok; {checks_summary(r.results)}" if r.results else "ok")
+            if r.ok
+            else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {r.error or ''}"
+        )
         out.add_row(
             r.name,
             Text(status, no_wrap=True, overflow="ellipsis"),  # one line, cut to fit, whatever the error
@@ -114,6 +122,15 @@ def summary_table(results: list) -> Table:
         )
     return out
 
+# %% ../nbs/59_terminal.ipynb #ed73e82a0
+def checks_summary(results: list[dict]) -> str:
+    "How a run's checks went, in words: `checks: 9 ok, 1 warn` (`failed` for blocking ones)."
+    counts = {
+        word: sum(r["status"] == status for r in results)
+        for status, word in (("PASS", "ok"), ("WARN", "warn"), ("FAIL", "failed"))
+    }
+    return "checks: " + ", ".join(f"{n} {word}" for word, n in counts.items() if n)
+
 # %% ../nbs/59_terminal.ipynb #ed73e82a1
 def progress_line(outcome) -> str:
     "How one finished run reads in the progress display: one line, with the failing step and error if it failed."
@@ -121,6 +138,7 @@ def progress_line(outcome) -> str:
         line = f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
     else:
         line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+    line += f"; {checks_summary(outcome.results)}" if outcome.results else ""
     line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
     return f"{line} {outcome.url}" if outcome.url else line
 
@@ -164,12 +182,30 @@ def server_hint() -> None:
             highlight=False,
         )
 
+# %% ../nbs/59_terminal.ipynb #b5900007c1
+def crash_flow_runs(ids: set[str], timeout: float = 3.0) -> None:
+    "Mark the Prefect flow runs `ids` Crashed (a command quitting at once leaves them), giving up after `timeout` seconds."
+    if not ids:
+        return
+
+    def mark() -> None:
+        from my_package.flows.factory import crash_flow_run
+
+        for flow_run_id in list(ids):
+            with contextlib.suppress(Exception):  # quitting must not wait on a server that does not answer
+                crash_flow_run(flow_run_id)
+
+    marker = threading.Thread(target=mark, daemon=True)
+    marker.start()
+    marker.join(timeout)
+
 # %% ../nbs/59_terminal.ipynb #b5900007d
 def interrupt_handler(cancel: Cancellation) -> Callable:
     "A SIGINT handler: the first Ctrl-C cancels the run (`cancel`), a second one quits at once (exit status 130)."
 
     def on_interrupt(signum, frame) -> None:
         if cancel.cancelled:
+            crash_flow_runs(cancel.flow_runs)
             console.print("Quit at once. `python -m my_package check` lists what was left; the next run cleans it.")
             os._exit(130)
         cancel.cancel("Ctrl-C")
@@ -275,6 +311,16 @@ def report_warnings(settings: Settings, profile: str | None = None) -> list[str]
     directory = reports_dir(settings, settings.profile(profile).name)
     return failed_reports(read_manifest(directory), directory.relative_to(settings.path.parent.resolve()))
 
+# %% ../nbs/59_terminal.ipynb #b5900007r
+def checks_table(results: dict[str, list]) -> Table:
+    "The checks of each table (`check --data`): status, what failed and a few failing keys or values."
+    out = Table("table", "check", "status", "detail", title="Checks on the live tables")
+    for table, found in results.items():
+        for r in found:
+            style = {"PASS": None, "WARN": "yellow"}.get(r.status, "red")
+            out.add_row(table, escape(r.check), r.status, escape(r.detail), style=style)
+    return out
+
 # %% ../nbs/59_terminal.ipynb #d9180a3e
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
@@ -284,7 +330,11 @@ def reports_table(results: list) -> Table:
     for r in results:
         out.add_row(
             r.table,
-            str(r.html) if not r.error else f"FAILED: {escape(r.error)}",
+            f"FAILED: {escape(r.error)}"
+            if r.error
+            else f"unchanged since {short_time(r.unchanged)}: {r.html}"
+            if r.unchanged
+            else str(r.html),
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )

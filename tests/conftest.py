@@ -23,7 +23,7 @@ from my_package.tasks.load import load_table_atomically
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from pg_cluster import throwaway_cluster  # noqa: E402
+from pg_cluster import start_cluster, stop_cluster  # noqa: E402
 
 PG_PASSWORD = "kit-Secret-pw-4711"  # a throwaway cluster's password; tests check it never leaks
 # the project's own derived table, as its settings.ini registers it (the test projects register it the same way)
@@ -39,16 +39,66 @@ def prefect_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("prefect-home")
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> Iterator[dict]:
-    "One Prefect server on 127.0.0.1 for the session's command-line runs (each would otherwise start its own)."
-    from my_package.dev.server import free_port, start_server, stop_process
+# ---- services the whole test run shares: started once by whichever test needs them first (on any pytest-xdist
+# worker), recorded in a directory every worker sees, and stopped by the run's controller when it ends ----------
 
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    process = start_server(home, port, home / "server.log")
-    yield {"api": f"http://127.0.0.1:{port}/api", "home": home}
-    stop_process(process.pid)
+
+def shared_dir(base: Path) -> Path:
+    "The directory of the services the whole test run shares (the controller's base temp; a worker's is below it)."
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return root / "shared-services"
+
+
+def start_once(tmp_path_factory, name: str, start) -> dict:
+    "The record of the shared service `name`, started by `start(directory)` if no worker of this run has yet."
+    from filelock import FileLock
+
+    directory = shared_dir(tmp_path_factory.getbasetemp())
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(directory / f"{name}.lock"):
+        record = directory / f"{name}.json"
+        if not record.exists():
+            record.write_text(json.dumps(start(directory)))
+        return json.loads(record.read_text())
+
+
+def start_prefect_server(directory: Path) -> dict:
+    "A Prefect server on a free loopback port with its state in `directory`."
+    from my_package.dev.server import free_port, start_server
+
+    home, port = directory / "prefect-server", free_port()
+    process = start_server(home, port, directory / "prefect-server.log")
+    return {"api": f"http://127.0.0.1:{port}/api", "home": str(home), "pid": process.pid}
+
+
+def pytest_sessionfinish(session) -> None:
+    "The controller (the only process without PYTEST_XDIST_WORKER) stops the shared services once every test is done."
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from my_package.dev.server import stop_process
+
+    directory = shared_dir(session.config._tmp_path_factory.getbasetemp())
+    if (directory / "prefect.json").exists():
+        stop_process(json.loads((directory / "prefect.json").read_text())["pid"])
+    if (directory / "postgres.json").exists():
+        stop_cluster(json.loads((directory / "postgres.json").read_text()))
+
+
+# the longest tests start first, so that the workers of a parallel run (pytest-xdist) finish close together
+LONGEST_FIRST = ("test_deployments_e2e.py", "test_readme.py", "test_truth.py", "test_browser.py", "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    "Order the tests: the files of LONGEST_FIRST first, in that order, the rest as collected."
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> dict:
+    "One Prefect server on 127.0.0.1 for the whole run's command-line runs (each would otherwise start its own)."
+    record = start_once(tmp_path_factory, "prefect", start_prefect_server)
+    return {"api": record["api"], "home": Path(record["home"])}
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +162,10 @@ def assert_same_tables(source: sa.Engine, warehouse: sa.Engine, tables: tuple[st
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[dict]:
-    "A running PostgreSQL 15 cluster with password authentication: yields host, port, user and password."
+def postgres(tmp_path_factory) -> dict:
+    "A running PostgreSQL 15 cluster with password authentication (one for the whole run): host, port, user, password."
     try:
-        with throwaway_cluster(PG_PASSWORD) as cluster:
-            yield cluster
+        return start_once(tmp_path_factory, "postgres", lambda directory: start_cluster(PG_PASSWORD))
     except RuntimeError as e:
         pytest.fail(str(e))
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from conftest import ROOT, write_project
 
 from my_package.common.db import make_engine
@@ -158,3 +159,39 @@ def test_the_generic_report_renders_every_table_shape(tmp_path, monkeypatch):
     assert all(p in pages["wide"] for p in plots)
     assert "Histograms of id, c000, c001, c006, c007," in pages["wide"], "decimals plotted, NULL-only columns not"
     assert all(p in pages["normal"] for p in plots) and "2,000 rows" in pages["normal"]
+
+
+def test_reports_render_only_when_what_they_show_changed(cli, tmp_path, demo_source):
+    shutil.copy(demo_source, tmp_path / "source.db")
+    settings = write_project(tmp_path, ("airlines", "planes"), "sqlite:///source.db", "sqlite:///wh.db")
+    pages = tmp_path / "reports" / "default"
+
+    def rendered() -> dict[str, int]:
+        return {p.stem: p.stat().st_mtime_ns for p in pages.glob("*.html") if p.name != "index.html"}
+
+    first = cli("run", "--all", "--wait", settings=settings)
+    assert first.returncode == 0, first.stderr
+    before = rendered()
+    assert set(before) == {"airlines", "planes"}
+    again = cli("run", "--all", "--wait", settings=settings)  # the same rows again: nothing the reports show changed
+    assert again.returncode == 0, again.stderr
+    assert rendered() == before, "no report is rendered when nothing it shows changed"
+    assert again.stdout.count("unchanged since") == 2, again.stdout
+
+    with sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}").begin() as conn:  # new data for planes
+        conn.exec_driver_sql("UPDATE planes SET seats = seats + 1 WHERE tailnum = 'N10156'")
+    assert cli("run", "--all", "--wait", settings=settings).returncode == 0
+    now = rendered()
+    assert now["planes"] != before["planes"] and now["airlines"] == before["airlines"]
+
+    own = tmp_path / "nbs" / "tables" / "airlines.ipynb"  # a notebook of its own: airlines' report changes
+    own.parent.mkdir(parents=True)
+    shutil.copy(TEMPLATE, own)
+    assert cli("report", "airlines", "planes", settings=settings).returncode == 0
+    after_notebook = rendered()
+    assert after_notebook["airlines"] != now["airlines"] and after_notebook["planes"] == now["planes"]
+    forced = cli("report", "--all", "--force", settings=settings)
+    assert forced.returncode == 0, forced.stderr
+    assert all(rendered()[name] != after_notebook[name] for name in ("airlines", "planes"))
+    listed = cli("tables", "--wide", settings=settings)
+    assert "generic: ok" in listed.stdout and "own notebook: ok" in listed.stdout and "(run " in listed.stdout

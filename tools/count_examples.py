@@ -52,9 +52,7 @@ def definitions(source: str) -> list[tuple[str, str]]:
 
 def examined(notebook: Path) -> list[tuple[str, bool]]:
     "Each exported function or class of `notebook`, and whether an example follows it."
-    cells = [
-        "".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"
-    ]
+    cells = ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
     found = []
     for i, source in enumerate(cells):
         if not exported(source):

@@ -32,9 +32,8 @@ def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)
 
 
-@contextlib.contextmanager
-def throwaway_cluster(password: str, fast: bool = True) -> Iterator[dict]:
-    "Start a cluster with password authentication; yield host, port, user, password and an admin URL."
+def start_cluster(password: str, fast: bool = True) -> dict:
+    "Start a cluster with password authentication; return host, port, user, password, admin URL and its directory."
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN}: install postgresql-15 or set PG_BIN.")
     base = Path(tempfile.mkdtemp(prefix="kit-pg-"))
@@ -44,7 +43,7 @@ def throwaway_cluster(password: str, fast: bool = True) -> Iterator[dict]:
     if os.geteuid() == 0:
         for p in (base, sock, pwfile):
             shutil.chown(p, "postgres")
-    port, started = free_port(), False
+    port = free_port()
     try:
         _as_postgres(
             str(PG_BIN / "initdb"),
@@ -57,21 +56,38 @@ def throwaway_cluster(password: str, fast: bool = True) -> Iterator[dict]:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         )
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock}"
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c max_connections=200"
         if fast:  # throwaway data: no need to survive a power cut
             opts += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         _as_postgres(
             str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "-t", "60", "start"
         )
-        started = True
-        yield {
-            "host": "127.0.0.1",
-            "port": port,
-            "user": "postgres",
-            "password": password,
-            "admin_url": f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
-        }
-    finally:
-        if started:
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+    except Exception:
         shutil.rmtree(base, ignore_errors=True)
+        raise
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "postgres",
+        "password": password,
+        "admin_url": f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
+        "directory": str(base),
+    }
+
+
+def stop_cluster(cluster: dict) -> None:
+    "Stop a cluster started by `start_cluster` and delete its files."
+    base = Path(cluster["directory"])
+    with contextlib.suppress(subprocess.CalledProcessError):
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "-w", "stop")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_cluster(password: str, fast: bool = True) -> Iterator[dict]:
+    "A cluster for the length of the context (`start_cluster`), stopped and deleted afterwards, also after a failure."
+    cluster = start_cluster(password, fast)
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)

@@ -14,13 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import add_missing_columns
+from .db import add_missing_columns, begin_write
 from .runs import RunOutcome
 
 # %% auto #0
-__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'LOADING_TABLE', 'LOADING', 'encode_watermark',
-           'decode_watermark', 'create_once', 'write_state', 'read_state', 'record_run', 'latest_runs', 'last_runs',
-           'mark_loading', 'unmark_loading', 'loading_marks']
+__all__ = ['BOOKKEEPING', 'STATE_TABLE', 'STATE', 'RUNS_TABLE', 'RUNS', 'CHECKS_TABLE', 'CHECKS', 'LOADING_TABLE', 'LOADING',
+           'encode_watermark', 'decode_watermark', 'create_once', 'write_state', 'read_state', 'check_row',
+           'record_run', 'latest_runs', 'last_runs', 'latest_checks', 'previous_rows', 'mark_loading', 'unmark_loading',
+           'loading_marks']
 
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a00007
 BOOKKEEPING = sa.MetaData()  # the kit's own tables in the warehouse
@@ -101,17 +102,49 @@ RUNS = sa.Table(  # one row per flow run
     sa.Column("runner", sa.String(255)),  # which machine or worker ran it ($MY_PACKAGE_RUNNER, else the host)
 )
 
+# %% ../../nbs/14_common.bookkeeping.ipynb #e5a0000fd
+CHECKS_TABLE = "_pipeline_checks"
+CHECKS = sa.Table(  # one row per check of each run
+    CHECKS_TABLE,
+    BOOKKEEPING,
+    sa.Column("table_name", sa.String(63), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),  # its run's, as in _pipeline_runs
+    sa.Column("check_name", sa.Text, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # PASS, FAIL, WARN
+    sa.Column("failing", sa.BigInteger),
+    sa.Column("detail", sa.Text),
+    sa.Column("samples", sa.Text),  # JSON list
+)
+
+
+def check_row(table: str, finished: dt.datetime, result: dict) -> dict:
+    "The bookkeeping row of one check's result (`CheckResult.as_dict()`) in the run of `table` that ended at `finished`."
+    return {
+        "table_name": table,
+        "finished_at": finished,
+        "check_name": result["check"],
+        "severity": result["severity"],
+        "status": result["status"],
+        "failing": result.get("failing"),
+        "detail": result["detail"],
+        "samples": json.dumps(result.get("samples") or []),
+    }
+
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a00010
 def record_run(warehouse: Engine, outcome: RunOutcome) -> None:
     "Append one run's outcome to the run log (which gains any column an older kit did not have)."
-    runs = RUNS
-    with warehouse.begin() as conn:
+    runs, finished = RUNS, dt.datetime.now(dt.UTC)
+    with begin_write(warehouse) as conn:  # it reads (is the log there, with every column?) before it writes
         create_once(conn, runs)
         add_missing_columns(conn, RUNS_TABLE, list(runs.columns))
+        if outcome.results:  # each check's result, in the same transaction as its run's row
+            create_once(conn, CHECKS)
+            conn.execute(sa.insert(CHECKS), [check_row(outcome.name, finished, r) for r in outcome.results])
         conn.execute(
             sa.insert(runs).values(
                 table_name=outcome.name,
-                finished_at=dt.datetime.now(dt.UTC),
+                finished_at=finished,
                 status=outcome.status,
                 rows_extracted=outcome.rows_extracted,
                 rows_loaded=outcome.rows,
@@ -149,6 +182,21 @@ def last_runs(warehouse: Engine) -> dict[str, dict]:
     with warehouse.connect() as conn:
         return {r["table_name"]: dict(r) for r in conn.execute(stmt).mappings()}
 
+# %% ../../nbs/14_common.bookkeeping.ipynb #e5a00015c
+def latest_checks(warehouse: Engine, table: str) -> list[dict]:
+    "The checks of the latest run of `table` that ran any (status, failing rows, samples), in the order they ran."
+    if not sa.inspect(warehouse).has_table(CHECKS_TABLE):
+        return []
+    last = sa.select(sa.func.max(CHECKS.c.finished_at)).where(CHECKS.c.table_name == table).scalar_subquery()
+    stmt = sa.select(CHECKS).where(CHECKS.c.table_name == table, CHECKS.c.finished_at == last)
+    with warehouse.connect() as conn:
+        return [{**r, "samples": json.loads(r["samples"] or "[]")} for r in conn.execute(stmt).mappings()]
+
+
+def previous_rows(warehouse: Engine, table: str) -> int | None:
+    "The row count of `table` after its latest successful run (None before one)."
+    return next((r["rows_loaded"] for r in latest_runs(warehouse, table, 20) if r["status"] == "ok"), None)
+
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a00017
 LOADING_TABLE = "_pipeline_loading"
 LOADING = sa.Table(
@@ -163,7 +211,7 @@ LOADING = sa.Table(
 
 def mark_loading(warehouse: Engine, table: str, flow_run_id: str | None) -> dict | None:
     "Record that `table` is loading now (in the flow run `flow_run_id`); return the mark a killed load had left, if any."
-    with warehouse.begin() as conn:
+    with begin_write(warehouse) as conn:  # read, then write: parallel loads take turns
         create_once(conn, LOADING)
         left = conn.execute(sa.select(LOADING).where(LOADING.c.table_name == table)).mappings().first()
         conn.execute(sa.delete(LOADING).where(LOADING.c.table_name == table))
@@ -177,7 +225,7 @@ def mark_loading(warehouse: Engine, table: str, flow_run_id: str | None) -> dict
 
 def unmark_loading(warehouse: Engine, table: str) -> None:
     "Record that the load of `table` ended."
-    with warehouse.begin() as conn:
+    with begin_write(warehouse) as conn:
         conn.execute(sa.delete(LOADING).where(LOADING.c.table_name == table))
 
 

@@ -22,6 +22,7 @@ class Cancellation:
 
     def __init__(self):
         self.reason: str | None = None
+        self.flow_runs: set[str] = set()  # the Prefect flow runs of its loads in progress (to mark them if it quits)
         self._event, self._lock, self._ids = threading.Event(), threading.Lock(), itertools.count()
         self._running: dict[int, Callable[[], object]] = {}  # what interrupts each statement that runs now
 

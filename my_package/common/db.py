@@ -5,10 +5,12 @@
 # %% ../../nbs/10_common.db.ipynb #6331917f
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -21,9 +23,9 @@ from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
 # %% auto #0
 __all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'interrupter',
-           'watch_statements', 'make_engine', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql',
-           'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table',
-           'add_missing_columns', 'key_name', 'add_key', 'has_key']
+           'watch_statements', 'make_engine', 'begin_write', 'check_connection', 'reflect_table', 'count_rows',
+           'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table',
+           'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -67,7 +69,7 @@ def sqlite_transactional_ddl(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("kit_write") else "BEGIN")
 
 # %% ../../nbs/10_common.db.ipynb #802f0ec6
 def sqlite_file(engine_or_url: Engine | sa.URL) -> str | None:
@@ -135,6 +137,13 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         sqlite_transactional_ddl(engine)
     watch_statements(engine)
     return engine
+
+# %% ../../nbs/10_common.db.ipynb #802f0ec6x
+@contextlib.contextmanager
+def begin_write(engine: Engine) -> Iterator[sa.Connection]:
+    "A transaction that holds the database's write lock from its start (SQLite: BEGIN IMMEDIATE), for read-then-write."
+    with engine.connect().execution_options(kit_write=True) as conn, conn.begin():
+        yield conn
 
 # %% ../../nbs/10_common.db.ipynb #1310d664
 def check_connection(engine: Engine, role: str = "database", attempts: int = 1, wait: float = 1.0) -> None:

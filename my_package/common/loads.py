@@ -5,7 +5,7 @@
 # %% ../../nbs/16_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
+from .checks import blocking_misfits, unnullable
 from my_package.common.db import (
     add_key,
     add_missing_columns,
@@ -26,6 +27,7 @@ from my_package.common.db import (
 from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
+    Misfit,
     arrow_type_for,
     canonical_sqlite,
     postgres_copy,
@@ -128,9 +130,19 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
     stmt = source_select(spec, columns, lambda c: readable(c, source.dialect.name), stored)
     transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
     track, not_null = WatermarkTracker(spec, stored), frozenset(c.name for c in columns if not c.nullable)
-    batches = lambda fast: read_batches(source, stmt, chunk_size, targets, fast)  # noqa: E731
-    rows = stage_batches(warehouse, staging, batches, transform, track, not_null)
-    return StagedLoad(spec.name, staging, rows, spec.mode, encode_watermark(track.highest))
+    misfits: dict[str, Misfit] = {}  # values that do not fit their column, set to NULL on the way
+
+    def batches(fast: bool) -> Iterator[pa.Table]:
+        misfits.clear()  # a read that starts again counts again
+        return read_batches(source, stmt, chunk_size, targets, fast, misfits)
+
+    kept = unnullable(spec, not_null)
+    failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
+    rows = stage_batches(warehouse, staging, batches, transform, track, not_null, failing)
+    found = {c.name: misfits[c.name] for c in columns if c.name in misfits}  # in the source's column order
+    return StagedLoad(
+        spec.name, staging, rows, spec.mode, encode_watermark(track.highest), conformed=True, misfits=found
+    )
 
 # %% ../../nbs/16_common.loads.ipynb #4e79e196
 def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
 __all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
-           'show']
+           'checks_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -107,6 +107,34 @@ def sample_rows(engine: Engine, table: str, limit: int = 10, random: bool = True
         stmt = stmt.order_by(sa.func.random())
     with engine.connect() as conn:
         return pd.read_sql(stmt, conn)
+
+# %% ../../nbs/18_common.reports.ipynb #18c00002
+def checks_frame(warehouse: Engine, table: str) -> pd.DataFrame:
+    "The checks of `table`'s latest run that ran checks: status, failing rows, a few failing keys or values."
+    from my_package.common.bookkeeping import latest_checks
+
+    columns = ["check_name", "severity", "status", "failing", "detail", "samples"]
+    frame = pd.DataFrame(latest_checks(warehouse, table), columns=columns)
+    frame["samples"] = frame["samples"].map(lambda found: ", ".join(map(str, found or [])))
+    return frame.rename(columns={"check_name": "check"})
+
+# %% ../../nbs/18_common.reports.ipynb #18c00005
+def data_signature(engine: Engine, table: str) -> str:
+    "A short digest of `table`'s data: its row count and, per column, count, min, max and sum (of lengths, for text)."
+    import hashlib
+
+    t, found = reflect_table(engine, table), []
+    columns = list(t.columns)
+    with engine.connect() as conn:
+        for start in range(0, max(len(columns), 1), 300):  # 4 aggregates a column: under PostgreSQL's 1,664 a query
+            parts = [sa.func.count()]
+            for c in columns[start : start + 300]:
+                summed = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text))
+                parts += [sa.func.count(c), sa.func.min(c), sa.func.max(c), sa.func.sum(summed)]
+            found += list(conn.execute(sa.select(*parts).select_from(t)).one())
+    # a float sum may differ in its last digits with the order rows are added in (PostgreSQL's parallel scans)
+    found = [f"{v:.12g}" if isinstance(v, float) else v for v in found]
+    return hashlib.sha256(repr(found).encode()).hexdigest()[:16]
 
 # %% ../../nbs/18_common.reports.ipynb #25c7b916
 def show(fig, alt: str) -> None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from .db import make_engine
 from ..errors import PipelineError
 from ..registry.settings import Profile, Settings, TableSpec, TransformSpec, load_settings
+
+if TYPE_CHECKING:  # transfer imports pyarrow and pandas, which commands that never load a table do without
+    from my_package.common.transfer import Misfit
 
 # %% auto #0
 __all__ = ['HINTS', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'Stopwatch']
@@ -66,13 +70,15 @@ def resolve_run(name: str, profile: str | None = None, settings: Settings | None
 # %% ../../nbs/13_common.runs.ipynb #d4a0000c
 @dataclass
 class StagedLoad:
-    "A load waiting in its staging table: row count, mode, and the watermark it reached (JSON, incremental)."
+    "A load waiting in its staging table: row count, mode, the watermark it reached (JSON), values set to NULL."
 
     target: str
     staging: str
     rows: int
     mode: str = "full"
     watermark: str | None = None
+    conformed: bool = False  # its rows came through Arrow batches, not a database's own copy
+    misfits: dict[str, Misfit] = field(default_factory=dict)  # those batches' values that did not fit: NULL in staging
 
 # %% ../../nbs/13_common.runs.ipynb #d4a0000d
 @dataclass
@@ -85,7 +91,8 @@ class RunOutcome:
     rows_extracted: int | None = None
     rows: int | None = None  # rows in the live table after the run
     seconds: float | None = None
-    checks: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)  # each check as one line (PASS/FAIL/WARN ...)
+    results: list[dict] = field(default_factory=list)  # each check as values (CheckResult.as_dict): the bookkeeping's
     step: str | None = None  # the task that failed
     error: str | None = None  # its error, `Class: message`
     report: str | None = None  # the rendered report's HTML file

@@ -42,17 +42,23 @@ def source_columns(source: Engine, spec: TableSpec) -> list[sa.Column]:
     return query_columns(source, spec.query)
 
 # %% ../../nbs/15_common.sources.ipynb #d98b63f2
-def table_problems(source: Engine, spec: TableSpec) -> list[str]:
-    "What would stop `spec` from loading from `source`, one line each (empty when nothing would)."
+def table_problems(source: Engine, spec: TableSpec, warehouse: Engine | None = None) -> list[str]:
+    "What would stop `spec` from loading from `source` (and its checks from running in `warehouse`), one line each."
     if spec.source_table and spec.source_table not in (known := sa.inspect(source).get_table_names()):
         return [
             f"source table {spec.source_table!r} does not exist in its source (tables there: {', '.join(known) or 'none'})."
         ]
     try:
-        names = [c.name for c in source_columns(source, spec)]
+        columns = source_columns(source, spec)
     except PipelineError as e:
         return [f"query: {e}"]
-    problems = []
+    names, problems = [c.name for c in columns], []
+    if spec.checks and warehouse is not None:  # the checks see the columns as the warehouse will type them
+        from my_package.common.datachecks import check_problems
+        from my_package.common.transfer import arrow_type_for, sa_type_for
+
+        typed = [sa.Column(c.name, sa_type_for(arrow_type_for(c.type))) for c in columns]
+        problems += check_problems(warehouse, spec.checks, typed)
     wanted = {
         "primary_key": [] if spec.transform else list(spec.primary_key),
         "watermark": [spec.watermark] if spec.watermark else [],

@@ -9,7 +9,8 @@ import contextlib
 import datetime as dt
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,8 +25,9 @@ from .db import compile_sql, drop_table, sqlite_file
 from ..errors import PipelineError
 
 # %% auto #0
-__all__ = ['log', 'SQLITE_TIMESTAMP', 'CANONICAL', 'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable',
-           'type_kind', 'conform_column', 'conform_table', 'libpq_uri', 'adbc_connection', 'RestartRead',
+__all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'log', 'SQLITE_TIMESTAMP', 'CANONICAL',
+           'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable', 'type_kind', 'conform_column',
+           'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection', 'RestartRead',
            'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'with_not_null',
            'stage_batches', 'same_sqlite_files', 'canonical_timestamp', 'canonical_sqlite', 'sqlite_attach_copy',
            'same_postgres', 'postgres_copy']
@@ -167,15 +169,114 @@ def conform_column(values: pa.Array | pa.ChunkedArray, target: pa.DataType) -> p
         return pa.nulls(len(values), type=target)
     return pc.cast(values, target)
 
-# %% ../../nbs/11_common.transfer.ipynb #ae4bdd87
-def conform_table(table: pa.Table, targets: dict[str, pa.DataType]) -> pa.Table:
-    "Cast each column of `table` named in `targets` to its type; other columns keep theirs."
-    return pa.table(
-        {
-            name: conform_column(table.column(name), targets.get(name, table.schema.field(name).type))
-            for name in table.column_names
-        }
+# %% ../../nbs/11_common.transfer.ipynb #7c1f0a02
+SAMPLES = 3  # values quoted when a check names the values that do not fit
+
+
+@dataclass
+class Misfit:
+    "The values of one column that do not fit its type: how many, and the first few distinct ones (as text)."
+
+    kind: str  # the coarse kind of the column's type (`type_kind`): what the values are not
+    count: int = 0
+    samples: tuple[str, ...] = ()
+
+    def add(self, count: int, samples: Iterable[str]) -> None:
+        "Count `count` more values that do not fit, keeping the first few distinct `samples` in sorted order."
+        self.count += count
+        # sorted, so that every path quotes the same samples whatever order its rows arrive in
+        self.samples = tuple(sorted({*self.samples, *samples})[:SAMPLES])
+
+# %% ../../nbs/11_common.transfer.ipynb #7c1f0a04
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"  # SQLite's rule: no spaces, no inf or nan
+MOMENT, DAY = r"^\d{4}-\d{2}-\d{2}", r"^\d{4}-\d{2}-\d{2}$"  # how a timestamp starts; a date, all of it
+NUMERIC_KINDS, MOMENT_KINDS = ("integer", "float", "decimal"), ("timestamp", "date")
+
+
+def _cast_misleads(kind: str, held: str) -> bool:
+    "True where Arrow's cast takes what SQLite's typing says does not fit: a number as a moment, text as a boolean ..."
+    return (
+        (kind in MOMENT_KINDS and held in NUMERIC_KINDS)
+        or (kind == "boolean" and held == "text")
+        or (kind == "date" and held == "text")  # Arrow drops a time of day, a copy inside SQLite keeps it
     )
+
+
+def _converts(values: pa.Array, target: pa.DataType) -> bool:
+    "True when `conform_column` takes every one of `values` to `target`."
+    try:
+        conform_column(values, target)
+    except ValueError:  # ArrowInvalid and pandas' parse errors; a cast Arrow lacks is a real error
+        return False
+    return True
+
+
+def _unconvertible(values: pa.Array, target: pa.DataType) -> list:
+    "Those of `values` that do not convert to `target`, found by halving: few conversions when few fail."
+    if _converts(values, target):
+        return []
+    if len(values) == 1:
+        return values.to_pylist()
+    half = len(values) // 2
+    return _unconvertible(values[:half], target) + _unconvertible(values[half:], target)
+
+
+def misfit_mask(values: pa.Array, target: pa.DataType) -> pa.BooleanArray:
+    "True where a value is present but cannot take the type `target` (text that is no number, a number as a date ...)."
+    present, kind, held = pc.is_valid(values), type_kind(target), type_kind(values.type)
+    if kind in MOMENT_KINDS and held in NUMERIC_KINDS:
+        return present  # SQLite keeps moments as text: a number there is none
+    if kind == "boolean" and held == "text":  # SQLite keeps booleans as integers: 'true' is none, '1' is one
+        kind, target = "integer", pa.int64()
+    pattern = {"timestamp": MOMENT, "date": DAY, **dict.fromkeys(NUMERIC_KINDS, NUMBER)}.get(kind)
+    if pattern and held == "text":
+        misshapen = pc.fill_null(pc.and_(present, pc.invert(pc.match_substring_regex(values, pattern))), False)
+    else:
+        misshapen = pc.and_(present, pa.scalar(False))
+    candidates = pc.unique(values.filter(pc.and_(present, pc.invert(misshapen))))
+    refused = pa.array(_unconvertible(candidates, target), type=values.type)
+    return pc.or_(misshapen, pc.fill_null(pc.is_in(values, value_set=refused), False))
+
+# %% ../../nbs/11_common.transfer.ipynb #7c1f0a06
+def fit_column(values: pa.Array | pa.ChunkedArray, target: pa.DataType, misfit: Misfit) -> pa.Array | pa.ChunkedArray:
+    "`conform_column`, except that values which cannot take `target` become NULL, counted (with samples) in `misfit`."
+    kind, held = type_kind(target), type_kind(values.type)
+    if values.null_count == len(values) or not _cast_misleads(kind, held):  # all NULL: nothing to misfit
+        try:
+            return conform_column(values, target)  # the common case: one cast, no search
+        except ValueError:
+            pass
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values.type, pa.ExtensionType):
+        values = values.storage
+    unfit = misfit_mask(values, target)
+    if pc.any(unfit).as_py():
+        texts = pc.unique(pc.cast(values.filter(unfit), pa.string()))
+        misfit.add(
+            pc.sum(pc.cast(unfit, pa.int64())).as_py(), texts.take(pc.array_sort_indices(texts)[:SAMPLES]).to_pylist()
+        )
+        values = pc.if_else(unfit, pa.scalar(None, values.type), values)
+    if kind == "boolean" and held == "text":  # integers read as text ('0', '1', '2'): true where not 0, as SQLite's
+        values = pc.cast(values, pa.int64())
+    return conform_column(values, target)
+
+# %% ../../nbs/11_common.transfer.ipynb #ae4bdd87
+def conform_table(
+    table: pa.Table, targets: dict[str, pa.DataType], misfits: dict[str, Misfit] | None = None
+) -> pa.Table:
+    "Cast each column named in `targets` to its type; with `misfits`, values that do not fit become NULL, counted there."
+    columns = {}
+    for name in table.column_names:
+        values, target = table.column(name), targets.get(name, table.schema.field(name).type)
+        if misfits is None:
+            columns[name] = conform_column(values, target)
+            continue
+        misfit = misfits.get(name, Misfit(type_kind(target)))
+        columns[name] = fit_column(values, target, misfit)
+        if misfit.count:
+            misfits[name] = misfit
+    return pa.table(columns)
 
 # %% ../../nbs/11_common.transfer.ipynb #0e731e69
 def libpq_uri(url: sa.URL) -> str:
@@ -241,7 +342,29 @@ def _pandas_batches(engine: Engine, stmt: sa.Executable, chunk_size: int) -> Ite
             yield pa.Table.from_pandas(pd.read_sql(stmt, conn, dtype_backend="pyarrow"), preserve_index=False)
 
 # %% ../../nbs/11_common.transfer.ipynb #8475ffd4
-def _sqlite3_batches(engine: Engine, sql: str, chunk_size: int, targets: dict[str, pa.DataType]) -> Iterator[pa.Table]:
+def _as_text(value: Any) -> str | None:
+    "A value from sqlite3 as text (bytes decoded), None kept."
+    if value is None or isinstance(value, str):
+        return value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _sqlite3_array(values: Sequence, target: pa.DataType | None) -> pa.Array:
+    "One column of sqlite3 values as Arrow: as text where SQLite's dynamic typing mixed kinds in it."
+    as_text = target is not None and type_kind(target) in ("timestamp", "date", "decimal", "text")
+    try:
+        return pa.array(values, type=pa.string() if as_text else None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. 1.5 and 'n/a' in one REAL column: conforming judges them
+        return pa.array([_as_text(v) for v in values], type=pa.string())
+
+
+def _sqlite3_batches(
+    engine: Engine,
+    sql: str,
+    chunk_size: int,
+    targets: dict[str, pa.DataType],
+    misfits: dict[str, Misfit] | None = None,
+) -> Iterator[pa.Table]:
     "Stream `sql` through Python's sqlite3, typing each column from `targets` (the typed fallback for SQLite)."
     with contextlib.closing(sqlite3.connect(sqlite_file(engine))) as conn:
         run = current_cancellation()
@@ -252,17 +375,8 @@ def _sqlite3_batches(engine: Engine, sql: str, chunk_size: int, targets: dict[st
             with run.interruptible(conn.interrupt):
                 rows = cur.fetchmany(chunk_size)
             columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
-            arrays = {}
-            for name, values in zip(names, columns, strict=True):
-                target = targets.get(name)
-                raw = pa.array(
-                    values,
-                    type=pa.string()
-                    if target and type_kind(target) in ("timestamp", "date", "decimal", "text")
-                    else None,
-                )
-                arrays[name] = conform_column(raw, target) if target else raw
-            yield pa.table(arrays)
+            raw = {name: _sqlite3_array(values, targets.get(name)) for name, values in zip(names, columns, strict=True)}
+            yield conform_table(pa.table(raw), targets, misfits)
             if len(rows) < chunk_size:
                 return
 
@@ -282,22 +396,27 @@ def read_batches(
     chunk_size: int,
     targets: dict[str, pa.DataType] | None = None,
     fast: bool = True,
+    misfits: dict[str, Misfit] | None = None,
 ) -> Iterator[pa.Table]:
     "Yield the rows of `stmt` as Arrow tables of about `chunk_size` rows, conformed to the `targets` types."
-    targets = targets or {}
+    targets, sqlite = targets or {}, engine.url.get_backend_name() == "sqlite"
     if fast and adbc_supported(engine):
         try:
             for table in _adbc_batches(engine, compile_sql(engine, stmt), chunk_size):
-                yield conform_table(table, targets)
+                found = {} if sqlite and misfits is not None else misfits
+                table = conform_table(table, targets, found)
+                if found and found is not misfits:  # the driver turned that column's numbers into rounded text
+                    raise RestartRead(f"values that do not fit their columns in {', '.join(found)}")
+                yield table
         except Exception as exc:  # only SQLite's type inference is recoverable; anything else is a real error
-            if engine.url.get_backend_name() == "sqlite" and "Type mismatch" in str(exc):
+            if sqlite and "Type mismatch" in str(exc):
                 raise RestartRead(str(exc)) from exc
             raise
     elif sqlite_file(engine):
-        yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets)
+        yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets, misfits)
     else:
         for table in _pandas_batches(engine, stmt, chunk_size):
-            yield conform_table(table, targets)
+            yield conform_table(table, targets, misfits)
 
 # %% ../../nbs/11_common.transfer.ipynb #dc69679d
 def create_table_from_schema(engine: Engine, name: str, schema: pa.Schema) -> sa.Table:
@@ -352,6 +471,7 @@ def stage_batches(
     transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     on_batch: Callable[[pa.Table], None] | None = None,
     not_null: frozenset[str] = frozenset(),
+    failing: Callable[[], bool] | None = None,
 ) -> int:
     "Write `batches(fast)` into a new table `staging` (NOT NULL on `not_null`); return the row count."
     for fast in (True, False):
@@ -368,7 +488,8 @@ def stage_batches(
                 if not created:
                     create_table_from_schema(engine, staging, with_not_null(batch.schema, not_null))
                     created = True
-                if batch.num_rows:
+                # a load bound to fail its checks counts its rows without writing them (NULLs could break a NOT NULL)
+                if batch.num_rows and not (failing is not None and failing()):
                     append_batch(engine, adbc_conn, staging, batch)
                 rows += batch.num_rows
             return rows

@@ -53,6 +53,7 @@ def refreshed_trigger(inputs: list[str]) -> dict:
         "posture": "Reactive",
         "threshold": 1,
         "within": 0,
+        "parameters": {"triggered": True},  # an input not loaded yet: the run waits for it (skipped), no failure
     }
 
 # %% ../../nbs/51_dev.deployments.ipynb #100612b7

@@ -13,8 +13,8 @@ from pathlib import Path
 from ..registry.settings import TransformSpec
 
 # %% auto #0
-__all__ = ['EXPORT_CALL', 'transform_cells', 'write_notebook', 'set_parameters', 'own_report_notebook', 'write_report_notebook',
-           'packaged_copy', 'PackagedNotebooks']
+__all__ = ['EXPORT_CALL', 'transform_cells', 'write_notebook', 'check_function_cells', 'check_cells', 'add_check_notebook',
+           'set_parameters', 'own_report_notebook', 'write_report_notebook', 'packaged_copy', 'PackagedNotebooks']
 
 # %% ../../nbs/53_dev.scaffold.ipynb #a1200006
 EXPORT_CALL = "nbdev.nbdev_export" + "()"  # spelled in two parts: nbdev_test skips any cell that holds the call
@@ -68,6 +68,76 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
     notebook = nbformat.v4.new_notebook(cells=[make[kind](source) for kind, source in cells])
     notebook.metadata["kernelspec"] = {"display_name": "python3", "language": "python", "name": "python3"}
     path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+# %% ../../nbs/53_dev.scaffold.ipynb #a1200009d
+def check_function_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, str]]:
+    "The cells of a check function `name` for `table`: the function to write, then its call on the live table."
+    keys = ", ".join(f"rows.c.{k}" if k.isidentifier() else f"rows.c[{k!r}]" for k in key)
+    return [
+        (
+            "markdown",
+            f"## `{name}`\n\nWhat makes a row of `{table}` wrong: return those rows (an empty result passes).",
+        ),
+        (
+            "code",
+            f'#| export\ndef {name}(warehouse: sa.Engine, table: str) -> sa.Select:\n    "The rows of `table` that fail {name}."\n'
+            f"    rows = sa.Table(table, sa.MetaData(), autoload_with=warehouse)\n"
+            f"    return sa.select({keys}).where(sa.false())  # write the condition a failing row meets",
+        ),
+        (
+            "code",
+            f'#| eval: false\npd.read_sql({name}(warehouse, "{table}"), warehouse)  # on the live table: its failing rows',
+        ),
+    ]
+
+
+def check_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, str]]:
+    "The (kind, source) cells of a new check notebook for `table`, with its first check function `name`."
+    return [
+        ("code", f"#| default_exp checks.{table}"),
+        (
+            "markdown",
+            f"# Checks of {table}\n\n> What valid rows of `{table}` look like, as functions the flow runs before each publish.",
+        ),
+        (
+            "markdown",
+            f"Each exported function is registered in `settings.ini` as `function(my_package.checks.{table}:NAME)` in the "
+            f"`checks =` of `[table:{table}]`: it receives the warehouse and the name of the table to check (the staged "
+            "rows during a load, the live table here) and returns the rows that fail. After an edit, run "
+            f"`nbdev_export`, then `python -m my_package check --data {table}` or `python -m my_package run {table}`.",
+        ),
+        ("code", "#| export\nfrom __future__ import annotations\n\nimport sqlalchemy as sa"),
+        ("markdown", "## The data\n\nA sample of the live table, to explore it."),
+        (
+            "code",
+            f'#| eval: false\nimport pandas as pd\n\nfrom my_package.common.runs import resolve_run\n\nwarehouse = resolve_run("{table}").warehouse\n'
+            f'sample = pd.read_sql(f"SELECT * FROM {table} LIMIT 1000", warehouse)\nsample.head()',
+        ),
+        *check_function_cells(table, name, key),
+        (
+            "code",
+            f"#| hide\n#| eval: false\nimport nbdev\n\n{EXPORT_CALL}  # export this notebook from inside JupyterLab",
+        ),
+    ]
+
+# %% ../../nbs/53_dev.scaffold.ipynb #a1200009f
+def add_check_notebook(project: Path, table: str, name: str, key: tuple[str, ...]) -> Path:
+    "Write `nbs/checks/<table>.ipynb` with the check function `name`, or add the function to the one that exists."
+    import nbformat
+
+    path = project / "nbs" / "checks" / f"{table}.ipynb"
+    if not path.exists():
+        return write_notebook(path, check_cells(table, name, key))
+    notebook = nbformat.read(path, as_version=4)
+    if any(f"def {name}(" in c.source for c in notebook.cells):
+        raise FileExistsError(f"{path} already has a function {name}: edit it, or choose another name.")
+    make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell}
+    export_cell = next((i for i, c in enumerate(notebook.cells) if EXPORT_CALL in c.source), len(notebook.cells))
+    notebook.cells[export_cell:export_cell] = [
+        make[kind](source) for kind, source in check_function_cells(table, name, key)
+    ]
     nbformat.write(notebook, path)
     return path
 

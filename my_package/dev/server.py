@@ -15,13 +15,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..errors import PipelineError
+from ..errors import PipelineError, UsageError
 
 # %% auto #0
 __all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
            'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
            'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'stop_process', 'project_port',
-           'start_project_server', 'stop_project_server', 'is_project_server', 'worker_command', 'lab_command']
+           'start_project_server', 'stop_project_server', 'is_project_server', 'server_action', 'worker_command',
+           'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -215,6 +216,31 @@ def is_project_server(project: Path) -> bool:
     "True when this process talks to the project's own local Prefect server (`server start`)."
     api = os.environ.get("PREFECT_API_URL")
     return bool(api) and api == running_server(project)
+
+# %% ../../nbs/50_dev.server.ipynb #a1000013s
+def server_action(project: Path, action: str) -> tuple[str, bool]:
+    "Do `server start|stop|status` for `project`: what to say, and whether a server is up (status) or it went well."
+    if action == "start":
+        up, (port, asked) = running_server(project), project_port()
+        moved = (
+            f"Port {SERVER_PORT} is in use, so it listens on {port}. "
+            if not (up or asked or port == SERVER_PORT)
+            else ""
+        )
+        up = up or start_project_server(project, port)
+        return f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})", True
+    if action == "stop":
+        stopped = stop_project_server(project)
+        return ("Prefect server stopped." if stopped else "No Prefect server is running for this project."), True
+    if action == "status":
+        api = running_server(project)
+        if not api:
+            return (
+                "No Prefect server is running for this project (start one: python -m my_package server start).",
+                False,
+            )
+        return f"Prefect server up: UI {api.removesuffix('/api')}", True
+    raise UsageError(f"{action!r}: give start, stop or status.")
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013x
 def worker_command(settings, name: str | None = None, limit: int | None = None) -> tuple[str, list[str], dict]:

@@ -19,7 +19,7 @@ from ..common.cancel import current_cancellation, uncancellable
 from ..common.db import drop_table, staging_name
 from ..common.locks import table_lock
 from ..common.runs import RunOutcome, Stopwatch, TableRun, error_line, resolve_run
-from ..errors import PipelineError, TableLoadError
+from ..errors import PipelineError, QualityCheckError, TableLoadError
 from ..registry.settings import TableSpec, TransformSpec, load_settings
 from ..reporting.index import write_index
 from ..reporting.render import ReportResult
@@ -33,8 +33,9 @@ from ..tasks.runtime import task_logger
 
 # %% auto #0
 __all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'clear_leftovers',
-           'refresh_table', 'report_in_flow', 'create_flow', 'create_ingestion_flow', 'create_transform_flow',
-           'flow_of', 'registered_flow', 'registered_attributes', 'flow_module_hooks']
+           'keep_checks', 'warn_of_checks', 'refresh_table', 'report_in_flow', 'waits_for_inputs', 'create_flow',
+           'create_ingestion_flow', 'create_transform_flow', 'flow_of', 'registered_flow', 'registered_attributes',
+           'flow_module_hooks']
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73
 def log_run(run: TableRun, outcome: RunOutcome) -> None:
@@ -103,12 +104,28 @@ def clear_leftovers(run: TableRun) -> list[str]:
 
     notes, staging = [], staging_name(run.name)
     left = mark_loading(run.warehouse, run.name, flow_run.id)
+    if flow_run.id:  # a command that quits at once marks it Crashed (see my_package.terminal.interrupt_handler)
+        current_cancellation().flow_runs.add(str(flow_run.id))
     if sa.inspect(run.warehouse).has_table(staging):
         drop_table(run.warehouse, staging)
         notes.append(f"dropped {staging}, left by an interrupted run")
     if left and left["flow_run_id"] and crash_flow_run(left["flow_run_id"]):
         notes.append(f"marked its run left RUNNING by an interrupted run ({left['flow_run_id']}) Crashed")
     return notes
+
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c74k
+def keep_checks(outcome: RunOutcome, results: list) -> None:
+    "Put the run's check results in its outcome: one line each, and their values for the bookkeeping."
+    outcome.checks, outcome.results = [str(r) for r in results], [r.as_dict() for r in results]
+
+# %% ../../nbs/40_flows.factory.ipynb #ce6a2c74n
+def warn_of_checks(run: TableRun, outcome: RunOutcome) -> None:
+    "One alert for the `warn` checks that failed in a published run (each with a few failing keys or values)."
+    warned = [r for r in outcome.results if r["status"] == "WARN"]
+    if warned:
+        lines = [f"table: {run.name} (published; {len(warned)} warning check(s) failed)"]
+        lines += [f"check {r['check']}: {r['detail']}" for r in warned]
+        send_alert("\n".join(lines), title=f"Warning: {run.name}")
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74
 def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
@@ -121,7 +138,8 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
             staged = stage(run)
             outcome.rows_extracted, step = staged.rows, "check_staged_table"
             cancel.check()
-            outcome.checks, step = [str(c) for c in check_staged_table(run, staged)], "load_table_atomically"
+            keep_checks(outcome, check_staged_table(run, staged))
+            step = "load_table_atomically"
             cancel.check()
             outcome.rows = load_table_atomically(run, staged)
     except Exception as exc:
@@ -130,11 +148,14 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
             outcome.status, outcome.error = "cancelled", f"{cancel.reason}; the live table is unchanged"
             log_run(run, outcome)
             return outcome
+        if isinstance(exc, QualityCheckError):  # every check that ran is kept, the failed ones among them
+            keep_checks(outcome, exc.results)
         outcome.status, outcome.error = "failed", error_line(exc, step)
         log_run(run, outcome)
         raise TableLoadError(outcome, run) from exc
     outcome.seconds = took()
     log_run(run, outcome)
+    warn_of_checks(run, outcome)
     if report:  # a deployed run documents itself, and refreshes its profile's index
         report_in_flow(run, outcome)
     publish_run_artifact(outcome)
@@ -151,6 +172,17 @@ def report_in_flow(run: TableRun, outcome: RunOutcome) -> None:
         send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
     write_index(run.settings, run.warehouse, run.profile.name)
 
+# %% ../../nbs/40_flows.factory.ipynb #b4f9b51h
+def waits_for_inputs(run: TableRun) -> RunOutcome | None:
+    "A skipped outcome when `run`'s transform has an input not in the warehouse yet (None: all are there, or a table)."
+    from my_package.common.transforms import missing_inputs
+
+    missing = missing_inputs(run.warehouse, run.spec) if run.spec.kind == "transform" else []
+    if not missing:
+        return None
+    why = f"{', '.join(missing)} not in the warehouse yet: it runs again when their deployments complete"
+    return RunOutcome(run.name, "skipped", "transform", error=why)
+
 # %% ../../nbs/40_flows.factory.ipynb #b4f9b51f
 @functools.cache  # one Flow object per table, however often it is asked for
 def create_flow(kind: str, name: str) -> Flow:
@@ -160,10 +192,14 @@ def create_flow(kind: str, name: str) -> Flow:
         "transform": ("transform", "Build the transform"),
     }[kind]
 
-    def refresh(profile: str | None = None, report: bool | None = None) -> RunOutcome:
+    def refresh(profile: str | None = None, report: bool | None = None, triggered: bool = False) -> RunOutcome:
         run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
         if run.spec.kind != kind:
             raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
+        waiting = waits_for_inputs(run) if triggered else None
+        if waiting:
+            log_run(run, waiting)
+            return waiting
         outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
         return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
 

@@ -16,7 +16,7 @@ from ..common.cancel import current_cancellation
 from ..common.runs import RunOutcome
 from ..errors import TableLoadError
 from .factory import flow_of
-from ..registry.settings import Settings, transform_order
+from ..registry.settings import Settings, entry_inputs, transform_order
 
 Progress = Callable[[str, RunOutcome | None], None]  # called with a name before its flow, with its outcome after
 
@@ -62,14 +62,16 @@ def run_in_order(
     start: Callable[[str], RunOutcome],
     parallel: int,
     progress: Progress | None = None,
+    required: dict[str, tuple[str, ...]] | None = None,
 ) -> list[RunOutcome]:
     "`start` each of `names` once its `inputs` among them have finished, `parallel` at a time; outcomes in `names`' order."
-    done, running, waiting = {}, {}, list(names)
+    # `required`: the inputs whose failure skips a name (default: all of them); the others are only waited for
+    done, running, waiting, required = {}, {}, list(names), inputs if required is None else required
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         while waiting or running:
             for name in [n for n in waiting if all(i in done for i in inputs.get(n, ()) if i in names)]:
                 waiting.remove(name)
-                outcome = skipped(name, inputs.get(name, ()), done)
+                outcome = skipped(name, required.get(name, ()), done)
                 if outcome:
                     done[name] = outcome
                     if progress:  # a skipped transform is finished too: the display counts it
@@ -102,7 +104,8 @@ def run_entries(
 ) -> list[RunOutcome]:
     "Run the flows of `tables`, then of `transforms` in the order of their inputs, `parallel` at a time; their outcomes."
     order = [*tables, *[t for t in transform_order(settings) if t in transforms]]
-    inputs = {name: spec.inputs for name, spec in settings.transforms.items()}
+    # a transform needs its inputs; a table whose checks look up another table (relationship) waits for it
+    required = {name: spec.inputs for name, spec in settings.transforms.items()}
     ensure_api()
 
     def start(name: str) -> RunOutcome:
@@ -115,7 +118,9 @@ def run_entries(
             return outcome
         return run_flow(name, flow_of(settings.entry(name)), profile, report, progress)
 
-    return run_in_order(order, inputs, start, parallel or settings.pipeline.parallel, progress)
+    return run_in_order(
+        order, entry_inputs(settings), start, parallel or settings.pipeline.parallel, progress, required
+    )
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce8
 def fan_out(

@@ -22,11 +22,13 @@ __all__ = ['render_reports']
 
 # %% ../../nbs/44_flows.reports.ipynb #1e7ed9b8
 @flow(name="render-reports", task_runner=ThreadPoolTaskRunner(max_workers=2))
-def render_reports(tables: list[str] | None = None, profile: str | None = None) -> list[ReportResult]:
+def render_reports(
+    tables: list[str] | None = None, profile: str | None = None, force: bool = False
+) -> list[ReportResult]:
     "Render the reports of `tables` (default: every table and transform) concurrently, then the index."
     settings = load_settings()
     runs = [resolve_run(name, profile, settings) for name in tables or [*settings.tables, *settings.transforms]]
-    futures = {run.name: render_table_report.submit(run) for run in runs}
+    futures = {run.name: render_table_report.submit(run, force) for run in runs}
     results, failed = [], {}
     for run, future in zip(runs, futures.values(), strict=True):
         outcome = future.result(raise_on_failure=False)

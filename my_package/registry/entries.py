@@ -5,6 +5,7 @@
 # %% ../../nbs/02_registry.entries.ipynb #f2830004
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,13 @@ from ..errors import PipelineError, UsageError
 from .settings import Settings, is_select, parse_settings
 
 # %% auto #0
-__all__ = ['NewTable', 'NewTransform', 'register_entry', 'register_table', 'register_transform', 'start_report_notebook']
+__all__ = ['checks_lines', 'NewTable', 'NewTransform', 'register_entry', 'register_table', 'register_transform', 'add_check_line',
+           'register_check', 'new_check', 'start_report_notebook']
+
+# %% ../../nbs/02_registry.entries.ipynb #f283940e
+def checks_lines(checks: tuple[str, ...]) -> list[str]:
+    "The `checks =` key of a section, one indented line per check (none for no checks)."
+    return ["checks =", *[f"    {c.strip()}" for c in checks]] if checks else []
 
 # %% ../../nbs/02_registry.entries.ipynb #f283940f
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class NewTable:
     schedule: str | None = None
     description: str = ""
     origin: str = "source"  # the profile's connection that holds it
+    checks: tuple[str, ...] = ()  # declared checks, one each (see my_package.registry.settings)
 
     def section(self) -> str:
         "Its `[table:NAME]` section (a SELECT becomes `query`, a name `source_table`)."
@@ -38,7 +46,7 @@ class NewTable:
         ]
         lines += [f"mode = incremental\nwatermark = {self.incremental}"] if self.incremental else []
         lines += [f"schedule = {self.schedule}"] if self.schedule else []
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + checks_lines(self.checks)) + "\n"
 
 # %% ../../nbs/02_registry.entries.ipynb #f283940j
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class NewTransform:
     sql: str | None = None
     schedule: str | None = None
     description: str = ""
+    checks: tuple[str, ...] = ()
 
     def section(self) -> str:
         "Its `[transform:NAME]` section: its SQL, or the function its notebook exports."
@@ -58,7 +67,7 @@ class NewTransform:
         function = f"function = my_package.transforms.{self.name}:{self.name}"
         lines += [f"inputs = {self.inputs}", f"sql = {self.sql}" if self.sql else function]
         lines += [f"primary_key = {self.key}"] + ([f"schedule = {self.schedule}"] if self.schedule else [])
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + checks_lines(self.checks)) + "\n"
 
 # %% ../../nbs/02_registry.entries.ipynb #f2830008
 def register_entry(
@@ -92,7 +101,8 @@ def register_table(settings: Settings, table: NewTable, notebook: bool = False, 
 
     def problems(updated: Settings) -> list[str]:
         spec = updated.table(table.name)
-        return table_problems(make_engine(updated.profile(profile).url(spec.source), must_exist=True), spec)
+        urls = updated.profile(profile)
+        return table_problems(make_engine(urls.url(spec.source), must_exist=True), spec, make_engine(urls.warehouse))
 
     def scaffold(updated: Settings) -> None:
         if notebook:
@@ -130,6 +140,54 @@ def register_transform(
             start_report_notebook(updated, name)
 
     return register_entry(settings, name, transform.section(), problems, scaffold)
+
+# %% ../../nbs/02_registry.entries.ipynb #f2830021
+def add_check_line(text: str, section: str, line: str) -> str:
+    "`text` of settings.ini with `line` added to the `checks =` key of `[section]` (the key added if it has none)."
+    lines = text.splitlines()
+    try:
+        start = next(i for i, row in enumerate(lines) if row.strip() == f"[{section}]")
+    except StopIteration:
+        raise UsageError(f"settings.ini has no [{section}] section.") from None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():  # the blank lines before the next section stay after it
+        end -= 1
+    key = next((i for i in range(start + 1, end) if re.match(r"checks\s*[=:]", lines[i])), None)
+    if key is None:
+        lines[end:end] = ["checks =", f"    {line}"]
+    else:
+        last = key
+        while last + 1 < end and lines[last + 1][:1] in (" ", "\t") and lines[last + 1].strip():
+            last += 1
+        lines.insert(last + 1, f"    {line}")
+    return "\n".join(lines) + "\n"
+
+# %% ../../nbs/02_registry.entries.ipynb #f2830023
+def register_check(settings: Settings, name: str, line: str) -> Settings:
+    "Add the check `line` to the entry `name` in settings.ini, once the whole file still parses; return the new settings."
+    spec = settings.entry(name)
+    text = add_check_line(settings.path.read_text(), f"{spec.kind}:{name}", line)
+    updated = parse_settings(text, settings.path)  # a check that does not parse is refused here: nothing written
+    settings.path.write_text(text)
+    return updated
+
+# %% ../../nbs/02_registry.entries.ipynb #f2830025
+def new_check(settings: Settings, table: str, name: str) -> Path:
+    "Start (or add to) `nbs/checks/<table>.ipynb` with the check function `name`, and register it; return the notebook."
+    from my_package.dev.scaffold import add_check_notebook
+
+    spec = settings.entry(table)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise UsageError(f"{name!r}: a check's name is a Python function name (lower case, digits, _).")
+    line = f"function(my_package.checks.{table}:{name})"
+    text = add_check_line(settings.path.read_text(), f"{spec.kind}:{table}", line)
+    parse_settings(text, settings.path)  # refused before anything is written
+    try:
+        page = add_check_notebook(settings.path.parent, table, name, spec.primary_key)
+    except FileExistsError as e:
+        raise UsageError(f"{e} Nothing was written.") from None
+    register_check(settings, table, line)
+    return page
 
 # %% ../../nbs/02_registry.entries.ipynb #f283940g1
 def start_report_notebook(settings: Settings, name: str) -> Path:

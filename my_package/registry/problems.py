@@ -9,7 +9,7 @@ from ..errors import PipelineError
 from .settings import load_settings, profile_name
 
 # %% auto #0
-__all__ = ['find_problems', 'leftovers']
+__all__ = ['find_problems', 'leftovers', 'check_reachable']
 
 # %% ../../nbs/03_registry.problems.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
@@ -32,15 +32,17 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         reachable = {}
         for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
             try:
-                reachable[role] = make_engine(url, must_exist=role != "warehouse")
-                check_connection(reachable[role], role)
+                engine = make_engine(url, must_exist=role != "warehouse")
+                check_connection(engine, role)
+                reachable[role] = engine  # only a database that answered is asked anything more
             except PipelineError as e:
                 problems.append(f"profile {name}: {e}")
         for spec in settings.tables.values() if name == chosen else []:
             if spec.source not in urls.sources:
                 problems.append(f"table {spec.name}: profile {name} has no source named {spec.source!r}.")
             elif spec.source in reachable:
-                problems += [f"table {spec.name}: {p}" for p in table_problems(reachable[spec.source], spec)]
+                found = table_problems(reachable[spec.source], spec, reachable.get("warehouse"))
+                problems += [f"table {spec.name}: {p}" for p in found]
         for spec in settings.transforms.values() if name == chosen and "warehouse" in reachable else []:
             problems += [f"transform {spec.name}: {p}" for p in transform_problems(reachable["warehouse"], spec)]
         if name == chosen and "warehouse" in reachable:
@@ -73,3 +75,14 @@ def leftovers(warehouse) -> list[str]:
                 f"interrupted; {run}may still show RUNNING (the next run of {mark['table_name']} marks it Crashed)."
             )
     return found
+
+# %% ../../nbs/03_registry.problems.ipynb #415fca11
+def check_reachable(settings, tables: list[str], profile: str | None = None) -> None:
+    "Raise a one-line error when the source of one of `tables`, or the warehouse, does not answer (three tries)."
+    from my_package.common.db import check_connection, make_engine
+
+    urls = settings.profile(profile)
+    for source in sorted({settings.table(n).source for n in tables}):
+        role = "source" if source == "source" else f"source {source!r}"
+        check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
+    check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)

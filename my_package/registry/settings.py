@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import configparser
+import csv
 import functools
 import graphlib
 import importlib.util
@@ -31,12 +32,14 @@ from pydantic import (
 from ..errors import PipelineError, SettingsError, UnknownNameError, UnknownTableError
 
 # %% auto #0
-__all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'FLOWS', 'WORK_POOL',
-           'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier', 'identifier_field', 'comma_list', 'prefect_croniter',
-           'cron', 'is_select', 'select_statement', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env', 'expand_url',
-           'absolute_sqlite', 'Profile', 'PipelineSection', 'AlertsSection', 'DeploymentsSection', 'ReportsSection',
-           'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry', 'transform_order', 'read_ini',
-           'parse_settings', 'read_settings_file', 'find_settings_path', 'load_settings', 'urls_to_mask']
+__all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'CHECK_KINDS',
+           'AGE_UNITS', 'Checks', 'FLOWS', 'WORK_POOL', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier',
+           'identifier_field', 'comma_list', 'prefect_croniter', 'cron', 'is_select', 'select_statement', 'CheckSpec',
+           'check_arguments', 'parse_check', 'parse_checks', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env',
+           'expand_url', 'absolute_sqlite', 'Profile', 'PipelineSection', 'AlertsSection', 'DeploymentsSection',
+           'ReportsSection', 'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry',
+           'transform_order', 'entry_inputs', 'load_order', 'read_ini', 'parse_settings', 'read_settings_file',
+           'find_settings_path', 'load_settings', 'urls_to_mask']
 
 # %% ../../nbs/01_registry.settings.ipynb #cc30e3ab
 def identifier(name: str, label: str = "identifier") -> str:
@@ -105,6 +108,113 @@ Cron = Annotated[str, AfterValidator(cron)]
 Select = Annotated[str, AfterValidator(select_statement)]
 Positive = Annotated[int, Field(gt=0)]
 
+# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17d
+CHECK_KINDS = {  # kind: what its arguments are
+    "not_null": "one or more columns",
+    "unique": "one or more columns (together)",
+    "accepted_values": "a column, then the values it may hold",
+    "between": "a column, the lowest and the highest value",
+    "relationship": "a column, then table.column in a registered table",
+    "expression": "one SQL condition every row must meet",
+    "rows": "min=N, max=N and/or change=P%",
+    "fresh": "a date or timestamp column, then an age such as 2 days",
+    "function": "package.module:function returning the failing rows",
+}
+AGE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class CheckSpec(BaseModel):
+    "One declared check: its kind, what it is given, and whether it blocks the publish (error) or warns."
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal[tuple(CHECK_KINDS)]
+    text: str  # the check as written (without `warn`): its name in results and reports
+    severity: Literal["error", "warn"] = "error"
+    columns: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    sql: str | None = None  # expression
+    ref: str | None = None  # relationship: table.column; function: package.module:function
+    min_rows: int | None = None
+    max_rows: int | None = None
+    change: float | None = None  # rows: the largest change from the previous run, as a fraction
+    max_age: int | None = None  # fresh: seconds
+
+    @property
+    def ref_table(self) -> str | None:
+        "The registered table a relationship refers to."
+        return self.ref.rsplit(".", 1)[0] if self.kind == "relationship" else None
+
+# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17e
+def check_arguments(raw: str) -> list[str]:
+    "The comma-separated arguments of a check, double quotes allowing commas and spaces inside one (a quote doubled)."
+    return [a.strip() for a in next(csv.reader([raw], skipinitialspace=True))] if raw.strip() else []
+
+# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17g
+def parse_check(line: str) -> CheckSpec:
+    "One line of `checks =` as a CheckSpec, or a ValueError saying what is wrong and how to write it."
+    severity, body = ("warn", line.strip()[5:].strip()) if line.strip().startswith("warn ") else ("error", line.strip())
+    match = re.fullmatch(r"(\w+)\s*\((.*)\)", body, flags=re.DOTALL)
+    if not match:
+        raise ValueError(f"`{line.strip()}` is not a check: write kind(arguments), e.g. `not_null(carrier)`")
+    kind, raw = match.groups()
+    if kind not in CHECK_KINDS:
+        raise ValueError(f"`{body}`: unknown kind {kind!r}. Kinds: {', '.join(CHECK_KINDS)}")
+    spec = {"kind": kind, "text": body, "severity": severity}
+    args = [] if kind == "expression" else check_arguments(raw)
+    wrong = ValueError(f"`{body}`: {kind} takes {CHECK_KINDS[kind]}")
+    if kind == "expression":
+        if not raw.strip():
+            raise wrong
+        spec["sql"] = raw.strip()
+    elif kind in ("not_null", "unique"):
+        if not args:
+            raise wrong
+        spec["columns"] = tuple(identifier(a, "column") for a in args)
+    elif kind == "accepted_values":
+        if len(args) < 2:
+            raise wrong
+        spec["columns"], spec["values"] = (identifier(args[0], "column"),), tuple(args[1:])
+    elif kind == "between":
+        if len(args) != 3:
+            raise wrong
+        spec["columns"], spec["values"] = (identifier(args[0], "column"),), (args[1], args[2])
+    elif kind == "relationship":
+        if len(args) != 2 or "." not in args[1]:
+            raise wrong
+        spec["columns"], spec["ref"] = (identifier(args[0], "column"),), args[1]
+    elif kind == "function":
+        if len(args) != 1 or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", args[0]):
+            raise wrong
+        spec["ref"] = args[0]
+    elif kind == "rows":
+        for arg in args:
+            key, _, value = arg.partition("=")
+            if key not in ("min", "max", "change") or not re.fullmatch(r"\d+%?", value.strip()):
+                raise wrong
+            value = value.strip()
+            if key == "change":
+                spec["change"] = int(value.rstrip("%")) / 100
+            else:
+                spec[f"{key}_rows"] = int(value.rstrip("%"))
+        if not args:
+            raise wrong
+    elif kind == "fresh":
+        age = re.fullmatch(r"(\d+)\s*(minute|hour|day)s?", args[1]) if len(args) == 2 else None
+        if not age:
+            raise wrong
+        spec["columns"], spec["max_age"] = (identifier(args[0], "column"),), int(age[1]) * AGE_UNITS[age[2]]
+    return CheckSpec(**spec)
+
+# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17i
+def parse_checks(value: Any) -> Any:
+    "The `checks =` text of a section (one check per line) as a tuple of CheckSpec (other values pass through)."
+    if not isinstance(value, str):
+        return value
+    return tuple(parse_check(line) for line in value.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+Checks = Annotated[tuple[CheckSpec, ...], BeforeValidator(parse_checks)]
+
 # %% ../../nbs/01_registry.settings.ipynb #b56890d9
 FLOWS = {"table": ("ingestion", "ingest"), "transform": ("transform", "transform")}  # kind: (module, flow prefix)
 
@@ -119,11 +229,17 @@ class Entry(BaseModel):
     primary_key: Columns
     schedule: Cron | None = None
     description: str = ""
+    checks: Checks = ()  # declared checks, one per line (see above)
 
     @property
     def flow_name(self) -> str:
         "The name of this entry's flow (and of its deployment)."
         return f"{FLOWS[self.kind][1]}-{self.name}"
+
+    @property
+    def check_inputs(self) -> tuple[str, ...]:
+        "The registered tables its checks refer to (relationships): they load before it."
+        return tuple(dict.fromkeys(c.ref_table for c in self.checks if c.ref_table and c.ref_table != self.name))
 
     @property
     def deployment_entrypoint(self) -> str:
@@ -153,6 +269,7 @@ class TableSpec(Entry):
     mode: Literal["full", "incremental"] = "full"
     watermark: Identifier | None = None  # incremental: a column that grows with every insert and update
     schema_drift: Literal["fail", "add_columns"] = "fail"
+    bad_values: Literal["fail", "null"] = "fail"  # a value that does not fit its column's type: fail, or land as NULL
     transform: FunctionRef | None = None  # a pandas function applied to each batch
     chunk_size: Positive | None = None  # rows per batch; None means [pipeline] chunk_size
     definitions: ClassVar[dict[str, str]] = {"source_table": "a table in the source database", "query": "a SELECT"}
@@ -426,11 +543,21 @@ def check_registry(settings: Settings, declared: set[str] = frozenset()) -> list
                 f"{file} [transform:{spec.name}] inputs: {missing!r} is neither a table nor a transform. "
                 f"Register it, or fix the name (tables: {', '.join(settings.tables) or 'none'})."
             )
+    for spec in [*settings.tables.values(), *settings.transforms.values()]:
+        for missing in [t for t in spec.check_inputs if t not in known]:
+            problems.append(
+                f"{file} [{spec.kind}:{spec.name}] checks: relationship to {missing!r}, which is neither a table nor "
+                "a transform. Register it, or fix the name."
+            )
     try:
         transform_order(settings)
+        load_order(settings)
     except graphlib.CycleError as e:
         cycle = " -> ".join(e.args[1])
-        problems.append(f"{file} [transform:{e.args[1][0]}] inputs: a cycle ({cycle}). A transform cannot read itself.")
+        problems.append(
+            f"{file} [{settings.entry(e.args[1][0]).kind}:{e.args[1][0]}] inputs: a cycle ({cycle}). "
+            "A table cannot wait for itself: drop one of its inputs or relationship checks."
+        )
     return problems
 
 
@@ -438,6 +565,20 @@ def transform_order(settings: Settings) -> list[str]:
     "The transforms in an order that builds every input before what reads it."
     graph = {t.name: [i for i in t.inputs if i in settings.transforms] for t in settings.transforms.values()}
     return list(graphlib.TopologicalSorter(graph).static_order())
+
+
+def entry_inputs(settings: Settings) -> dict[str, tuple[str, ...]]:
+    "What each table and transform waits for in a run: a transform's inputs, and the tables its checks refer to."
+    known = {*settings.tables, *settings.transforms}
+    return {
+        spec.name: tuple(i for i in (*getattr(spec, "inputs", ()), *spec.check_inputs) if i in known)
+        for spec in [*settings.tables.values(), *settings.transforms.values()]
+    }
+
+
+def load_order(settings: Settings) -> list[str]:
+    "Every table and transform in an order that runs each one after what it waits for (`entry_inputs`)."
+    return list(graphlib.TopologicalSorter(entry_inputs(settings)).static_order())
 
 # %% ../../nbs/01_registry.settings.ipynb #d235fe04
 SECTIONS = {

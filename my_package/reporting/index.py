@@ -16,7 +16,7 @@ from ..registry.settings import Settings
 from .render import read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'index_rows', 'report_state', 'write_index']
+__all__ = ['INDEX_TEMPLATE', 'report_state', 'checks_words', 'index_rows', 'write_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
@@ -30,6 +30,26 @@ INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype ht
 <td>{{ row.kind }}</td><td>{{ row.rows }}</td><td>{{ row.loaded_at }}</td><td>{{ row.status }}</td><td>{{ row.checks }}</td><td>{{ row.report }}</td></tr>
 {% endfor %}</table>{% endif %}</body></html>
 """)
+
+# %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
+def report_state(entry: dict | None) -> str:
+    "How a report's last rendering went, in words: `ok (rendered ...)`, `FAILED: ...`, `rendering`, or none yet."
+    if not entry:
+        return "not rendered yet"
+    if entry["status"] == "failed":
+        return f"FAILED at {entry['at']}: {entry.get('error')}"
+    if entry["status"] == "rendering":
+        return "rendering"
+    return f"ok (rendered {entry['at']}" + (f", from the run of {entry['run']})" if entry.get("run") else ")")
+
+# %% ../../nbs/21_reporting.index.ipynb #e7f08b8d1
+def checks_words(lines: list[str]) -> str:
+    "A run's checks (its `PASS ...`, `WARN ...`, `FAIL ...` lines) in words: `9 passed, 1 warn` (`-` for none)."
+    counts = {
+        word: sum(line.startswith(status) for line in lines)
+        for status, word in (("PASS", "passed"), ("WARN", "warn"), ("FAIL", "failed"))
+    }
+    return ", ".join(f"{n} {word}" for word, n in counts.items() if n) or "-"
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e
 def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dict]:
@@ -47,20 +67,11 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dic
                 "rows": state.get("rows", "-"),
                 "loaded_at": state.get("loaded_at") or "-",
                 "status": run.get("status", "never run"),
-                "checks": f"{sum(c.startswith('PASS') for c in checks)}/{len(checks)} passed",
+                "checks": checks_words(checks),
                 "report": report_state(reports.get(spec.name)),
             }
         )
     return rows
-
-# %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
-def report_state(entry: dict | None) -> str:
-    "How a report's last rendering went, in words: `ok (rendered ...)`, `FAILED: ...`, `rendering`, or none yet."
-    if not entry:
-        return "not rendered yet"
-    if entry["status"] == "failed":
-        return f"FAILED at {entry['at']}: {entry.get('error')}"
-    return "rendering" if entry["status"] == "rendering" else f"ok (rendered {entry['at']})"
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b90
 def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:

@@ -25,9 +25,10 @@ from ..errors import ReportError
 from ..registry.settings import Settings
 
 # %% auto #0
-__all__ = ['GENERIC', 'REPORT_TEMPLATE', 'notebook_places', 'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir',
-           'check_report_parameters', 'check_kernel', 'write_atomically', 'read_manifest', 'record_report', 'digest',
-           'to_html', 'render_report', 'render_in_background']
+__all__ = ['GENERIC', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places', 'own_notebook', 'ReportResult',
+           'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel', 'write_atomically',
+           'read_manifest', 'record_report', 'digest', 'to_html', 'last_rendering', 'why_render', 'render_report',
+           'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -54,6 +55,7 @@ class ReportResult:
     html: Path | None = None
     seconds: float | None = None
     error: str | None = None
+    unchanged: str | None = None  # not rendered again: when it was, nothing it shows having changed since
 
 # %% ../../nbs/20_reporting.render.ipynb #c148441a1
 def report_notebook(settings: Settings, name: str) -> Path:
@@ -163,28 +165,63 @@ def to_html(notebook: Path, target: Path) -> None:
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     target.write_text(body, encoding="utf-8")
 
+# %% ../../nbs/20_reporting.render.ipynb #25c7b919a
+def last_rendering(directory: Path, name: str) -> dict | None:
+    "The manifest's entry of `name`'s last rendering (the one before, while a new one is queued or runs)."
+    entry = read_manifest(directory).get(name)
+    return entry.get("previous", entry) if entry and entry.get("status") == "rendering" else entry
+
+
+def why_render(last: dict | None, page: Path, shown: dict) -> str | None:
+    "Why a report must be rendered again, given its `last` rendering and what it would show now (`shown`); None: it need not."
+    if not last or last.get("status") != "ok":
+        return "never rendered" if not last else f"its last rendering {last.get('status')}"
+    if not page.exists():
+        return "its page is missing"
+    changed = dict.fromkeys(what for key, what in WHAT_A_REPORT_SHOWS.items() if last.get(key) != shown.get(key))
+    return f"its {' and '.join(changed)} changed" if changed else None
+
+
+WHAT_A_REPORT_SHOWS = {  # manifest key: what changed, in words (a notebook changes by its content or by which one it is)
+    "data": "data",
+    "entry": "registry entry",
+    "notebook": "notebook",
+    "digest": "notebook",
+    "kit": "kit version",
+}
+
 # %% ../../nbs/20_reporting.render.ipynb #25c7b919
 def render_report(
-    run: TableRun, out_dir: Path | None = None, kernel: str = "python3", extra: dict | None = None
+    run: TableRun, out_dir: Path | None = None, kernel: str = "python3", extra: dict | None = None, force: bool = False
 ) -> ReportResult:
-    "Execute the report notebook for `run`'s table into <reports>/<profile>/<table>.ipynb and .html; raise ReportError on failure."
+    "Execute the report notebook for `run`'s table into <reports>/<profile>/<table>.ipynb and .html, unless nothing it shows changed; raise ReportError on failure."
     import papermill
+    import sqlalchemy as sa
     from papermill.exceptions import PapermillExecutionError
 
     from my_package.common.bookkeeping import latest_runs
+    from my_package.common.reports import data_signature
 
     out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)), Stopwatch()
     notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
-    shown = {"kit": my_package.__version__, "html": page.name}
+    template = report_notebook(run.settings, run.name)
+    loaded = sa.inspect(run.warehouse).has_table(run.name)
+    shown = {
+        "kit": my_package.__version__,
+        "html": page.name,
+        "notebook": template.name,
+        "digest": digest(template),
+        "entry": hashlib.sha256(run.spec.model_dump_json().encode()).hexdigest()[:16],
+        "data": data_signature(run.warehouse, run.name) if loaded else None,
+    }
+    last = last_rendering(out_dir, run.name)
+    if not force and why_render(last, page, shown) is None:
+        record_report(out_dir, run.name, **last)  # as it was (a queued rendering that is not needed is dropped)
+        return ReportResult(run.name, notebook, page, None, unchanged=last["at"])
     record_report(out_dir, run.name, status="rendering", **shown)
     try:
-        template = report_notebook(run.settings, run.name)
         latest = latest_runs(run.warehouse, run.name, limit=1)
-        shown |= {
-            "notebook": template.name,
-            "digest": digest(template),
-            "run": str(latest[0]["finished_at"]) if latest else None,
-        }
+        shown["run"] = str(latest[0]["finished_at"]) if latest else None
         parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
         check_report_parameters(template, parameters)
         check_kernel(kernel)
@@ -219,8 +256,10 @@ def render_in_background(settings: Settings, names: list[str], profile: str | No
     "Start `report NAMES` in a process of its own, which outlives this one; return its log file."
     log = settings.path.parent / ".prefect" / "reports.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    directory = reports_dir(settings, settings.profile(profile).name)
     for name in names:  # `tables` says `rendering` from now on, until the process records how each one went
-        record_report(reports_dir(settings, settings.profile(profile).name), name, status="rendering")
+        previous = last_rendering(directory, name)
+        record_report(directory, name, status="rendering", **({"previous": previous} if previous else {}))
     args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
     with open(log, "ab") as out:
         subprocess.Popen(

@@ -9,14 +9,16 @@ import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ..common.checks import CheckResult, build_key, check_row_count, check_schema_drift
+from ..common.bookkeeping import previous_rows
+from ..common.checks import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
+from ..common.datachecks import run_data_checks
 from ..common.db import count_rows
 from ..common.runs import StagedLoad, TableRun
 from ..errors import QualityCheckError
 from .runtime import DATABASE_RETRIES, task_logger
 
 # %% auto #0
-__all__ = ['source_rows', 'check_staged_table']
+__all__ = ['source_rows', 'declared_checks', 'rows_once_published', 'check_staged_table']
 
 # %% ../../nbs/32_tasks.checks.ipynb #c2200005
 def source_rows(run: TableRun) -> int:
@@ -26,6 +28,34 @@ def source_rows(run: TableRun) -> int:
     source = sa.table(spec.source_table) if spec.source_table else sa.text(f"({spec.query}) AS src")
     return count_rows(run.source, source)
 
+# %% ../../nbs/32_tasks.checks.ipynb #55f7447d
+def declared_checks(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
+    "Run the checks `run`'s table declares on its staged rows (with the previous run's row count for `rows`)."
+    if not run.spec.checks:
+        return []
+    wh, rows = run.warehouse, None
+    if staged.mode == "incremental" and any(c.kind == "rows" for c in run.spec.checks):
+        rows = rows_once_published(wh, staged, run.spec.primary_key)
+    return run_data_checks(
+        wh, staged.staging, run.name, run.spec.checks, run.spec.primary_key, rows, previous_rows(wh, run.name)
+    )
+
+# %% ../../nbs/32_tasks.checks.ipynb #55f7447c
+def rows_once_published(warehouse: sa.Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
+    "The row count an incremental load will leave: the live rows, plus the staged ones whose key is new."
+    live, new = (
+        sa.table(staged.target, *[sa.column(k) for k in key]),
+        sa.table(staged.staging, *[sa.column(k) for k in key]),
+    )
+    fresh = ~sa.exists().where(*[live.c[k] == new.c[k] for k in key])
+    with warehouse.connect() as conn:
+        return conn.execute(
+            sa.select(
+                sa.select(sa.func.count()).select_from(live).scalar_subquery()
+                + sa.select(sa.func.count()).select_from(new).where(fresh).scalar_subquery()
+            )
+        ).scalar_one()
+
 # %% ../../nbs/32_tasks.checks.ipynb #55f7447f
 @task(name="check_staged_table", task_run_name="check-{run.name}", **DATABASE_RETRIES, cache_policy=NO_CACHE)
 def check_staged_table(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
@@ -34,13 +64,17 @@ def check_staged_table(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
     results = []
     if run.spec.kind == "table" and staged.mode == "full":  # an incremental load stages only the new rows
         results.append(check_row_count(staged.rows, source_rows(run), run.name))
+    if run.spec.kind == "table":  # a SQLite source types values, not columns: 'n/a' may sit in a REAL column
+        results.append(check_values_fit(wh, staged, run.spec))
     results += build_key(wh, staged.staging, staged.target, run.spec.primary_key, run.name)
+    if not any(r.blocking for r in results):  # the data's own checks, once the rows and the key stand
+        results += declared_checks(run, staged)
     logger = task_logger()
     for r in results:
         logger.info(str(r))
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if r.blocking]
     if failed:
-        raise QualityCheckError(run.name, failed)
+        raise QualityCheckError(run.name, failed, results)
     # a transform is rebuilt whole from its own definition: its columns follow it; a table's drift has a policy
     drift = (
         check_schema_drift(wh, staged.staging, staged.target, run.spec.schema_drift) if run.spec.kind == "table" else {}

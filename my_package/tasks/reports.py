@@ -18,10 +18,13 @@ __all__ = ['render_table_report', 'publish_run_artifact']
 
 # %% ../../nbs/36_tasks.reports.ipynb #c8935b83
 @task(name="render_table_report", task_run_name="report-{run.name}", cache_policy=NO_CACHE)
-def render_table_report(run: TableRun) -> ReportResult:
-    "Render reports/<table>.ipynb and .html; fail with the table, cell and error if the notebook fails."
-    result = render_report(run)
-    task_logger().info("Report of %s: %s (%.1f s)", run.name, result.html, result.seconds)
+def render_table_report(run: TableRun, force: bool = False) -> ReportResult:
+    "Render reports/<table>.ipynb and .html unless nothing it shows changed (`force`: anyway); fail naming the cell."
+    result = render_report(run, force=force)
+    if result.unchanged:
+        task_logger().info("Report of %s: unchanged since %s", run.name, result.unchanged)
+    else:
+        task_logger().info("Report of %s: %s (%.1f s)", run.name, result.html, result.seconds)
     return result
 
 # %% ../../nbs/36_tasks.reports.ipynb #c8935b84
