@@ -75,11 +75,14 @@ def wait_for(condition, timeout: float = 120, every: float = 0.05) -> bool:
 
 
 def has_table(database: Path, name: str) -> bool:
-    "True when the SQLite file `database` has a table `name` (read without taking any lock)."
+    "True when the SQLite file `database` has a table `name`; False while it does not, or while a writer locks it."
     if not database.exists():
         return False
-    with sa.create_engine(f"sqlite:///{database}?timeout=1").connect() as conn:
-        return name in sa.inspect(conn).get_table_names()
+    try:
+        with sa.create_engine(f"sqlite:///{database}?timeout=1").connect() as conn:
+            return name in sa.inspect(conn).get_table_names()
+    except sa.exc.OperationalError:  # "database is locked": the load is committing; the next poll reads it
+        return False
 
 
 def flow_run_states(api: str, flow: str) -> list[str]:
