@@ -11,7 +11,7 @@ PYTEST_WORKERS ?= 4
 # Prefect's settings (state under .prefect/, no telemetry, start-up timeout) are applied by the kit itself.
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev run test browser bench reports wheel worker server setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments clean
+.PHONY: help install dev run test browser bench reports wheel worker server setup lint sync-check nbtest pytest lab export clean-notebooks deploy deployments server-stop clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,9 +35,13 @@ install: $(VENV)/.installed ## Create .venv and install the package
 
 dev: $(VENV)/.dev-installed ## Install the package with the dev extras
 
-run: install ## Build the demo source if missing, run every table flow and the transform, print a summary
+# The project's local Prefect server is started (unless PREFECT_API_URL names another) and left up: the next
+# command reuses it instead of paying for a temporary one (about 15 s), and its UI shows the runs.
+run: install ## Build the demo source if missing, start the local Prefect server, run every flow, print a summary
 	$(PY) -m my_package demo
+	@test -n "$$PREFECT_API_URL" || $(PY) -m my_package server start
 	$(PY) -m my_package run --all --wait
+	@test -n "$$PREFECT_API_URL" || echo "The project's Prefect server stays up for the next commands (stop it: make server-stop)."
 
 test: dev browser lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
 
@@ -99,8 +103,12 @@ deploy: install ## Deploy every flow to PREFECT_API_URL, or to the project's loc
 worker: install ## Start a Prefect worker on the work pool (PREFECT_API_URL, default the local server)
 	$(PY) -m my_package worker
 
-server: install ## Start the project's local Prefect server and its UI (127.0.0.1:4200; stop: python -m my_package server stop)
+server: install ## Start the project's local Prefect server and its UI (127.0.0.1:4200; stop: make server-stop)
 	$(PY) -m my_package server start
 
-clean: ## Remove data/, reports/ and Prefect's local state (keeps .venv)
+server-stop: install ## Stop the project's local Prefect server
+	$(PY) -m my_package server stop
+
+clean: ## Stop the local Prefect server; remove data/, reports/ and Prefect's local state (keeps .venv)
+	@! test -x $(PY) || $(PY) -m my_package server stop
 	rm -rf data reports .prefect

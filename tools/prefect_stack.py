@@ -69,7 +69,7 @@ def deployment_runs(api: str, name: str) -> list:
     return sorted(runs, key=lambda r: r.created)
 
 
-def settled_runs(api: str, name: str, quiet: float = 20, timeout: float = 600) -> list:
+def settled_runs(api: str, name: str, quiet: float = 10, timeout: float = 600) -> list:
     "The runs of deployment `name` once all have ended and no new one has come for `quiet` seconds."
     deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
