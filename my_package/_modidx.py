@@ -281,6 +281,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'my_package/common/transfer.py'),
                                             'my_package.common.transfer.arrow_type_for': ( 'common.transfer.html#arrow_type_for',
                                                                                            'my_package/common/transfer.py'),
+                                            'my_package.common.transfer.attach_copy_sql': ( 'common.transfer.html#attach_copy_sql',
+                                                                                            'my_package/common/transfer.py'),
                                             'my_package.common.transfer.canonical_sqlite': ( 'common.transfer.html#canonical_sqlite',
                                                                                              'my_package/common/transfer.py'),
                                             'my_package.common.transfer.canonical_timestamp': ( 'common.transfer.html#canonical_timestamp',

@@ -89,8 +89,10 @@ def copy_inside_databases(
     if spec.transform:
         return None
     if spec.source_table and same_sqlite_files(source, warehouse):
-        stmt = source_select(spec, columns, canonical_sqlite, stored, schema="src")
         schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
+        if stored is None:  # a full load: the whole table, the form SQLite copies fastest
+            return sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema)
+        stmt = source_select(spec, columns, canonical_sqlite, stored, schema="src")
         return sqlite_attach_copy(source, warehouse, stmt, staging, schema)
     if same_postgres(source, warehouse):
         kept = {c.name for c in columns if recreatable(c.type)}  # the rest travel as their text
