@@ -167,6 +167,10 @@ def peak_rss_mb() -> float:
 def one(args: argparse.Namespace) -> None:
     "Child process: run one path once, print rows, seconds and peak memory as JSON."
     workdir = Path(tempfile.mkdtemp(prefix="kit-bench-"))
+    if args.one == "flow":  # Prefect reads its settings (the start-up timeout among them) when first imported
+        from my_package.dev.server import apply_prefect_settings
+
+        apply_prefect_settings(workdir)
     import pandas  # noqa: F401  (imports are not what is measured: load them first, for every path)
     import psycopg  # noqa: F401
     import sqlalchemy  # noqa: F401
