@@ -84,7 +84,7 @@ def tables(
     """
     from my_package.reporting.render import read_manifest, reports_dir
 
-    settings, out = load_settings(), Console()
+    settings, out = load_settings(), Console(force_jupyter=False)
     wide = wide or out.width >= 140
     last, reports = (
         show.last_run_lines(settings, profile, wide),
@@ -146,7 +146,7 @@ def run(
     )
     with cancellable(cancel), show.interrupts(cancel), show.watch_server(os.environ.get("PREFECT_API_URL"), lost):
         results = show.run_with_progress(settings, tables, transforms, profile, parallel)
-    Console().print(show.summary_table(results))
+    Console(force_jupyter=False).print(show.summary_table(results))
     if cancel.cancelled:
         console.print(
             "\n".join(["Cancelled:", *show.cancelled_lines(results)]), highlight=False, markup=False, soft_wrap=True
@@ -170,7 +170,7 @@ def render_and_print(names: list[str], profile: str | None, force: bool = False)
     results = state.result(raise_on_failure=False, _sync=True)
     if not isinstance(results, list):
         raise PipelineError(f"render-reports failed: {state.message}")
-    Console().print(show.reports_table(results))
+    Console(force_jupyter=False).print(show.reports_table(results))
     return [f"report {r.table}" for r in results if r.error]
 
 # %% ../nbs/60_cli.ipynb #f2e2a8c7
@@ -371,7 +371,7 @@ def check(
         from my_package.common.datachecks import checks_of_live_tables
 
         found = checks_of_live_tables(load_settings(), table or [], profile)
-        Console().print(show.checks_table(found))
+        Console(force_jupyter=False).print(show.checks_table(found))
         failed = [f"{n}: {r.check}" for n, rs in found.items() for r in rs if r.blocking]
         if failed:
             raise PipelineError(f"{len(failed)} check(s) failed: {'; '.join(failed)}.")

@@ -19,7 +19,9 @@ from rich.text import Text
 from .common.cancel import Cancellation
 from .registry.settings import Settings
 
-console = Console(stderr=True)  # progress and messages; tables go to standard output
+# progress and messages; tables go to standard output. Plain text in a notebook too (not rich's HTML), so a
+# command run there, through typer's CliRunner in the tour, shows its output where it is captured
+console = Console(stderr=True, force_jupyter=False)
 
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'failed_reports',
@@ -296,7 +298,7 @@ def on_server_lost(cancel: Cancellation, settings: Settings, names: list[str], p
             soft_wrap=True,
         )
         time.sleep(2)  # the interrupted loads record how they ended
-        Console().print(summary_table(logged_outcomes(settings, names, profile, since)))
+        Console(force_jupyter=False).print(summary_table(logged_outcomes(settings, names, profile, since)))
         console.print("Start the server again (python -m my_package server start), then run again.", soft_wrap=True)
         console.show_cursor(True)  # the progress display hid it, and exits no more
         os._exit(1)  # the flows' threads would wait on Prefect's retries for minutes
