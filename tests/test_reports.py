@@ -133,6 +133,9 @@ def test_the_generic_report_renders_every_table_shape(tmp_path, monkeypatch):
     settings.write_text(f"[profile:default]\nsource = {url}\nwarehouse = {url}\n" + "".join(sections))
     monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
     monkeypatch.delenv("MY_PACKAGE_REPORT_NOTEBOOK", raising=False)
+    # papermill changes the process's working directory around each rendering; threads interleave those changes, so
+    # the test starts where they all go and monkeypatch takes it back (the next test on this worker starts at ROOT)
+    monkeypatch.chdir(tmp_path)
     with ThreadPoolExecutor(max_workers=3) as pool:  # render_report is safe in threads (the Prefect flow's way)
         names = [*keys, "text_only"]
         results = dict(zip(names, pool.map(lambda name: render_report(resolve_run(name)), names), strict=True))
