@@ -63,7 +63,7 @@ nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway 
 	$(PY) tools/with_prefect_server.py $(BIN)/nbdev_test
 
 pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time; the 10 slowest listed at the end
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=10
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=10
 
 bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor, memory at 1x/2x/4x rows
 	$(PY) bench/bench_loads.py

@@ -84,18 +84,8 @@ def pytest_sessionfinish(session) -> None:
         stop_cluster(json.loads((directory / "postgres.json").read_text()))
 
 
-# the files of the longest tests start first, so that the workers of a parallel run (pytest-xdist, which the Makefile
-# hands one test at a time with --maxschedchunk 1: by default the first nine tests went to one worker) finish together
-LONGEST_FIRST = (
-    "test_deployments_e2e.py",
-    "test_readme.py",
-    "test_fast_loop.py",
-    "test_end_to_end.py",
-    "test_reports.py",
-    "test_truth.py",
-    "test_daily_loop.py",
-    "test_browser.py",
-)
+# the longest tests start first, so that the workers of a parallel run (pytest-xdist) finish close together
+LONGEST_FIRST = ("test_deployments_e2e.py", "test_readme.py", "test_truth.py", "test_browser.py", "test_end_to_end.py")
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
