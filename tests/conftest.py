@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,6 +108,22 @@ def demo_source(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "source.db"
     build_demo_source(f"sqlite:///{path}")
     return path
+
+
+def fresh_clone(dest: Path) -> Path:
+    "The project as a fresh clone has it: the files git tracks (or will, once committed), modification times kept."
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():  # a file deleted but not yet staged is listed too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
 
 
 def write_project(directory: Path, tables: tuple[str, ...], source: str, warehouse: str, extra: str = "") -> Path:

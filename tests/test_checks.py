@@ -10,8 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import sqlalchemy as sa
-from conftest import Webhook, load, table_rows, write_project
-from test_transforms import fresh_copy
+from conftest import Webhook, fresh_clone, load, table_rows, write_project
 
 from my_package.common.bookkeeping import latest_checks
 from my_package.common.db import make_engine
@@ -143,7 +142,7 @@ def test_a_blocking_check_keeps_the_table_a_warning_publishes_and_alerts_once(cl
 
 
 def test_a_check_written_in_a_notebook_gates_a_run(cli, tmp_path, demo_source):
-    project = fresh_copy(tmp_path / "clone")
+    project = fresh_clone(tmp_path / "clone")
     (project / "data").mkdir()
     shutil.copy(demo_source, project / "data" / "source.db")
     settings = project / "settings.ini"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import fresh_clone
 
 from my_package.dev.server import free_port
 
@@ -59,22 +58,6 @@ def readme_script(text: str) -> str:
         if lang == "bash" and not why:
             parts += [f"echo '>>> README.md line {line}'", body]
     return "\n".join(parts) + "\n"
-
-
-def fresh_clone(dest: Path) -> Path:
-    "The project as a fresh clone has it: the files git tracks (or will, once committed), modification times kept."
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for name in listed:
-        if (ROOT / name).is_file():  # a file deleted but not yet staged is listed too
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
 
 
 def installed_venv(project: Path) -> None:

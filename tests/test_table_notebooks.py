@@ -8,8 +8,7 @@ import shutil
 
 import nbformat
 import pandas as pd
-from conftest import write_project
-from test_transforms import fresh_copy
+from conftest import fresh_clone, write_project
 
 from my_package.common.db import make_engine
 
@@ -23,7 +22,7 @@ show(fig, "A line chart of the warmest day of each week in Seattle.")"""
 
 
 def test_a_tables_own_notebook_is_scaffolded_edited_and_rendered(cli, tmp_path, demo_source):
-    project = fresh_copy(tmp_path / "clone")
+    project = fresh_clone(tmp_path / "clone")
     (project / "data").mkdir()
     shutil.copy(demo_source, project / "data" / "source.db")
     source = make_engine(f"sqlite:///{project / 'data' / 'source.db'}")

@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import CARRIER_TRANSFORM, ROOT, table_rows, write_project
+from conftest import CARRIER_TRANSFORM, ROOT, fresh_clone, table_rows, write_project
 
 from my_package.common.db import make_engine
 
@@ -27,22 +27,6 @@ def daily_origin_delays(warehouse: sa.Engine) -> pd.DataFrame:
     return per_day.merge(airports, left_on="origin", right_on="faa", how="left").drop(columns="faa")"""
 
 
-def fresh_copy(dest: Path) -> Path:
-    "The project as a fresh clone has it (the files git tracks or would track), without data or reports."
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
-
-
 def independent_daily_origin_delays(source: sa.Engine) -> pd.DataFrame:
     "daily_origin_delays computed with pandas straight from the source, not through the kit."
     flights = pd.read_sql("SELECT origin, year, month, day, dep_delay FROM flights", source)
@@ -53,7 +37,7 @@ def independent_daily_origin_delays(source: sa.Engine) -> pd.DataFrame:
 
 
 def test_a_data_scientist_adds_a_derived_table_from_a_notebook(cli, tmp_path, demo_source):
-    project = fresh_copy(tmp_path / "clone")
+    project = fresh_clone(tmp_path / "clone")
     (project / "data").mkdir()
     shutil.copy(demo_source, project / "data" / "source.db")
     settings = project / "settings.ini"
