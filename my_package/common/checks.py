@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import add_key, reflect_table
+from .db import add_key, begin_write, reflect_table
 from .runs import StagedLoad
 from .transfer import SAMPLES, Misfit, arrow_type_for, type_kind
 from ..errors import SchemaDriftError
@@ -84,7 +84,7 @@ def build_key(engine: Engine, staging: str, target: str, key: Sequence[str], nam
     if nulls is not None and not nulls.passed:
         return [nulls]
     try:
-        with engine.begin() as conn:
+        with begin_write(engine) as conn:
             built = add_key(conn, staging, tuple(key), target)
     except sa.exc.IntegrityError:
         return [check_key_not_null(engine, staging, key, name), check_key_unique(engine, staging, key, name)]
@@ -255,7 +255,7 @@ def check_values_fit(engine: Engine, staged: StagedLoad, spec: TableSpec) -> Che
         )
         return _misfits_result(spec.name, {c: misfits[c] for c in blocked}, "error", note)
     unfit = misfit_conditions(table)
-    with engine.begin() as conn:  # what the copy inside SQLite let in becomes NULL, as on the batch path
+    with begin_write(engine) as conn:  # what the copy inside SQLite let in becomes NULL, as on the batch path
         for name in found:
             conn.execute(sa.update(table).where(unfit[name][1]).values({name: None}))
     return _misfits_result(spec.name, misfits, "warn", "set to NULL, as `bad_values = null` asks")

@@ -236,7 +236,7 @@ def staging_name(target: str) -> str:
 
 def drop_table(engine: Engine, name: str) -> None:
     "Drop the table `name` if it exists."
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:  # it looks, then drops: a read that turns into a write
         sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
 
 # %% ../../nbs/10_common.db.ipynb #f18b32a4

@@ -20,6 +20,7 @@ from .checks import blocking_misfits, unnullable
 from my_package.common.db import (
     add_key,
     add_missing_columns,
+    begin_write,
     has_key,
     replace_table,
     staging_name,
@@ -28,6 +29,7 @@ from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
     Misfit,
+    adbc_may_read,
     arrow_type_for,
     canonical_sqlite,
     postgres_copy,
@@ -136,7 +138,7 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
 
     def batches(fast: bool) -> Iterator[pa.Table]:
         misfits.clear()  # a read that starts again counts again
-        return read_batches(source, stmt, chunk_size, targets, fast, misfits)
+        return read_batches(source, stmt, chunk_size, targets, fast and adbc_may_read(source, warehouse), misfits)
 
     kept = unnullable(spec, not_null)
     failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
@@ -170,7 +172,7 @@ def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> Non
 # %% ../../nbs/16_common.loads.ipynb #4e79e197
 def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
     "Make the staged rows live and record the load, in one transaction; return the live table's row count."
-    with warehouse.begin() as conn:
+    with begin_write(warehouse) as conn:
         if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
             if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
@@ -188,6 +190,6 @@ def write_frame_atomically(engine: Engine, frame: pd.DataFrame, target: str) -> 
     "Replace the table `target` by `frame` through a staging table and an atomic swap; return the row count."
     staging = staging_name(target)
     rows = stage_batches(engine, staging, lambda fast: iter([pa.Table.from_pandas(frame, preserve_index=False)]))
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         replace_table(conn, staging, target)
     return rows

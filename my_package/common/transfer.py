@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,16 +22,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import compile_sql, drop_table, sqlite_file
+from .db import begin_write, compile_sql, drop_table, sqlite_file
 from ..errors import PipelineError
 
 # %% auto #0
 __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'log', 'SQLITE_TIMESTAMP', 'CANONICAL',
            'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable', 'type_kind', 'conform_column',
            'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection', 'RestartRead',
-           'adbc_supported', 'read_batches', 'create_table_from_schema', 'append_batch', 'with_not_null',
-           'stage_batches', 'same_sqlite_files', 'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql',
-           'sqlite_attach_copy', 'same_postgres', 'postgres_copy']
+           'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection', 'append_batch',
+           'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read', 'canonical_timestamp',
+           'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres', 'postgres_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -423,7 +424,7 @@ def create_table_from_schema(engine: Engine, name: str, schema: pa.Schema) -> sa
     "Create the table `name` with one column per field of `schema` (types from `sa_type_for`, NOT NULL where set)."
     columns = [sa.Column(f.name, sa_type_for(f.type), nullable=f.nullable) for f in schema]
     table = sa.Table(name, sa.MetaData(), *columns)
-    with engine.begin() as conn:
+    with begin_write(engine) as conn:
         table.create(conn)
     return table
 
@@ -432,7 +433,7 @@ SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # Arrow's %S carries the microseconds: S
 
 
 def _for_sink(engine: Engine, table: pa.Table) -> pa.Table:
-    "Adapt a batch to what the warehouse's ADBC driver can ingest (SQLite: decimals, times and timestamps as text)."
+    "Adapt a batch to what a SQLite warehouse stores (decimals, times and timestamps as text); others take it as is."
     if engine.url.get_backend_name() != "sqlite":
         return table
     cols = {}
@@ -446,6 +447,11 @@ def _for_sink(engine: Engine, table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 # %% ../../nbs/11_common.transfer.ipynb #1b692d97
+def sink_connection(engine: Engine):
+    "The ADBC connection that writes batches into the warehouse of `engine` (PostgreSQL), or None (SQLite: sqlite3)."
+    return None if sqlite_file(engine) else adbc_connection(engine)
+
+
 def append_batch(engine: Engine, adbc_conn: Any, name: str, table: pa.Table) -> None:
     "Append the rows of `table` to the warehouse table `name` and commit."
     if adbc_conn is not None:
@@ -454,6 +460,12 @@ def append_batch(engine: Engine, adbc_conn: Any, name: str, table: pa.Table) -> 
             cur.adbc_ingest(name, _for_sink(engine, table), mode="append")
             adbc_conn.commit()
         cur.close()
+    elif engine.url.get_backend_name() == "sqlite":
+        table, quote = _for_sink(engine, table), engine.dialect.identifier_preparer.quote
+        names, marks = ", ".join(quote(c) for c in table.column_names), ", ".join("?" * table.num_columns)
+        rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+        with begin_write(engine) as conn:  # one statement per batch; a parallel load's write waits its turn
+            conn.exec_driver_sql(f"INSERT INTO {quote(name)} ({names}) VALUES ({marks})", rows)
     else:
         with engine.begin() as conn:
             table.to_pandas().to_sql(name, conn, if_exists="append", index=False)
@@ -477,7 +489,7 @@ def stage_batches(
     for fast in (True, False):
         drop_table(engine, staging)
         rows, created = 0, False
-        adbc_conn = adbc_connection(engine)
+        adbc_conn = sink_connection(engine)
         try:
             for batch in batches(fast):
                 current_cancellation().check()  # Ctrl-C: stop between batches (the statements are interrupted too)
@@ -505,6 +517,12 @@ def stage_batches(
 def same_sqlite_files(source: Engine, warehouse: Engine) -> bool:
     "True when both ends are SQLite database files (the in-database copy applies)."
     return sqlite_file(source) is not None and sqlite_file(warehouse) is not None
+
+# %% ../../nbs/11_common.transfer.ipynb #b776fe35
+def adbc_may_read(source: Engine, warehouse: Engine) -> bool:
+    "False when the source is the SQLite file that the warehouse writes: only sqlite3 touches a file it writes."
+    paths = [sqlite_file(e) for e in (source, warehouse)]
+    return None in paths or os.path.realpath(paths[0]) != os.path.realpath(paths[1])
 
 # %% ../../nbs/11_common.transfer.ipynb #5437c642
 def canonical_timestamp(value: object) -> object:
@@ -559,6 +577,7 @@ def sqlite_attach_copy(
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         with current_cancellation().interruptible(conn.interrupt):
+            conn.execute("BEGIN IMMEDIATE")  # the write lock from the start, as `begin_write` takes it
             rows = conn.execute(sql).rowcount
             if moments:
                 conn.execute(f"UPDATE main.{quote(staging)} SET {rewrite} WHERE {where}", {"shape": CANONICAL})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import compile_sql, drop_table, query_columns, raw_sql, staging_name
+from .db import begin_write, compile_sql, drop_table, query_columns, raw_sql, staging_name
 from .runs import StagedLoad
 from .sources import resolve_function
 from ..errors import PipelineError
@@ -67,7 +67,7 @@ def stage_select(warehouse: Engine, sql: str, staging: str) -> int:
     "Run the SELECT `sql` into a new table `staging` inside the warehouse; return its row count."
     drop_table(warehouse, staging)
     quoted = warehouse.dialect.identifier_preparer.quote(staging)
-    with warehouse.begin() as conn:
+    with begin_write(warehouse) as conn:
         if warehouse.dialect.name == "sqlite":
             columns = [
                 sa.Column(c.name, Untyped() if isinstance(c.type, sa.types.NullType) else c.type)
