@@ -197,7 +197,10 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         assert running.returncode == 130 and "Quit at once" in err, err
 
         # a hard kill leaves its staging table and its run RUNNING: check finds both, the next run cleans them
+        runs = len(flow_run_states(extra["PREFECT_API_URL"], "ingest-big"))
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
+        # (quitting at once may have left a staging table already: wait for this run's own flow run to be RUNNING)
+        assert wait_for(lambda: flow_run_states(extra["PREFECT_API_URL"], "ingest-big")[runs:] == ["RUNNING"])
         assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never started"
         os.killpg(running.pid, signal.SIGKILL)
         running.communicate(timeout=120)
