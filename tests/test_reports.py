@@ -6,6 +6,7 @@ import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,12 +134,13 @@ def test_the_generic_report_renders_every_table_shape(tmp_path, monkeypatch):
     settings.write_text(f"[profile:default]\nsource = {url}\nwarehouse = {url}\n" + "".join(sections))
     monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
     monkeypatch.delenv("MY_PACKAGE_REPORT_NOTEBOOK", raising=False)
-    # papermill changes the process's working directory around each rendering; threads interleave those changes, so
-    # the test starts where they all go and monkeypatch takes it back (the next test on this worker starts at ROOT)
-    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"  # the kernels start in the project, and the process stays where it was
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     with ThreadPoolExecutor(max_workers=3) as pool:  # render_report is safe in threads (the Prefect flow's way)
         names = [*keys, "text_only"]
         results = dict(zip(names, pool.map(lambda name: render_report(resolve_run(name)), names), strict=True))
+    assert Path.cwd() == elsewhere, "rendering in threads moved the process's working directory"
     pages = {name: result.html.read_text() for name, result in results.items()}
     for name, result in results.items():
         assert result.html == tmp_path / "reports" / "default" / f"{name}.html" and result.html.exists()

@@ -202,7 +202,7 @@ def render_report(
     from my_package.common.bookkeeping import latest_runs
     from my_package.common.reports import data_signature
 
-    out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)), Stopwatch()
+    out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)).resolve(), Stopwatch()
     notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
     template = report_notebook(run.settings, run.name)
     loaded = sa.inspect(run.warehouse).has_table(run.name)
@@ -232,7 +232,8 @@ def render_report(
                 str(notebook),
                 parameters=parameters,
                 kernel_name=kernel,
-                cwd=str(run.project),
+                # the kernel starts in the project; papermill's `cwd=` would chdir the process that threads share
+                resources={"metadata": {"path": str(run.project)}},
                 progress_bar=False,
                 log_output=False,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
