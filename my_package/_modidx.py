@@ -147,6 +147,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'my_package/common/db.py'),
                                       'my_package.common.db.compile_sql': ('common.db.html#compile_sql', 'my_package/common/db.py'),
                                       'my_package.common.db.count_rows': ('common.db.html#count_rows', 'my_package/common/db.py'),
+                                      'my_package.common.db.database_file': ('common.db.html#database_file', 'my_package/common/db.py'),
                                       'my_package.common.db.drop_table': ('common.db.html#drop_table', 'my_package/common/db.py'),
                                       'my_package.common.db.first_line': ('common.db.html#first_line', 'my_package/common/db.py'),
                                       'my_package.common.db.has_key': ('common.db.html#has_key', 'my_package/common/db.py'),

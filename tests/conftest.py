@@ -212,12 +212,16 @@ def pg_databases(postgres) -> Iterator[dict[str, str]]:
 # ---- a source and a warehouse on every pair of backends, and the steps of a table flow without Prefect ------
 
 BACKENDS = [("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "postgresql"), ("postgresql", "sqlite")]
+BACKENDS += [("sqlite", "duckdb"), ("postgresql", "duckdb"), ("duckdb", "sqlite"), ("duckdb", "postgresql")]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda p: f"{p[0]}-to-{p[1]}")
 def ends(request, tmp_path) -> dict[str, str]:
     "Source and warehouse URLs for one backend pair (PostgreSQL databases are fresh for each test)."
-    urls = {"sqlite": {role: f"sqlite:///{tmp_path / role}.db" for role in ("source", "warehouse")}}
+    urls = {
+        "sqlite": {role: f"sqlite:///{tmp_path / role}.db" for role in ("source", "warehouse")},
+        "duckdb": {role: f"duckdb:///{tmp_path / role}.duckdb" for role in ("source", "warehouse")},
+    }
     if "postgresql" in request.param:
         urls["postgresql"] = request.getfixturevalue("pg_databases")
     return {"source": urls[request.param[0]]["source"], "warehouse": urls[request.param[1]]["warehouse"]}

@@ -22,10 +22,10 @@ from .cancel import NEVER, current_cancellation
 from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'interrupter',
-           'watch_statements', 'make_engine', 'begin_write', 'check_connection', 'reflect_table', 'count_rows',
-           'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table',
-           'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
+__all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'database_file',
+           'interrupter', 'watch_statements', 'make_engine', 'begin_write', 'check_connection', 'reflect_table',
+           'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table',
+           'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -79,6 +79,14 @@ def sqlite_file(engine_or_url: Engine | sa.URL) -> str | None:
         return url.database
     return None
 
+# %% ../../nbs/10_common.db.ipynb #005da5aa
+def database_file(engine_or_url: Engine | sa.URL) -> str | None:
+    "The database file of a SQLite or DuckDB engine or URL (the embedded warehouses), or None."
+    url = getattr(engine_or_url, "url", engine_or_url)
+    if url.get_backend_name() == "duckdb" and url.database not in (None, "", ":memory:"):
+        return url.database
+    return sqlite_file(url)
+
 # %% ../../nbs/10_common.db.ipynb #802f0ec7b
 def interrupter(dbapi_connection) -> object | None:
     "What stops a statement running on a DB-API connection: sqlite3's `interrupt`, psycopg's `cancel_safe` (else None)."
@@ -115,15 +123,15 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         raise SettingsError(
             f"Not a valid database URL: {mask_url(url)}. Write dialect+driver://user:password@host/db."
         ) from None
-    kwargs, path = {}, sqlite_file(u)
+    kwargs, path = {}, database_file(u)
     if path:
         if must_exist and not Path(path).is_file():
             raise PipelineError(
-                f"SQLite database {path} does not exist. Build the demo source with `python -m my_package demo`, "
+                f"Database file {path} does not exist. Build the demo source with `python -m my_package demo`, "
                 "or fix the URL in settings.ini."
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": 30} if sqlite_file(u) else {}
     elif u.get_backend_name() == "postgresql":
         kwargs.update(connect_args={"connect_timeout": 10}, pool_pre_ping=True)
     try:
@@ -131,7 +139,8 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
     except (NoSuchModuleError, ImportError) as e:
         raise PipelineError(
             f"No database driver for {u.drivername} ({mask_url(url)}): {e}. Install it into the project's "
-            "environment (PostgreSQL: pip install 'psycopg[binary]', URL postgresql+psycopg://...)."
+            "environment (PostgreSQL: pip install 'psycopg[binary]', URL postgresql+psycopg://...; DuckDB: "
+            "pip install duckdb-sqlalchemy, URL duckdb:///path.duckdb)."
         ) from None
     if u.get_backend_name() == "sqlite":
         sqlite_transactional_ddl(engine)
@@ -278,11 +287,12 @@ def key_name(conn: sa.Connection, target: str) -> str:
 
 # %% ../../nbs/10_common.db.ipynb #f18b32a9
 def add_key(conn: sa.Connection, table: str, key: tuple[str, ...], target: str | None = None) -> str:
-    "Build the primary key of `table` (PostgreSQL: a constraint; elsewhere: a unique index); return its name."
+    "Build the primary key of `table` (PostgreSQL, DuckDB: a constraint; SQLite: a unique index); return its name."
     name = key_name(conn, target or table)
     columns = [sa.Column(k) for k in key]
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # room to sort the key in memory
+    if conn.dialect.name in ("postgresql", "duckdb"):  # DuckDB cannot rename a table with an index; with a key it can
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # room to sort the key in memory
         constraint = sa.PrimaryKeyConstraint(*columns, name=name)
         sa.Table(table, sa.MetaData(), *columns, constraint)
         conn.execute(sa.schema.AddConstraint(constraint))

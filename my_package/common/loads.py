@@ -154,7 +154,7 @@ def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> Non
     cols = [c["name"] for c in sa.inspect(conn).get_columns(staged.staging)]
     live, stage = sa.table(staged.target, *map(sa.column, cols)), sa.table(staged.staging, *map(sa.column, cols))
     rows = sa.select(*stage.c).where(sa.true())  # `WHERE true`: SQLite needs it before ON CONFLICT
-    dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(conn.dialect.name)
+    dialect = {"postgresql": postgresql, "duckdb": postgresql, "sqlite": sqlite}.get(conn.dialect.name)  # DuckDB: PG's
     if dialect is None:  # no upsert in SQLAlchemy for this database: delete the staged keys, then insert
         same_key = sa.and_(*[live.c[k] == stage.c[k] for k in key])
         conn.execute(sa.delete(live).where(sa.exists().where(same_key)))

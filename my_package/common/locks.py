@@ -14,7 +14,7 @@ from filelock import FileLock, Timeout
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation, uncancellable
-from .db import sqlite_file
+from .db import database_file
 from ..errors import PipelineError
 
 # %% auto #0
@@ -61,8 +61,8 @@ def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator
     "Hold the load lock of `table` in `warehouse` (waiting up to `timeout` seconds for another run to finish)."
     if warehouse.url.get_backend_name() == "postgresql":
         lock = postgres_lock(warehouse, f"my_package.load.{table}", timeout)
-    elif sqlite_file(warehouse):
-        lock = cancellable_file_lock(FileLock(f"{sqlite_file(warehouse)}.{table}.lock"), timeout)
+    elif database_file(warehouse):
+        lock = cancellable_file_lock(FileLock(f"{database_file(warehouse)}.{table}.lock"), timeout)
     else:
         lock = contextlib.nullcontext()  # other warehouses: rely on the deployments' concurrency limit
     with contextlib.ExitStack() as held:
@@ -82,9 +82,9 @@ def lock_is_free(warehouse: Engine, table: str) -> bool:
                 return False
             conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
             return True
-    if sqlite_file(warehouse):
+    if database_file(warehouse):
         try:
-            with FileLock(f"{sqlite_file(warehouse)}.{table}.lock", timeout=0):
+            with FileLock(f"{database_file(warehouse)}.{table}.lock", timeout=0):
                 return True
         except Timeout:
             return False

@@ -344,8 +344,8 @@ def expand_url(template: str, where: str) -> str:
 
 # %% ../../nbs/01_registry.settings.ipynb #cb291e1d
 def absolute_sqlite(url: str, base: Path) -> str:
-    "Make a relative SQLite file path absolute against `base`; other URLs are returned unchanged."
-    m = re.match(r"^(sqlite(?:\+\w+)?:///)(?!/)([^?]+)(\?.*)?$", url)
+    "Make a relative SQLite or DuckDB file path absolute against `base`; other URLs are returned unchanged."
+    m = re.match(r"^((?:sqlite|duckdb)(?:\+\w+)?:///)(?!/)([^?]+)(\?.*)?$", url)
     if not m or m.group(2) == ":memory:":
         return url
     return f"{m.group(1)}{(base / m.group(2)).resolve()}{m.group(3) or ''}"
