@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,10 +23,11 @@ from .cancel import NEVER, current_cancellation
 from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'database_file',
-           'interrupter', 'watch_statements', 'make_engine', 'begin_write', 'check_connection', 'reflect_table',
-           'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table',
-           'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
+__all__ = ['DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
+           'database_file', 'interrupter', 'watch_statements', 'DuckDBFilePool', 'wait_for_duckdb', 'make_engine',
+           'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
+           'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
+           'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -113,6 +115,47 @@ def watch_statements(engine: Engine) -> None:
     sa.event.listen(engine, "after_cursor_execute", lambda conn, *args: _ended(conn))
     sa.event.listen(engine, "handle_error", lambda context: _ended(context.connection))
 
+# %% ../../nbs/10_common.db.ipynb #ed10243a
+class DuckDBFilePool(sa.pool.NullPool):
+    "No pool: each use opens the DuckDB file and closes it after, one open or close at a time in this process."
+
+    turns = threading.Lock()
+
+    def _create_connection(self):
+        with self.turns:
+            return super()._create_connection()
+
+    def _close_connection(self, connection, *, terminate: bool = False) -> None:
+        with self.turns:
+            super()._close_connection(connection, terminate=terminate)
+
+# %% ../../nbs/10_common.db.ipynb #8ed047db
+DUCKDB_LOCKED = re.compile(r"Could not set lock on file(?:.*?Conflicting lock is held in (.*?) \(PID (\d+)\))?", re.S)
+
+
+def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
+    "Let each new connection of the DuckDB `engine` wait up to `timeout` s while another process holds the file."
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except Exception as e:  # duckdb.IOException: the lock is another process's
+                held = DUCKDB_LOCKED.search(str(e))
+                if held is None:
+                    raise
+                if time.monotonic() >= deadline:
+                    who = f"process {held.group(2)} ({held.group(1)})" if held.group(2) else "another process"
+                    raise DatabaseUnavailableError(
+                        f"The DuckDB database {database_file(engine)} has been held by {who} for over {timeout:.0f} s: "
+                        "DuckDB lets one process open a file at a time. Close that process's connection (a notebook: "
+                        "`engine.dispose()`, or restart its kernel) and run again."
+                    ) from None
+            current_cancellation().check()
+            time.sleep(0.05)
+
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache
 def make_engine(url: str, must_exist: bool = False) -> Engine:
@@ -131,7 +174,10 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
                 "or fix the URL in settings.ini."
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30} if sqlite_file(u) else {}
+        if sqlite_file(u):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:  # DuckDB: the file is open only while a connection is in use (see above)
+            kwargs["poolclass"] = DuckDBFilePool
     elif u.get_backend_name() == "postgresql":
         kwargs.update(connect_args={"connect_timeout": 10}, pool_pre_ping=True)
     try:
@@ -144,6 +190,8 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         ) from None
     if u.get_backend_name() == "sqlite":
         sqlite_transactional_ddl(engine)
+    if database_file(u) and u.get_backend_name() == "duckdb":
+        wait_for_duckdb(engine)
     watch_statements(engine)
     return engine
 
