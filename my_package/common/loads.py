@@ -32,6 +32,8 @@ from my_package.common.transfer import (
     adbc_may_read,
     arrow_type_for,
     canonical_sqlite,
+    duckdb_can_scan,
+    duckdb_scan_copy,
     postgres_copy,
     read_batches,
     readable,
@@ -101,6 +103,10 @@ def copy_inside_databases(
         stmt = source_select(spec, columns, lambda c: c if c.name in kept else sa.cast(c, sa.Text), stored)
         staged = [c if c.name in kept else sa.Column(c.name, sa.Text, nullable=c.nullable) for c in columns]
         return postgres_copy(source, warehouse, stmt, staging, staged)
+    if spec.source_table and duckdb_can_scan(source, warehouse, columns):  # None when DuckDB gives way
+        schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
+        select = lambda alias: source_select(spec, columns, lambda c: c, stored, schema=alias)  # noqa: E731
+        return duckdb_scan_copy(source, warehouse, select, staging, schema)
     return None
 
 # %% ../../nbs/16_common.loads.ipynb #726f8805

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.util
 import logging
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,16 +26,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import begin_write, compile_sql, drop_table, sqlite_file
+from .db import begin_write, compile_sql, drop_table, scrub, sqlite_file
 from ..errors import PipelineError
 
 # %% auto #0
 __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'log', 'SQLITE_TIMESTAMP', 'CANONICAL',
-           'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable', 'type_kind', 'conform_column',
-           'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection', 'RestartRead',
-           'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection', 'append_batch',
-           'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read', 'canonical_timestamp',
-           'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres', 'postgres_copy']
+           'SCANNERS', 'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable', 'type_kind',
+           'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection',
+           'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection',
+           'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read',
+           'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres',
+           'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'duckdb_scan_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -619,3 +623,76 @@ def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: s
             for data in out:
                 into.write(data)
         return writer.rowcount
+
+# %% ../../nbs/11_common.transfer.ipynb #e8c4332b
+SCANNERS = {"sqlite": "sqlite_scanner", "postgresql": "postgres_scanner"}  # DuckDB's extension for each source
+
+
+def duckdb_extensions() -> Path:
+    "The folder of DuckDB's extensions installed from the package index (duckdb-ext-sqlite, duckdb-ext-postgres)."
+    spec = importlib.util.find_spec("duckdb_ext")
+    if spec is None or not spec.submodule_search_locations:
+        raise PipelineError(
+            "DuckDB's scanner extensions are not installed: pip install duckdb-ext-sqlite duckdb-ext-postgres "
+            "(the versions pinned with duckdb in pyproject.toml)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "extensions"
+
+
+def duckdb_reads_exactly(col_type: sa.types.TypeEngine) -> bool:
+    "True when DuckDB's postgres scanner reads a PostgreSQL column of this type as the Arrow path would land it."
+    if isinstance(col_type, sa.Float):
+        return True
+    if isinstance(col_type, sa.Numeric):  # an unbounded NUMERIC reads as a DOUBLE: exact text on the Arrow path
+        return col_type.precision is not None and col_type.precision <= 38
+    if isinstance(col_type, sa.Time):
+        return not col_type.timezone
+    if isinstance(col_type, sa.String):
+        return not isinstance(col_type, sa.Enum)
+    return isinstance(col_type, (sa.Integer, sa.Boolean, sa.Date, sa.DateTime, sa.LargeBinary))
+
+
+def duckdb_can_scan(source: Engine, warehouse: Engine, columns: list[sa.Column]) -> bool:
+    "True when DuckDB can copy these source `columns` itself into the DuckDB `warehouse`."
+    if warehouse.url.get_backend_name() != "duckdb":
+        return False
+    if sqlite_file(source):
+        return True
+    return source.url.get_backend_name() == "postgresql" and all(duckdb_reads_exactly(c.type) for c in columns)
+
+# %% ../../nbs/11_common.transfer.ipynb #aa3fb203
+_SCAN_TURNS = threading.Lock()  # one attached source at a time in this process
+
+
+def _sql_text(value: str) -> str:
+    "`value` as a SQL string literal (ATTACH and SET take no bound parameters)."
+    return "'" + value.replace("'", "''") + "'"
+
+
+def duckdb_scan_copy(
+    source: Engine, warehouse: Engine, select: Callable[[str], sa.Select], staging: str, schema: pa.Schema
+) -> int | None:
+    "Create `staging` from `schema` and let DuckDB fill it from the attached source (`select(alias)`); None: it gave way."
+    kind, alias = source.url.get_backend_name(), f"kit_source_{uuid.uuid4().hex[:12]}"
+    where = sqlite_file(source) if kind == "sqlite" else libpq_uri(source.url)
+    drop_table(warehouse, staging)
+    create_table_from_schema(warehouse, staging, schema)
+    names = schema.names
+    insert = sa.insert(sa.table(staging, *map(sa.column, names))).from_select(names, select(alias))
+    with _SCAN_TURNS, warehouse.connect() as conn:
+        duck = conn.connection.driver_connection
+        duck.execute("SET autoinstall_known_extensions = false")
+        duck.execute(f"SET extension_directory = {_sql_text(str(duckdb_extensions()))}")
+        duck.execute(f"LOAD {SCANNERS[kind]}")
+        duck.execute(f"ATTACH {_sql_text(where)} AS {alias} (TYPE {kind.replace('postgresql', 'postgres')}, READ_ONLY)")
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(compile_sql(warehouse, insert))
+        except sa.exc.DBAPIError as e:
+            current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
+            reason = scrub(str(e.orig).strip().splitlines()[0], source.url.render_as_string(hide_password=False))
+            log.warning("DuckDB gave way copying %s (%s): the Arrow path copies it.", staging, reason)
+            return None
+        finally:
+            duck.execute(f"DETACH {alias}")
+        return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
