@@ -55,6 +55,7 @@ def one_run(project: Path, profile: str) -> dict[str, float]:
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
 
+    resolve_run("airlines", profile).warehouse.dispose()  # no connection of the last run to a removed file
     for leftover in (project / "data").glob("warehouse.*"):
         leftover.unlink()
     figures: dict[str, float] = {}

@@ -117,17 +117,47 @@ def watch_statements(engine: Engine) -> None:
 
 # %% ../../nbs/10_common.db.ipynb #ed10243a
 class DuckDBFilePool(sa.pool.NullPool):
-    "No pool: each use opens the DuckDB file and closes it after, one open or close at a time in this process."
+    "Open the DuckDB file while connections are in use, and `linger` seconds after; one open or close at a time."
 
-    turns = threading.Lock()
+    turns = threading.Lock()  # for the whole process: its connections to one file share one open database
+    linger = 0.5  # a flow's steps follow each other within milliseconds: they reuse the open file
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._anchor, self._using, self._timer = None, 0, None
 
     def _create_connection(self):
         with self.turns:
-            return super()._create_connection()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._anchor is None:  # holds the file open between the connections of a burst of work
+                self._anchor = super()._create_connection()
+            record = super()._create_connection()
+            self._using += 1
+            return record
 
     def _close_connection(self, connection, *, terminate: bool = False) -> None:
         with self.turns:
             super()._close_connection(connection, terminate=terminate)
+            self._using -= 1
+            if self._using == 0 and self._anchor is not None:
+                self._timer = threading.Timer(self.linger, self._release)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _release(self) -> None:
+        "Close the file if nothing has used it since the timer started (another process may then open it)."
+        with self.turns:
+            if self._using == 0 and self._anchor is not None:
+                anchor, self._anchor = self._anchor, None
+                sa.pool.NullPool._close_connection(self, anchor.dbapi_connection)
+
+    def dispose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._release()
+        super().dispose()
 
 # %% ../../nbs/10_common.db.ipynb #8ed047db
 DUCKDB_LOCKED = re.compile(r"Could not set lock on file(?:.*?Conflicting lock is held in (.*?) \(PID (\d+)\))?", re.S)

@@ -347,6 +347,21 @@ def _pandas_batches(engine: Engine, stmt: sa.Executable, chunk_size: int) -> Ite
         if not seen:
             yield pa.Table.from_pandas(pd.read_sql(stmt, conn, dtype_backend="pyarrow"), preserve_index=False)
 
+# %% ../../nbs/11_common.transfer.ipynb #5eb02954
+def _duckdb_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Table]:
+    "Stream the result of `sql` from a DuckDB database as Arrow tables of `chunk_size` rows (no row through Python)."
+    with engine.connect() as conn:  # the file stays open for the read (another process waits its turn)
+        duck, run = conn.connection.driver_connection, current_cancellation()
+        with run.interruptible(duck.interrupt):
+            reader = duck.execute(sql).fetch_record_batch(chunk_size)
+        sent = False
+        for batch in reader:
+            run.check()
+            sent = True
+            yield pa.Table.from_batches([batch])
+        if not sent:
+            yield pa.Table.from_batches([], schema=reader.schema)
+
 # %% ../../nbs/11_common.transfer.ipynb #8475ffd4
 def _as_text(value: Any) -> str | None:
     "A value from sqlite3 as text (bytes decoded), None kept."
@@ -420,6 +435,9 @@ def read_batches(
             raise
     elif sqlite_file(engine):
         yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets, misfits)
+    elif engine.url.get_backend_name() == "duckdb":
+        for table in _duckdb_batches(engine, compile_sql(engine, stmt), chunk_size):
+            yield conform_table(table, targets, misfits)
     else:
         for table in _pandas_batches(engine, stmt, chunk_size):
             yield conform_table(table, targets, misfits)
