@@ -65,7 +65,7 @@ nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway 
 pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time; the 10 slowest listed at the end
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=10
 
-bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor, memory at 1x/2x/4x rows
+bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor on SQLite, PostgreSQL and DuckDB, memory at 1x/2x/4x rows
 	$(PY) bench/bench_loads.py
 	$(PY) bench/bench_reports.py
 	$(PY) bench/bench_deploy.py
@@ -73,6 +73,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_transforms.py
 	$(PY) bench/bench_fast_loop.py
 	$(PY) bench/bench_checks.py
+	$(PY) bench/bench_warehouses.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
 	$(BIN)/nbdev_install_hooks
