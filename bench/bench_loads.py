@@ -115,6 +115,18 @@ def run_naive(source: str, warehouse: str, table: str) -> int:
     return len(frame)
 
 
+def keyed_copy(conn, target: str, source: str, build: str, key_after: bool) -> int:
+    "Copy the table `source` into a new `target` like it, running the key's DDL `build` before or after; the rows."
+    conn.execute(f"DROP TABLE IF EXISTS {target}")
+    conn.execute(f"CREATE TABLE {target} AS SELECT * FROM {source} LIMIT 0")
+    if not key_after:
+        conn.execute(build)
+    conn.execute(f"INSERT INTO {target} SELECT * FROM {source}")
+    if key_after:
+        conn.execute(build)
+    return conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+
+
 def run_floor(source: str, warehouse: str, table: str, key_after: bool = False) -> int:
     "The database copies the table by itself, into a table with the kit's key (built before or `key_after` the copy)."
     import sqlalchemy as sa
@@ -129,15 +141,9 @@ def run_floor(source: str, warehouse: str, table: str, key_after: bool = False) 
         conn.execute(f"SET extension_directory = '{duckdb_extensions()}'")
         conn.execute("LOAD sqlite_scanner")
         conn.execute(f"ATTACH '{source.removeprefix('sqlite:///')}' AS src (TYPE sqlite, READ_ONLY)")
-        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
-        conn.execute(f'CREATE TABLE "{table}" AS SELECT * FROM src."{table}" LIMIT 0')
-        build = f'ALTER TABLE "{table}" ADD PRIMARY KEY ({key})'
-        if not key_after:
-            conn.execute(build)
-        conn.execute(f'INSERT INTO "{table}" SELECT * FROM src."{table}"')
-        if key_after:
-            conn.execute(build)
-        rows = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        rows = keyed_copy(
+            conn, f'"{table}"', f'src."{table}"', f'ALTER TABLE "{table}" ADD PRIMARY KEY ({key})', key_after
+        )
         conn.close()
         return rows
     if source.startswith("sqlite"):
@@ -147,16 +153,10 @@ def run_floor(source: str, warehouse: str, table: str, key_after: bool = False) 
         conn = sqlite3.connect(wh_file)
         conn.execute("ATTACH DATABASE ? AS src", (src_file,))
         # always qualify with main.: an unqualified name that main lacks would resolve to the attached source
-        conn.execute(f'DROP TABLE IF EXISTS main."{table}"')
-        conn.execute(f'CREATE TABLE main."{table}" AS SELECT * FROM src."{table}" WHERE 0')
         build = f'CREATE UNIQUE INDEX main."{table}_pkey" ON "{table}" ({key})'
-        if not key_after:
-            conn.execute(build)
-        conn.execute(f'INSERT INTO main."{table}" SELECT * FROM src."{table}"')
-        if key_after:
-            conn.execute(build)
+        rows = keyed_copy(conn, f'main."{table}"', f'src."{table}"', build, key_after)
         conn.commit()
-        return conn.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
+        return rows
     import psycopg
 
     src_engine, wh_engine = sa.create_engine(source), sa.create_engine(warehouse)

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, Webhook, table_rows, write_project
 
+from my_package.common.bookkeeping import loading_marks
 from my_package.common.db import make_engine
 from my_package.dev.server import free_port, start_server, stop_process
 
@@ -87,6 +88,11 @@ def has_table(database: Path, name: str) -> bool:
 
 def flow_run_states(api: str, flow: str) -> list[str]:
     "The state types of the runs of `flow` on the Prefect server at `api`, oldest first."
+    return [r["state_type"] for r in flow_runs(api, flow)]
+
+
+def flow_runs(api: str, flow: str) -> list[dict]:
+    "The runs of `flow` on the Prefect server at `api`, oldest first."
 
     def post(path: str, body: dict) -> list[dict]:
         request = urllib.request.Request(
@@ -97,7 +103,7 @@ def flow_run_states(api: str, flow: str) -> list[str]:
 
     ids = {f["id"] for f in post("/flows/filter", {}) if f["name"] == flow}
     runs = [r for r in post("/flow_runs/filter", {}) if r["flow_id"] in ids]
-    return [r["state_type"] for r in sorted(runs, key=lambda r: r["created"])]
+    return sorted(runs, key=lambda r: r["created"])
 
 
 @pytest.fixture
@@ -199,9 +205,13 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         # a hard kill leaves its staging table and its run RUNNING: check finds both, the next run cleans them
         runs = len(flow_run_states(extra["PREFECT_API_URL"], "ingest-big"))
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
-        # (quitting at once may have left a staging table already: wait for this run's own flow run to be RUNNING)
+        # quitting at once may have left a staging table and a load's mark: wait for this run's own mark (the next
+        # run finds a killed load by it; a run killed before it marks its load stays RUNNING in Prefect)
         assert wait_for(lambda: flow_run_states(extra["PREFECT_API_URL"], "ingest-big")[runs:] == ["RUNNING"])
-        assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never started"
+        own = flow_runs(extra["PREFECT_API_URL"], "ingest-big")[-1]["id"]
+        marked = lambda: own in {m["flow_run_id"] for m in loading_marks(make_engine(f"sqlite:///{warehouse}"))}  # noqa: E731
+        assert wait_for(marked), "the load never started"
+        assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never staged"
         os.killpg(running.pid, signal.SIGKILL)
         running.communicate(timeout=120)
         assert "RUNNING" in flow_run_states(extra["PREFECT_API_URL"], "ingest-big")
