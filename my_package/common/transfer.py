@@ -697,20 +697,27 @@ def duckdb_scan_copy(
     create_table_from_schema(warehouse, staging, schema)
     names = schema.names
     insert = sa.insert(sa.table(staging, *map(sa.column, names))).from_select(names, select(alias))
+    import duckdb  # here, not at the top: commands that never meet DuckDB do not pay for its import
+
     with _SCAN_TURNS, warehouse.connect() as conn:
-        duck = conn.connection.driver_connection
-        duck.execute("SET autoinstall_known_extensions = false")
-        duck.execute(f"SET extension_directory = {_sql_text(str(duckdb_extensions()))}")
-        duck.execute(f"LOAD {SCANNERS[kind]}")
-        duck.execute(f"ATTACH {_sql_text(where)} AS {alias} (TYPE {kind.replace('postgresql', 'postgres')}, READ_ONLY)")
+        duck, attached = conn.connection.driver_connection, False
         try:
+            duck.execute("SET autoinstall_known_extensions = false")
+            duck.execute(f"SET extension_directory = {_sql_text(str(duckdb_extensions()))}")
+            duck.execute(f"LOAD {SCANNERS[kind]}")
+            duck.execute(
+                f"ATTACH {_sql_text(where)} AS {alias} (TYPE {kind.replace('postgresql', 'postgres')}, READ_ONLY)"
+            )
+            attached = True
             with conn.begin():
                 conn.exec_driver_sql(compile_sql(warehouse, insert))
-        except sa.exc.DBAPIError as e:
+        except (sa.exc.DBAPIError, duckdb.Error) as e:  # the attach's error may quote the source's URL: scrubbed
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
-            reason = scrub(str(e.orig).strip().splitlines()[0], source.url.render_as_string(hide_password=False))
+            text = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            reason = scrub(text, source.url.render_as_string(hide_password=False))
             log.warning("DuckDB gave way copying %s (%s): the Arrow path copies it.", staging, reason)
             return None
         finally:
-            duck.execute(f"DETACH {alias}")
+            if attached:
+                duck.execute(f"DETACH {alias}")
         return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
