@@ -92,8 +92,9 @@ def copy_inside_databases(
     "Let the databases copy a table with no transform by themselves; return the rows copied, or None."
     if spec.transform:
         return None
+    # the staging table's columns, for the copies inside SQLite and inside DuckDB
+    schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
     if spec.source_table and same_sqlite_files(source, warehouse):
-        schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
         if stored is None:  # a full load: the whole table, the form SQLite copies fastest
             return sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema)
         stmt = source_select(spec, columns, canonical_sqlite, stored, schema="src")
@@ -104,7 +105,6 @@ def copy_inside_databases(
         staged = [c if c.name in kept else sa.Column(c.name, sa.Text, nullable=c.nullable) for c in columns]
         return postgres_copy(source, warehouse, stmt, staging, staged)
     if spec.source_table and duckdb_can_scan(source, warehouse, columns):  # None when DuckDB gives way
-        schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
         select = lambda alias: source_select(spec, columns, lambda c: c, stored, schema=alias)  # noqa: E731
         return duckdb_scan_copy(source, warehouse, select, staging, schema)
     return None
