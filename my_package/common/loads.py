@@ -25,6 +25,7 @@ from my_package.common.db import (
     replace_table,
     staging_name,
 )
+from .files import FolderSource, SourceFile, declared_schema, file_batches, file_schema
 from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
@@ -32,6 +33,7 @@ from my_package.common.transfer import (
     adbc_may_read,
     arrow_type_for,
     canonical_sqlite,
+    conform_table,
     duckdb_can_scan,
     duckdb_scan_copy,
     postgres_copy,
@@ -48,8 +50,8 @@ from ..errors import PipelineError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stage_table', 'upsert', 'publish',
-           'write_frame_atomically']
+__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stage_table',
+           'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -127,8 +129,10 @@ class WatermarkTracker:
             self.highest = top
 
 # %% ../../nbs/16_common.loads.ipynb #726f8807
-def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
+def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
+    if isinstance(source, FolderSource):
+        return stage_files(source, warehouse, spec, chunk_size)
     state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
     stored = decode_watermark(state["watermark"]) if state else None
     staging, columns = staging_name(spec.name), source_columns(source, spec)
@@ -152,6 +156,52 @@ def stage_table(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: 
     found = {c.name: misfits[c.name] for c in columns if c.name in misfits}  # in the source's column order
     return StagedLoad(
         spec.name, staging, rows, spec.mode, encode_watermark(track.highest), conformed=True, misfits=found
+    )
+
+# %% ../../nbs/16_common.loads.ipynb #6137dfb8
+SOURCE_FILE = "_source_file"  # the column that names each row's file, in tables incremental by file
+
+
+def files_to_read(spec: TableSpec, files: list[SourceFile], stored: Any) -> tuple[list[SourceFile], tuple[str, ...]]:
+    "The files an incremental-by-file load reads (new or changed since `stored`), and those of them read before."
+    if spec.mode != "incremental" or spec.watermark:
+        return files, ()
+    seen = stored or {}
+    changed = [f for f in files if seen.get(f.path) != [f.size, f.mtime_ns]]
+    return changed, tuple(f.path for f in changed if f.path in seen)
+
+
+def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
+    "Copy the rows of the files of `spec` (incremental: past its watermark, or only new and changed files) into staging."
+    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
+    stored = decode_watermark(state["watermark"]) if state else None
+    files = source.files(spec.path)
+    physical = file_schema(source, spec, files)
+    schema = declared_schema(spec, physical)
+    by_file = spec.mode == "incremental" and not spec.watermark
+    reading, replaced = files_to_read(spec, files, stored)
+    targets = {f.name: f.type for f in schema}
+    transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
+    track, misfits = WatermarkTracker(spec, stored), {}
+    past = None if by_file or stored is None else pa.scalar(stored, targets[spec.watermark])
+
+    def batches(fast: bool) -> Iterator[pa.Table]:
+        misfits.clear()
+        tagged = lambda t, f: t.append_column(SOURCE_FILE, pa.array([f] * t.num_rows, pa.string())) if by_file else t  # noqa: E731
+        yield tagged(schema.empty_table(), "")  # the staging table has the columns even when no file is new
+        for file, batch in file_batches(source, spec, reading, physical, chunk_size) if reading else ():
+            batch = conform_table(batch, targets, misfits)
+            if past is not None:
+                batch = batch.filter(pc.fill_null(pc.greater(batch.column(spec.watermark), past), False))
+            yield tagged(batch, file.path)
+
+    kept = unnullable(spec)
+    failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
+    rows = stage_batches(warehouse, staging_name(spec.name), batches, transform, track, frozenset(), failing)
+    watermark = {f.path: [f.size, f.mtime_ns] for f in files} if by_file else track.highest
+    found = {n: misfits[n] for n in schema.names if n in misfits}
+    return StagedLoad(
+        spec.name, staging_name(spec.name), rows, spec.mode, encode_watermark(watermark), True, found, replaced
     )
 
 # %% ../../nbs/16_common.loads.ipynb #4e79e196
@@ -183,6 +233,9 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
             if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
                 add_key(conn, staged.target, key)
+            if staged.replaced:  # rewritten files: their old rows give way to what they hold now
+                live = sa.table(staged.target, sa.column(SOURCE_FILE))
+                conn.execute(sa.delete(live).where(live.c[SOURCE_FILE].in_(staged.replaced)))
             upsert(conn, staged, key)
             rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:

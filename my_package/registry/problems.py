@@ -14,8 +14,8 @@ __all__ = ['find_problems', 'leftovers', 'check_reachable']
 # %% ../../nbs/03_registry.problems.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
     "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
-    from my_package.common.db import check_connection, make_engine
-    from my_package.common.sources import table_problems
+    from my_package.common.db import make_engine
+    from my_package.common.sources import check_source, open_source, table_problems
     from my_package.common.transforms import transform_problems
     from my_package.dev.deployments import check_prefect_yaml
 
@@ -32,8 +32,8 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         reachable = {}
         for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
             try:
-                engine = make_engine(url, must_exist=role != "warehouse")
-                check_connection(engine, role)
+                engine = make_engine(url) if role == "warehouse" else open_source(url)
+                check_source(engine, role)
                 reachable[role] = engine  # only a database that answered is asked anything more
             except PipelineError as e:
                 problems.append(f"profile {name}: {e}")
@@ -80,9 +80,10 @@ def leftovers(warehouse) -> list[str]:
 def check_reachable(settings, tables: list[str], profile: str | None = None) -> None:
     "Raise a one-line error when the source of one of `tables`, or the warehouse, does not answer (three tries)."
     from my_package.common.db import check_connection, make_engine
+    from my_package.common.sources import check_source, open_source
 
     urls = settings.profile(profile)
     for source in sorted({settings.table(n).source for n in tables}):
         role = "source" if source == "source" else f"source {source!r}"
-        check_connection(make_engine(urls.url(source), must_exist=True), role, attempts=3)
+        check_source(open_source(urls.url(source)), role, attempts=3)
     check_connection(make_engine(urls.warehouse), "warehouse", attempts=3)

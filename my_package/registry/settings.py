@@ -32,14 +32,15 @@ from pydantic import (
 from ..errors import PipelineError, SettingsError, UnknownNameError, UnknownTableError
 
 # %% auto #0
-__all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'CHECK_KINDS',
-           'AGE_UNITS', 'Checks', 'FLOWS', 'WORK_POOL', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier',
-           'identifier_field', 'comma_list', 'prefect_croniter', 'cron', 'is_select', 'select_statement', 'CheckSpec',
-           'check_arguments', 'parse_check', 'parse_checks', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env',
-           'expand_url', 'absolute_sqlite', 'Profile', 'PipelineSection', 'AlertsSection', 'DeploymentsSection',
-           'ReportsSection', 'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry',
-           'transform_order', 'entry_inputs', 'load_order', 'read_ini', 'parse_settings', 'read_settings_file',
-           'find_settings_path', 'load_settings', 'urls_to_mask']
+__all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'COLUMN_TYPES',
+           'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'CHECK_KINDS', 'AGE_UNITS', 'Checks', 'FLOWS', 'FOLDER_SCHEMES',
+           'WORK_POOL', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier', 'identifier_field', 'comma_list',
+           'prefect_croniter', 'cron', 'is_select', 'select_statement', 'column_types', 'CheckSpec', 'check_arguments',
+           'parse_check', 'parse_checks', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env', 'expand_url',
+           'absolute_sqlite', 'is_folder', 'absolute_folder', 'Profile', 'PipelineSection', 'AlertsSection',
+           'DeploymentsSection', 'ReportsSection', 'profile_name', 'Settings', 'problem_line', 'build_section',
+           'check_registry', 'transform_order', 'entry_inputs', 'load_order', 'read_ini', 'parse_settings',
+           'read_settings_file', 'find_settings_path', 'load_settings', 'urls_to_mask']
 
 # %% ../../nbs/01_registry.settings.ipynb #cc30e3ab
 def identifier(name: str, label: str = "identifier") -> str:
@@ -107,6 +108,36 @@ FunctionRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.]*:[A-Za-
 Cron = Annotated[str, AfterValidator(cron)]
 Select = Annotated[str, AfterValidator(select_statement)]
 Positive = Annotated[int, Field(gt=0)]
+
+# %% ../../nbs/01_registry.settings.ipynb #f11e0002
+COLUMN_TYPES = (
+    "int", "integer", "bigint", "smallint", "float", "double", "real", "decimal", "numeric",
+    "text", "string", "varchar", "bool", "boolean", "date", "timestamp", "timestamptz", "time",
+)  # fmt: skip
+COLUMN_TYPE = re.compile(r"\s*([^\s,()]+)\s+([a-z]+)\s*(\(\s*\d+\s*(?:,\s*\d+\s*)?\))?\s*(?:,|$)", re.I)
+
+
+def column_types(value: Any) -> Any:
+    "Parse `id int, amount decimal(12,2)` into `(('id', 'int'), ('amount', 'decimal(12,2)'))`."
+    if not isinstance(value, str):
+        return value
+    found, at, text = [], 0, value.strip()
+    while at < len(text):
+        m = COLUMN_TYPE.match(text, at)
+        if not m:
+            raise ValueError(f"cannot read {text[at:]!r}: write `name type, ...`, e.g. `id int, amount decimal(12,2)`")
+        name, kind, size = m.group(1), m.group(2).lower(), (m.group(3) or "").replace(" ", "")
+        if kind not in COLUMN_TYPES:
+            raise ValueError(f"{name}: unknown type {kind!r} (known: {', '.join(COLUMN_TYPES)})")
+        if size and kind not in ("decimal", "numeric", "varchar"):
+            raise ValueError(f"{name}: {kind} takes no size")
+        found.append((identifier(name, "column"), kind + size))
+        at = m.end()
+    return tuple(found)
+
+
+ColumnTypes = Annotated[tuple[tuple[str, str], ...], BeforeValidator(column_types)]
+FilePattern = Annotated[str, StringConstraints(pattern=r"^[^/\\][^\x00]*$", min_length=1)]
 
 # %% ../../nbs/01_registry.settings.ipynb #0b7d0a17d
 CHECK_KINDS = {  # kind: what its arguments are
@@ -266,23 +297,46 @@ class TableSpec(Entry):
     source: Name = "source"  # the profile's connection that holds it: `source` or a named one
     source_table: Identifier | None = None  # a table in that database ...
     query: Select | None = None  # ... or a SELECT over it
+    path: FilePattern | None = None  # ... or, in a folder source, a file or a glob (`trips/2024-*.parquet`)
+    format: Literal["csv", "parquet", "jsonl"] | None = None  # files: None takes it from the extension
+    columns: ColumnTypes = ()  # files: declared types of some columns (`id int, amount decimal(12,2)`)
+    delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] | None = None  # CSV: default `,`
+    quotechar: Annotated[str, StringConstraints(min_length=1, max_length=1)] | None = None  # CSV: default `"`
+    header: bool = True  # CSV: False names the columns f0, f1, ...
+    encoding: str | None = None  # CSV: default UTF-8
+    null_values: Annotated[tuple[str, ...], BeforeValidator(comma_list)] | None = None  # CSV: the texts read as NULL
     mode: Literal["full", "incremental"] = "full"
     watermark: Identifier | None = None  # incremental: a column that grows with every insert and update
     schema_drift: Literal["fail", "add_columns"] = "fail"
     bad_values: Literal["fail", "null"] = "fail"  # a value that does not fit its column's type: fail, or land as NULL
     transform: FunctionRef | None = None  # a pandas function applied to each batch
     chunk_size: Positive | None = None  # rows per batch; None means [pipeline] chunk_size
-    definitions: ClassVar[dict[str, str]] = {"source_table": "a table in the source database", "query": "a SELECT"}
+    definitions: ClassVar[dict[str, str]] = {
+        "source_table": "a table in the source database",
+        "query": "a SELECT",
+        "path": "files in a folder source",
+    }
 
     def example_definition(self) -> str:
         return f"source_table = {self.name}"
 
+    @property
+    def origin(self) -> str:
+        "Where its rows come from, in a few words: its source table, query or files."
+        return self.source_table or self.path or f"query: {self.query}"
+
     @model_validator(mode="after")
     def _watermark_when_incremental(self) -> TableSpec:
-        if self.mode == "incremental" and not self.watermark:
+        file_options = [
+            k for k in ("format", "columns", "delimiter", "quotechar", "encoding", "null_values") if getattr(self, k)
+        ]
+        if file_options and not self.path:
+            raise ValueError(f"{', '.join(file_options)}: only a table read from files (`path = ...`) takes these")
+        if self.mode == "incremental" and not self.watermark and not self.path:
             raise ValueError(
                 "watermark: an incremental table needs a watermark column that grows with every insert and update, "
-                "e.g. `watermark = updated_at`"
+                "e.g. `watermark = updated_at` (a table read from files may do without: then only new or changed "
+                "files are read)"
             )
         return self
 
@@ -349,6 +403,20 @@ def absolute_sqlite(url: str, base: Path) -> str:
     if not m or m.group(2) == ":memory:":
         return url
     return f"{m.group(1)}{(base / m.group(2)).resolve()}{m.group(3) or ''}"
+
+# %% ../../nbs/01_registry.settings.ipynb #f11e0005
+FOLDER_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")  # what pyarrow.fs opens
+
+
+def is_folder(url: str) -> bool:
+    "True when a source names a folder of files (a path, or file://, s3://, ...) rather than a database."
+    m = re.match(r"^([a-z][a-z0-9+]*)://", url)
+    return m is None or m.group(1) in FOLDER_SCHEMES
+
+
+def absolute_folder(url: str, base: Path) -> str:
+    "Make a folder source given as a relative path absolute against `base`; URLs are returned unchanged."
+    return url if "://" in url else str((base / url).resolve())
 
 # %% ../../nbs/01_registry.settings.ipynb #cb291e1e
 class Profile(BaseModel):
@@ -454,6 +522,9 @@ class Settings(BaseModel):
         for key, raw in self.raw_profiles[name].items():
             where = f"{self.path.name} [profile:{name}] {key}"
             url = expand_url(raw, where)
+            if key != "warehouse" and is_folder(url):
+                urls[key] = absolute_folder(url, self.path.parent)
+                continue
             if not re.match(r"^[a-z][a-z0-9+]*://", url):
                 raise SettingsError(
                     f"{where}: not a database URL. Write dialect+driver://user:password@host/db or sqlite:///path.db."

@@ -22,8 +22,12 @@ __all__ = ['source_rows', 'declared_checks', 'rows_once_published', 'check_stage
 
 # %% ../../nbs/32_tasks.checks.ipynb #c2200005
 def source_rows(run: TableRun) -> int:
-    "Rows in the run's source: its table, or its query's result."
-    spec = run.spec
+    "Rows in the run's source: its table, its query's result, or its files."
+    spec, source = run.spec, run.source
+    if spec.path:
+        from my_package.common.files import count_file_rows
+
+        return count_file_rows(source, spec, source.files(spec.path))
     # a query comes from settings.ini, which the pipeline's owner writes: it is SQL by design
     source = sa.table(spec.source_table) if spec.source_table else sa.text(f"({spec.query}) AS src")
     return count_rows(run.source, source)
