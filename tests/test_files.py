@@ -229,6 +229,21 @@ def test_incremental_by_file_reads_only_new_and_changed_files(warehouse, files_p
     assert sorted(state) == ["daily/day-1.csv", "daily/day-2.csv", "daily/day-3.csv"]
 
 
+def test_incremental_on_a_watermark_reads_only_newer_rows(warehouse, files_project, tmp_path):
+    exports = tmp_path / "exports" / "events"
+    first = rows(1, 300)
+    exports.mkdir(parents=True)
+    pq.write_table(arrow(first), exports / "part-1.parquet")
+    files_project(warehouse, section("events", "events/", "mode = incremental\nwatermark = seen"))
+    assert run("events").rows == 300
+    # the same file again and a new one: only rows past the stored watermark are staged (the last 100 are new)
+    later = [{**r, "seen": r["seen"] + dt.timedelta(days=30)} for r in rows(201, 100)]
+    pq.write_table(arrow(later), exports / "part-2.parquet")
+    assert run("events").rows == 100
+    assert warehouse_rows(warehouse, "events", NAMES) == expected_rows(first[:200] + later, NAMES)
+    assert run("events").rows == 0  # nothing past the watermark now
+
+
 def bad_case(tmp_path: Path, name: str) -> tuple[str, str]:
     "Spoil the folder `bad/` (which holds a good a.csv) as `name` says; return the table and the expected message."
     bad = tmp_path / "exports" / "bad"
@@ -319,6 +334,8 @@ def test_a_table_from_files_runs_with_its_report_from_the_command_line(cli, tmp_
     assert len(table_rows(make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "trips")) == 800
     listed = cli("tables", settings=settings)
     assert "trips/*.csv" in listed.stdout
+    checked = cli("check", settings=settings)  # the folder answers, the files match and read
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.fixture

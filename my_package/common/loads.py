@@ -188,12 +188,15 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
     def batches(fast: bool) -> Iterator[pa.Table]:
         misfits.clear()
         tagged = lambda t, f: t.append_column(SOURCE_FILE, pa.array([f] * t.num_rows, pa.string())) if by_file else t  # noqa: E731
-        yield tagged(schema.empty_table(), "")  # the staging table has the columns even when no file is new
+        read = 0
         for file, batch in file_batches(source, spec, reading, physical, chunk_size) if reading else ():
             batch = conform_table(batch, targets, misfits)
             if past is not None:
                 batch = batch.filter(pc.fill_null(pc.greater(batch.column(spec.watermark), past), False))
+            read += 1
             yield tagged(batch, file.path)
+        if not read:  # no new file, or only empty ones: the staging table still gets the table's columns
+            yield tagged(schema.empty_table(), "")
 
     kept = unnullable(spec)
     failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
