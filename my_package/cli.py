@@ -24,7 +24,7 @@ from .terminal import console
 # %% auto #0
 __all__ = ['app', 'CheckOption', 'ProfileOption', 'demo', 'tables', 'exit_if_failed', 'selected_entries', 'run',
            'render_and_print', 'report', 'new_table', 'new_transform', 'new_check', 'deployments', 'deploy', 'worker',
-           'check', 'server', 'lab', 'main']
+           'check', 'exit_if_late', 'server', 'lab', 'main']
 
 # %% ../nbs/60_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -85,19 +85,24 @@ def demo(
 def tables(
     profile: ProfileOption = None,
     wide: Annotated[bool, typer.Option("--wide", help="Every column (schedule, flow), however wide.")] = False,
+    graph: Annotated[
+        bool, typer.Option("--graph", help="The lineage as a tree: sources, tables, derived tables.")
+    ] = False,
 ) -> None:
     """List the registered tables (source, key, mode, latest run, report), then the transforms.
 
-    Fits the terminal (80 columns too); every failed report is spelled out below. Example: python -m my_package tables
+    Fits the terminal (80 columns too); every failed report is spelled out below; a table whose schedule is missed
+    twice says LATE. Examples: python -m my_package tables;  python -m my_package tables --graph
     """
     from my_package.reporting.render import read_manifest, reports_dir
 
     settings, out = load_settings(), Console(force_jupyter=False)
     wide = wide or out.width >= 140
-    last, reports = (
-        show.last_run_lines(settings, profile, wide),
-        read_manifest(reports_dir(settings, settings.profile(profile).name)),
-    )
+    last = show.last_run_lines(settings, profile, wide)
+    if graph:
+        out.print(show.lineage_tree(settings, last))
+        return
+    reports = read_manifest(reports_dir(settings, settings.profile(profile).name))
     out.print(show.tables_table(settings, last, reports, wide))
     if settings.transforms:
         out.print(show.transforms_table(settings, last, reports, wide))
@@ -375,14 +380,22 @@ def worker(
 def check(
     table: Annotated[list[str] | None, typer.Argument(help="With --data: the tables to check (default: all).")] = None,
     data: Annotated[bool, typer.Option("--data", help="Run the tables' declared checks on their live tables.")] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="List the tables more than two schedule intervals late (exit 1 if any).")
+    ] = False,
     profile: ProfileOption = None,
 ) -> None:
     """Check settings.ini, connect to each profile's databases, and check each table's source; list every problem.
 
     With --data, run each table's declared checks (`checks =`) on its live table instead: nothing is loaded.
-    Examples: python -m my_package check --profile postgres;  python -m my_package check --data flights
+    With --fresh, list the scheduled tables whose last good run is older than two intervals of their cron (for a
+    cron job or a CI gate). Examples: python -m my_package check --profile postgres;  python -m my_package check
+    --data flights;  python -m my_package check --fresh
     """
     from my_package.registry.problems import find_problems
+
+    if fresh:
+        return exit_if_late(load_settings(), profile)
 
     if data:
         from my_package.common.datachecks import checks_of_live_tables
@@ -403,6 +416,23 @@ def check(
     console.print(f"settings.ini and the databases look right ({len(load_settings().tables)} tables).")
 
 # %% ../nbs/60_cli.ipynb #d5b76a37
+def exit_if_late(settings, profile: str | None) -> None:
+    "Print each scheduled table's freshness; exit 1 naming those more than two intervals late."
+    from my_package.common.db import make_engine
+    from my_package.reporting.lineage import age_words, freshness
+
+    found = freshness(settings, make_engine(settings.profile(profile).warehouse))
+    for f in found.values():
+        state = "[red]LATE[/red]" if f.late else "[green]fresh[/green]"
+        console.print(f"{state} {escape(f.name)}: last good run {age_words(f.last_ok)}; schedule {escape(f.schedule)}")
+    late = [f.name for f in found.values() if f.late]
+    if late:
+        raise PipelineError(
+            f"{len(late)} table(s) late (no good run for two intervals of their schedule): {', '.join(late)}."
+        )
+    console.print(f"Every scheduled table is fresh ({len(found)} scheduled).")
+
+
 @app.command()
 def server(action: Annotated[str, typer.Argument(help="start, stop or status")] = "status") -> None:
     """Start, stop or show the project's local Prefect server (127.0.0.1, state and log under .prefect/).

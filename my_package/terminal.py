@@ -24,10 +24,10 @@ from .registry.settings import Settings
 console = Console(stderr=True, force_jupyter=False)
 
 # %% auto #0
-__all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'failed_reports',
-           'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint', 'crash_flow_runs',
-           'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost',
-           'report_warnings', 'checks_table', 'reports_table']
+__all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'lineage_tree',
+           'failed_reports', 'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint',
+           'crash_flow_runs', 'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes',
+           'on_server_lost', 'report_warnings', 'checks_table', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -41,16 +41,19 @@ def short_time(moment) -> str:
 
 # %% ../nbs/59_terminal.ipynb #6536b1bh
 def last_run_lines(settings: Settings, profile: str | None = None, wide: bool = False) -> dict[str, str]:
-    "Per table, its latest run: `ok at 18:03` (`ok at 2026-11-27 18:03:11` when `wide`); {} when the warehouse is out of reach."
+    "Per table, its latest run: `ok at 18:03` (`ok at 2026-11-27 18:03:11` when `wide`), `LATE` when its schedule is missed; {} when the warehouse is out of reach."
     from my_package.common.bookkeeping import last_runs
     from my_package.common.db import make_engine
+    from my_package.reporting.lineage import freshness
 
     try:
-        runs = last_runs(make_engine(settings.profile(profile).warehouse))
+        warehouse = make_engine(settings.profile(profile).warehouse)
+        runs, late = last_runs(warehouse), {n for n, f in freshness(settings, warehouse).items() if f.late}
     except Exception:  # the registry is still worth showing when the warehouse is out of reach
         return {}
     when = (lambda r: str(r["finished_at"])[:19]) if wide else (lambda r: short_time(r["finished_at"]))
-    return {name: f"{r['status']} at {when(r)}" for name, r in runs.items()}
+    lines = {name: f"{r['status']} at {when(r)}" for name, r in runs.items()}
+    return {name: lines.get(name, "never") + (" · LATE" if name in late else "") for name in {*lines, *late}}
 
 # %% ../nbs/59_terminal.ipynb #6536b1bi
 def report_cell(settings: Settings, name: str, reports: dict, wide: bool = False) -> str:
@@ -87,6 +90,32 @@ def transforms_table(settings: Settings, last: dict[str, str], reports: dict, wi
         cells = [last.get(spec.name, "never"), report_cell(settings, spec.name, reports, wide)]
         out.add_row(spec.name, ", ".join(spec.inputs), built_by, ", ".join(spec.primary_key), *more, *cells)
     return out
+
+# %% ../nbs/59_terminal.ipynb #8715d824
+def lineage_tree(settings: Settings, last: dict[str, str]):
+    "The lineage as a rich Tree: sources, their tables, and the derived tables each feeds (with each one's last run)."
+    from rich.tree import Tree
+
+    feeds: dict[str, list[str]] = {}
+    for spec in settings.transforms.values():
+        for name in spec.inputs:
+            feeds.setdefault(name, []).append(spec.name)
+
+    def grow(branch, name: str, path: tuple[str, ...]) -> None:
+        for child in feeds.get(name, []):
+            others = [i for i in settings.transforms[child].inputs if i != name]
+            also = f" [dim](also from {', '.join(others)})[/dim]" if others else ""
+            node = branch.add(f"[bold]{escape(child)}[/bold] · {escape(last.get(child, 'never'))}{also}")
+            if child not in path:
+                grow(node, child, (*path, child))
+
+    tree = Tree("[bold]Lineage[/bold]")
+    for source in dict.fromkeys(spec.source for spec in settings.tables.values()):
+        branch = tree.add(f"source [cyan]{escape(source)}[/cyan]")
+        for spec in (s for s in settings.tables.values() if s.source == source):
+            node = branch.add(f"[bold]{escape(spec.name)}[/bold] · {escape(last.get(spec.name, 'never'))}")
+            grow(node, spec.name, (spec.name,))
+    return tree
 
 # %% ../nbs/59_terminal.ipynb #acce418d
 def failed_reports(reports: dict, directory) -> list[str]:

@@ -7,6 +7,7 @@ Debian's chromium (installed by `make test`) driven by Playwright's Python packa
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -23,6 +24,71 @@ from prefect_stack import stop
 from my_package.dev.demo import DEMO_TABLES
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def launch_chromium(playwright):
+    "Debian's chromium, headless, with nothing that reaches out to the network."
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium).")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"]
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=[*args, "--disable-component-update", "--disable-sync"]
+    )
+
+
+def assert_index_in_browser(
+    index: Path, entries: list[str], sources: list[str], shot: Path, click: str | None = None
+) -> None:
+    "Open `index` in chromium: a box per entry (with its status) and source, none overlapping; `click`'s opens its report."
+    from playwright.sync_api import sync_playwright
+
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(index.as_uri())
+            page.wait_for_selector("#lineage svg")
+            page.screenshot(path=str(shot), full_page=True)
+            boxes, names = {}, [*entries, *sources]
+            for name in names:
+                node = page.locator(f"#lineage [id='node-{name}']")
+                assert node.count() == 1, f"no box for {name} in the lineage"
+                boxes[name] = node.bounding_box()
+                assert boxes[name] and boxes[name]["width"] > 50, f"{name}'s box is not drawn: {boxes[name]}"
+            overlapping = [
+                (a, b)
+                for i, a in enumerate(names)
+                for b in names[i + 1 :]
+                if boxes[a]["x"] < boxes[b]["x"] + boxes[b]["width"]
+                and boxes[b]["x"] < boxes[a]["x"] + boxes[a]["width"]
+                and boxes[a]["y"] < boxes[b]["y"] + boxes[b]["height"]
+                and boxes[b]["y"] < boxes[a]["y"] + boxes[a]["height"]
+            ]
+            assert not overlapping, f"boxes overlap: {overlapping[:5]}"
+            words = page.locator("#lineage svg").text_content()
+            assert all(n in words for n in names), f"not named in the drawing: {[n for n in names if n not in words]}"
+            statuses = re.findall(r"rows · (ok|failed|never run)", words)  # each entry's box says its last run
+            assert len(statuses) == len(entries), (len(statuses), len(entries))
+            if click:
+                with page.expect_navigation():
+                    page.locator(f"#lineage [id='node-{click}']").click()
+                assert page.url.endswith(f"/{click}.html"), page.url
+                assert page.locator("img").count() > 0, f"{click}'s report has no plot"
+        finally:
+            browser.close()
+
+
+def test_the_index_of_fifty_tables_and_ten_transforms_reads_in_a_browser(tmp_path):
+    from my_package.common.db import make_engine
+    from my_package.dev.demo import write_large_registry
+    from my_package.registry.settings import load_settings
+    from my_package.reporting.index import write_index
+
+    settings = load_settings(write_large_registry(tmp_path))
+    index = write_index(settings, make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "default")
+    entries = [*settings.tables, *settings.transforms]
+    assert_index_in_browser(index, entries, ["source", "sales"], ROOT / "reports" / "index_lineage_60.png")
 
 
 @pytest.fixture
@@ -90,18 +156,7 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
     shot = ROOT / "reports" / "jupyterlab_table_report.png"
     shot.parent.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{lab['url']}/lab/tree/table_report.ipynb?token={lab['token']}")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import fresh_clone
+from conftest import ROOT, fresh_clone
 
 from my_package.dev.server import free_port
 
@@ -147,3 +147,16 @@ def test_the_readme_commands_work_in_order_on_a_fresh_clone(tmp_path):
     assert count(warehouse, "SELECT sum(late_flights) FROM late_by_carrier") == count(source, late)  # derived
     assert (project / "nbs" / "tables" / "jfk_weather.ipynb").exists()  # a table's own notebook
     assert not left_running, "the script's trap did not stop the README's Prefect server"
+    # the index after make run (and the README's own tables): every table and transform drawn with its status,
+    # a click on flights opens its report (chromium; a screenshot is kept in reports/)
+    from test_browser import assert_index_in_browser
+
+    from my_package.registry.settings import load_settings
+
+    settings = load_settings(project / "settings.ini")
+    names = [*settings.tables, *settings.transforms]
+    page = (project / "reports" / "default" / "index.html").read_text()
+    assert all(f"{n}</text>" in page for n in names) and page.count("rows · ok") >= len(names)
+    assert_index_in_browser(
+        project / "reports" / "default" / "index.html", names, ROOT / "reports" / "index_lineage.png", click="flights"
+    )

@@ -14,7 +14,7 @@ from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
 __all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
-           'checks_frame', 'data_signature', 'show']
+           'checks_frame', 'history_frame', 'check_history_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -117,6 +117,36 @@ def checks_frame(warehouse: Engine, table: str) -> pd.DataFrame:
     frame = pd.DataFrame(latest_checks(warehouse, table), columns=columns)
     frame["samples"] = frame["samples"].map(lambda found: ", ".join(map(str, found or [])))
     return frame.rename(columns={"check_name": "check"})
+
+# %% ../../nbs/18_common.reports.ipynb #decadc9a
+def history_frame(warehouse: Engine, table: str, limit: int = 30) -> pd.DataFrame:
+    "The last `limit` runs of `table`, oldest first: when, status, rows extracted and in the table, seconds, error."
+    from my_package.common.bookkeeping import latest_runs
+
+    columns = ["finished_at", "status", "rows_extracted", "rows_loaded", "seconds", "step", "error"]
+    runs = pd.DataFrame(latest_runs(warehouse, table, limit), columns=columns)
+    return runs.iloc[::-1].reset_index(drop=True)
+
+
+def check_history_frame(warehouse: Engine, table: str, runs: int = 10) -> pd.DataFrame:
+    "Each check's status (PASS, WARN, FAIL) in the last `runs` runs that ran checks: a row per check, a column per run."
+    from my_package.common.bookkeeping import CHECKS, CHECKS_TABLE
+
+    if not sa.inspect(warehouse).has_table(CHECKS_TABLE):
+        return pd.DataFrame()
+    last = (
+        sa.select(CHECKS.c.finished_at).where(CHECKS.c.table_name == table).distinct()
+        .order_by(CHECKS.c.finished_at.desc()).limit(runs).subquery()
+    )  # fmt: skip
+    stmt = sa.select(CHECKS.c.check_name, CHECKS.c.finished_at, CHECKS.c.status).where(
+        CHECKS.c.table_name == table, CHECKS.c.finished_at.in_(sa.select(last.c.finished_at))
+    )
+    with warehouse.connect() as conn:
+        found = pd.DataFrame(conn.execute(stmt).all(), columns=["check", "run", "status"])
+    if found.empty:
+        return found
+    found["run"] = pd.to_datetime(found["run"]).dt.strftime("%m-%d %H:%M")
+    return found.pivot_table(index="check", columns="run", values="status", aggfunc="first").fillna("-")
 
 # %% ../../nbs/18_common.reports.ipynb #18c00005
 def data_signature(engine: Engine, table: str) -> str:

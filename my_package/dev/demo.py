@@ -15,7 +15,7 @@ from ..common.db import make_engine, sqlite_file
 
 # %% auto #0
 __all__ = ['DEMO_TABLES', 'DEMO_KEYS', 'demo_frame', 'build_demo_source', 'build_demo_exports', 'example_settings',
-           'write_example_project']
+           'write_example_project', 'write_large_registry']
 
 # %% ../../nbs/52_dev.demo.ipynb #7e76ab45
 DEMO_TABLES = ("airlines", "airports", "planes", "weather", "flights")
@@ -94,4 +94,28 @@ def write_example_project(directory: Path | str, tables: tuple[str, ...] = ("air
     path = directory / "settings.ini"
     path.write_text(example_settings(tables, "sqlite:///data/source.db", "sqlite:///data/warehouse.db"))
     build_demo_source(f"sqlite:///{directory / 'data' / 'source.db'}", tables=tables, force=True)
+    return path
+
+# %% ../../nbs/52_dev.demo.ipynb #4ef150d0
+def write_large_registry(directory: Path | str, tables: int = 50, transforms: int = 10) -> Path:
+    "Write a settings.ini registering `tables` tables (two sources) and `transforms` transforms; return its path."
+    directory = Path(directory)
+    if tables < 40 or transforms > 2 * (tables - 30):
+        raise ValueError("write_large_registry wants at least 40 tables, and transforms <= 2 x (tables - 30)")
+    lines = [
+        f"[profile:default]\nsource = sqlite:///{directory / 'source.db'}\nsales = sqlite:///{directory / 'sales.db'}\n"
+        f"warehouse = sqlite:///{directory / 'warehouse.db'}\n"
+    ]
+    for i in range(tables):
+        source = "sales" if i % 3 == 0 else "source"
+        check = "checks =\n    relationship(parent_id, table_00.id)\n" if i and i % 7 == 0 else ""
+        lines.append(
+            f"[table:table_{i:02d}]\nsource = {source}\nsource_table = t{i}\nprimary_key = id\nschedule = 0 * * * *\n{check}"
+        )
+    for j in range(transforms):  # the first half fan in from two tables, the rest chain on them
+        half = transforms // 2
+        inputs = f"table_{j:02d}, table_{j + 20:02d}" if j < half else f"derived_{j - half}, table_{j + 30:02d}"
+        lines.append(f"[transform:derived_{j}]\ninputs = {inputs}\nprimary_key = id\nsql = SELECT 1 AS id\n")
+    path = directory / "settings.ini"
+    path.write_text("\n".join(lines))
     return path

@@ -5,6 +5,7 @@
 # %% ../../nbs/21_reporting.index.ipynb #a2100003
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import jinja2
@@ -12,22 +13,57 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine
 
 from ..common.bookkeeping import last_runs, read_state
+from ..errors import PipelineError
 from ..registry.settings import Settings
+from my_package.reporting.lineage import (
+    Freshness,
+    age_words,
+    draw_lineage,
+    freshness,
+    lineage_graph,
+    node_state,
+    run_history,
+    sparkline,
+    utc,
+)
 from .render import read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'report_state', 'checks_words', 'index_rows', 'write_index']
+__all__ = ['INDEX_TEMPLATE', 'report_state', 'checks_words', 'index_rows', 'freshness_words', 'source_kind', 'lineage_svg',
+           'write_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}</style>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+td,th{padding:.35em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.status{padding:.1em .5em;border-radius:.6em;font-size:.9em;white-space:nowrap}
+.ok{background:#d9f2d9}.failed{background:#f8d4d4}.late,.warn{background:#fde8c4}.never{background:#eee}
+.spark{font-family:monospace;letter-spacing:-1px;color:#357}
+.graph{overflow:auto;border:1px solid #ddd;border-radius:.4em;margin-bottom:1.5em}
+.graph svg{display:block;max-width:100%;height:auto}
+small{color:#666}
+</style>
 </head><body><h1>{{ title }}</h1>
 {% if profiles %}<ul>{% for p in profiles %}<li><a href="{{ p }}/index.html">{{ p }}</a></li>{% endfor %}</ul>
-{% else %}<p><a href="../index.html">All profiles</a></p>
-<table><tr><th>table</th><th>kind</th><th>rows</th><th>last load (UTC)</th><th>last run</th><th>checks</th><th>report</th></tr>
-{% for row in rows %}<tr><td>{% if row.link %}<a href="{{ row.link }}">{{ row.name }}</a>{% else %}{{ row.name }}{% endif %}</td>
-<td>{{ row.kind }}</td><td>{{ row.rows }}</td><td>{{ row.loaded_at }}</td><td>{{ row.status }}</td><td>{{ row.checks }}</td><td>{{ row.report }}</td></tr>
+{% else %}<p><a href="../index.html">All profiles</a> · written {{ written }} UTC</p>
+<h2>Lineage</h2>
+<p><small>Sources feed tables, tables feed derived tables; a dashed arrow is a relationship a check declares. Green: last
+run ok; red: failed; amber: late or warned; grey: never run. Each box opens its report.</small></p>
+<div class="graph" id="lineage">{{ graph | safe }}</div>
+<h2>Tables and derived tables</h2>
+<table><tr><th>table</th><th>kind</th><th>rows</th><th>last load</th><th>last run</th><th>fresh</th>
+<th>rows per run</th><th>seconds per run</th><th>checks</th><th>report</th></tr>
+{% for row in rows %}<tr id="row-{{ row.name }}"><td>{% if row.link %}<a href="{{ row.link }}">{{ row.name }}</a>{% else %}{{ row.name }}{% endif %}</td>
+<td>{{ row.kind }}</td><td class="num">{{ row.rows }}</td>
+<td><span title="{{ row.loaded_at }}">{{ row.loaded_ago }}</span></td>
+<td><span class="status {{ row.state }}" title="{{ row.finished_at }}">{{ row.status }}</span>{% if row.error %}<br><small>{{ row.error }}</small>{% endif %}</td>
+<td>{% if row.late %}<span class="status late" title="{{ row.fresh_detail }}">late</span>{% else %}<span title="{{ row.fresh_detail }}">{{ row.fresh }}</span>{% endif %}</td>
+<td><span class="spark" title="{{ row.rows_title }}">{{ row.rows_spark }}</span></td>
+<td><span class="spark" title="{{ row.seconds_title }}">{{ row.seconds_spark }}</span></td>
+<td>{{ row.checks }}</td><td><small>{{ row.report }}</small></td></tr>
 {% endfor %}</table>{% endif %}</body></html>
 """)
 
@@ -53,25 +89,81 @@ def checks_words(lines: list[str]) -> str:
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e
 def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dict]:
-    "One row per table and transform: rows, last load, latest run, checks passed, its report's link and state."
+    "One row per table and transform: rows, last load, latest run, freshness, history, checks, its report."
     runs, reports, rows = last_runs(warehouse), read_manifest(out_dir), []
+    history, fresh, now = run_history(warehouse), freshness(settings, warehouse), dt.datetime.now(dt.UTC)
     for spec in [*settings.tables.values(), *settings.transforms.values()]:
         state, run = read_state(warehouse, spec.name) or {}, runs.get(spec.name, {})
         checks = (run.get("checks") or "").splitlines()
         has_page = (out_dir / f"{spec.name}.html").exists()
+        past, late = history.get(spec.name, []), fresh.get(spec.name)
+        counts, seconds = [r["rows_loaded"] for r in past], [r["seconds"] for r in past]
+        status = run.get("status", "never run")
         rows.append(
             {
                 "name": spec.name,
                 "kind": spec.kind,
                 "link": f"{spec.name}.html" if has_page else None,
-                "rows": state.get("rows", "-"),
-                "loaded_at": state.get("loaded_at") or "-",
-                "status": run.get("status", "never run"),
+                "rows": f"{state['rows']:,}" if state.get("rows") is not None else "-",
+                "loaded_at": f"{str(state['loaded_at'])[:19]} UTC" if state.get("loaded_at") else "",
+                "loaded_ago": age_words(utc(state.get("loaded_at")), now) if state.get("loaded_at") else "never",
+                "status": status,
+                "state": node_state({"status": status, "warned": any(c.startswith("WARN") for c in checks)}),
+                "finished_at": f"{str(run['finished_at'])[:19]} UTC" if run.get("finished_at") else "",
+                "error": (run.get("error") or "")[:160] if status == "failed" else "",
+                "late": bool(late and late.late),
+                "fresh": "fresh" if late else "no schedule",
+                "fresh_detail": freshness_words(late),
+                "rows_spark": sparkline(counts),
+                "rows_title": "rows after each run, oldest first: "
+                + ", ".join(f"{c:,}" if c is not None else "-" for c in counts),
+                "seconds_spark": sparkline(seconds),
+                "seconds_title": "seconds of each run: "
+                + ", ".join(f"{s:.1f}" if s is not None else "-" for s in seconds),
                 "checks": checks_words(checks),
                 "report": report_state(reports.get(spec.name)),
             }
         )
     return rows
+
+
+def freshness_words(found: Freshness | None) -> str:
+    "A table's freshness in words: its schedule, its last good run, and by when a run was due."
+    if found is None:
+        return "no schedule: never late"
+    last = f"last good run {found.last_ok:%Y-%m-%d %H:%M} UTC" if found.last_ok else "never loaded"
+    return f"schedule {found.schedule} (UTC); {last}; late when none since {found.due:%Y-%m-%d %H:%M} UTC"
+
+# %% ../../nbs/21_reporting.index.ipynb #ecbd2493
+def source_kind(settings: Settings, profile: str, source: str) -> str:
+    "What a profile's source is, in a word or two (`sqlite database`, `files`), never its URL."
+    from my_package.registry.settings import is_folder
+
+    try:
+        url = settings.profile(profile).url(source)
+    except PipelineError:
+        return "not in this profile"
+    return "files" if is_folder(url) else f"{url.split(':', 1)[0].split('+')[0]} database"
+
+
+def lineage_svg(settings: Settings, profile: str, rows: list[dict]) -> str:
+    "The lineage of the profile's tables as SVG, each node with its figures from `rows` (`index_rows`)."
+    graph, facts, links = lineage_graph(settings), {}, {}
+    for row in rows:
+        late = " · late" if row["late"] else ""
+        facts[row["name"]] = {
+            "status": row["status"],
+            "late": row["late"],
+            "warned": row["state"] == "warn",
+            "lines": [row["name"], f"{row['rows']} rows · {row['status']}{late}", row["loaded_ago"]],
+        }
+        if row["link"]:
+            links[row["name"]] = row["link"]
+    for node in graph:
+        if graph.nodes[node]["kind"] == "source":
+            name = graph.nodes[node]["name"]
+            facts[node] = {"kind": "source", "lines": [name, source_kind(settings, profile, name)]}
+    return draw_lineage(graph, facts, links)
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b90
 def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
@@ -81,8 +173,11 @@ def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
     with FileLock(out_dir.parent / ".index.lock", timeout=120):  # one writer at a time: see above
         page = out_dir / "index.html"
         rows = index_rows(settings, warehouse, out_dir)
+        graph = lineage_svg(settings, profile, rows)
+        written = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        title = f"Table reports: profile {profile}"
         write_atomically(
-            page, INDEX_TEMPLATE.render(title=f"Table reports: profile {profile}", rows=rows, profiles=None)
+            page, INDEX_TEMPLATE.render(title=title, rows=rows, graph=graph, written=written, profiles=None)
         )
         profiles = sorted(p.parent.name for p in out_dir.parent.glob("*/index.html"))
         write_atomically(out_dir.parent / "index.html", INDEX_TEMPLATE.render(title="Table reports", profiles=profiles))
