@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 from conftest import CARRIER_TRANSFORM, ROOT, Webhook, assert_same_tables, table_rows
 from pg_cluster import free_port
-from prefect_stack import deploy_all, read_artifacts, run_deployments, settled_runs, start_server, start_worker, stop
+from prefect_stack import (
+    deploy_all,
+    pause_schedules,
+    read_artifacts,
+    run_deployments,
+    settled_runs,
+    start_server,
+    start_worker,
+    stop,
+)
 
 from my_package.common.db import make_engine
 from my_package.dev.demo import DEMO_TABLES, example_settings
@@ -77,6 +86,9 @@ def stack(tmp_path, worker_venv, demo_source):
     try:
         processes.append(start_server(port, tmp_path / "server", tmp_path / "server.log"))
         deploy_all(api, tmp_path / "deployer")
+        # the tables' cron schedules would add runs whenever the clock passes one (05:00 UTC added four loads to a
+        # run of this test): every run here is started by the test, or by a transform's trigger
+        assert pause_schedules(api) >= len(DEMO_TABLES)
         for name in ("w1", "w2"):
             env = {
                 **base_env,

@@ -94,6 +94,20 @@ def read_artifacts(api: str, key: str) -> list[str]:
     return [str(a.data) for a in found]
 
 
+def pause_schedules(api: str) -> int:
+    "Set every deployment's cron schedule inactive (runs then start only when asked or triggered); return how many."
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    paused = 0
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            for schedule in client.read_deployment_schedules(deployment.id):
+                client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+                paused += 1
+    return paused
+
+
 def deploy_all(api: str, prefect_home: Path) -> None:
     "Deploy the committed prefect.yaml to the server at `api` the way `make deploy` does (`python -m my_package deploy`)."
     root = Path(__file__).resolve().parents[1]

@@ -151,11 +151,16 @@ def lineage_svg(settings: Settings, profile: str, rows: list[dict]) -> str:
     graph, facts, links = lineage_graph(settings), {}, {}
     for row in rows:
         late = " · late" if row["late"] else ""
+        marked = [w for w in row["checks"].split(", ") if w.endswith(("failed", "warn"))]  # failing checks, marked
         facts[row["name"]] = {
             "status": row["status"],
             "late": row["late"],
             "warned": row["state"] == "warn",
-            "lines": [row["name"], f"{row['rows']} rows · {row['status']}{late}", row["loaded_ago"]],
+            "lines": [
+                row["name"],
+                f"{row['rows']} rows · {row['status']}{late}",
+                row["loaded_ago"] + (f" · checks: {', '.join(marked)}" if marked else ""),
+            ],
         }
         if row["link"]:
             links[row["name"]] = row["link"]

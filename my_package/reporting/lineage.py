@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # networkx is imported when a graph is drawn: `tables` and `c
     import networkx as nx
 
 # %% auto #0
-__all__ = ['BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'lineage_graph', 'run_history', 'sparkline', 'Freshness',
-           'utc', 'last_good_runs', 'freshness', 'age_words', 'node_state', 'draw_lineage']
+__all__ = ['BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'lineage_graph', 'run_history', 'sparkline', 'utc',
+           'last_good_runs', 'Freshness', 'freshness', 'age_words', 'node_state', 'draw_lineage']
 
 # %% ../../nbs/22_reporting.lineage.ipynb #fdb4543f
 def lineage_graph(settings: Settings) -> nx.DiGraph:
@@ -66,7 +66,7 @@ def run_history(warehouse: Engine, limit: int = 20) -> dict[str, list[dict]]:
             history.setdefault(row["table_name"], []).append({k: v for k, v in row.items() if k != "k"})
     return history
 
-
+# %% ../../nbs/22_reporting.lineage.ipynb #0ffb986f
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
@@ -79,18 +79,7 @@ def sparkline(values: list[float | None]) -> str:
     step = (high - low) / (len(BLOCKS) - 1) or 1
     return "".join(" " if v is None else BLOCKS[round((v - low) / step)] for v in values)
 
-# %% ../../nbs/22_reporting.lineage.ipynb #09c30779
-@dataclass
-class Freshness:
-    "How fresh one scheduled table is: its last good run, the time two intervals back, and whether it is late."
-
-    name: str
-    schedule: str
-    last_ok: dt.datetime | None
-    due: dt.datetime  # the cron's fire time two intervals before now: a good run since then is fresh
-    late: bool
-
-
+# %% ../../nbs/22_reporting.lineage.ipynb #7bf5f18a
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     "A timestamp from the run log as an aware UTC datetime (SQLite returns them naive, in UTC)."
     return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
@@ -103,6 +92,17 @@ def last_good_runs(warehouse: Engine) -> dict[str, dt.datetime]:
     stmt = sa.select(RUNS.c.table_name, sa.func.max(RUNS.c.finished_at)).where(RUNS.c.status == "ok")
     with warehouse.connect() as conn:
         return {name: utc(at) for name, at in conn.execute(stmt.group_by(RUNS.c.table_name))}
+
+# %% ../../nbs/22_reporting.lineage.ipynb #09c30779
+@dataclass
+class Freshness:
+    "How fresh one scheduled table is: its last good run, the time two intervals back, and whether it is late."
+
+    name: str
+    schedule: str
+    last_ok: dt.datetime | None
+    due: dt.datetime  # the cron's fire time two intervals before now: a good run since then is fresh
+    late: bool
 
 
 def freshness(settings: Settings, warehouse: Engine, now: dt.datetime | None = None) -> dict[str, Freshness]:
@@ -148,13 +148,13 @@ def node_state(facts: dict) -> str:
     if facts.get("kind") == "source":
         return "source"
     status = facts.get("status") or "never"
-    if status not in ("ok", "failed"):
-        return "never" if status in ("never", "never run") else "failed"
+    if status not in ("ok", "failed"):  # never run, or a run skipped or cancelled: no verdict on the data
+        return "never"
     if status == "ok" and facts.get("late"):
         return "late"
     return "warn" if status == "ok" and facts.get("warned") else status
 
-
+# %% ../../nbs/22_reporting.lineage.ipynb #116d1a14
 def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str]) -> str:
     "The graph as an SVG document: a box per node (its `facts`' lines inside, a link from `links`), arrows between."
     import matplotlib
