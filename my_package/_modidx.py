@@ -242,6 +242,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'my_package/common/loads.py'),
                                          'my_package.common.loads.staged_max': ( 'common.loads.html#staged_max',
                                                                                  'my_package/common/loads.py'),
+                                         'my_package.common.loads.stored_watermark': ( 'common.loads.html#stored_watermark',
+                                                                                       'my_package/common/loads.py'),
                                          'my_package.common.loads.upsert': ('common.loads.html#upsert', 'my_package/common/loads.py'),
                                          'my_package.common.loads.write_frame_atomically': ( 'common.loads.html#write_frame_atomically',
                                                                                              'my_package/common/loads.py')},

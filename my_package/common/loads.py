@@ -50,8 +50,8 @@ from ..errors import PipelineError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stage_table',
-           'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
+__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stored_watermark',
+           'stage_table', 'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -128,13 +128,18 @@ class WatermarkTracker:
         if top is not None and (self.highest is None or top > self.highest):
             self.highest = top
 
+# %% ../../nbs/16_common.loads.ipynb #77d30e68
+def stored_watermark(warehouse: Engine, spec: TableSpec) -> Any:
+    "Where an incremental table's last load stopped (its watermark, or its files' sizes and times); None otherwise."
+    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
+    return decode_watermark(state["watermark"]) if state else None
+
 # %% ../../nbs/16_common.loads.ipynb #726f8807
 def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     if isinstance(source, FolderSource):
         return stage_files(source, warehouse, spec, chunk_size)
-    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
-    stored = decode_watermark(state["watermark"]) if state else None
+    stored = stored_watermark(warehouse, spec)
     staging, columns = staging_name(spec.name), source_columns(source, spec)
     targets = {c.name: arrow_type_for(c.type) for c in columns if not isinstance(c.type, sa.types.NullType)}
     copied = copy_inside_databases(source, warehouse, spec, columns, stored, staging)
@@ -173,8 +178,7 @@ def files_to_read(spec: TableSpec, files: list[SourceFile], stored: Any) -> tupl
 
 def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the rows of the files of `spec` (incremental: past its watermark, or only new and changed files) into staging."
-    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
-    stored = decode_watermark(state["watermark"]) if state else None
+    stored, staging = stored_watermark(warehouse, spec), staging_name(spec.name)
     files = source.files(spec.path)
     physical = file_schema(source, spec, files)
     schema = declared_schema(spec, physical)
@@ -200,12 +204,10 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
 
     kept = unnullable(spec)
     failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
-    rows = stage_batches(warehouse, staging_name(spec.name), batches, transform, track, frozenset(), failing)
+    rows = stage_batches(warehouse, staging, batches, transform, track, frozenset(), failing)
     watermark = {f.path: [f.size, f.mtime_ns] for f in files} if by_file else track.highest
     found = {n: misfits[n] for n in schema.names if n in misfits}
-    return StagedLoad(
-        spec.name, staging_name(spec.name), rows, spec.mode, encode_watermark(watermark), True, found, replaced
-    )
+    return StagedLoad(spec.name, staging, rows, spec.mode, encode_watermark(watermark), True, found, replaced)
 
 # %% ../../nbs/16_common.loads.ipynb #4e79e196
 def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> None:
