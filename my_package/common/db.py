@@ -5,6 +5,7 @@
 # %% ../../nbs/10_common.db.ipynb #6331917f
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import re
@@ -125,6 +126,9 @@ class DuckDBFilePool(sa.pool.NullPool):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._anchor, self._using, self._timer = None, 0, None
+        # close the file in the main thread at exit: a lingering timer's thread closing it while the interpreter
+        # shuts down aborts the process ("terminate called without an active exception")
+        atexit.register(self._release)
 
     def _create_connection(self):
         with self.turns:
