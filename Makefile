@@ -62,8 +62,8 @@ sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what 
 nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway Prefect server, stopped after)
 	$(PY) tools/with_prefect_server.py $(BIN)/nbdev_test
 
-pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time; the 10 slowest listed at the end
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=10
+pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time, longest first; the 10 slowest listed at the end
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=10
 
 bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor on SQLite, PostgreSQL and DuckDB, memory at 1x/2x/4x rows
 	$(PY) bench/bench_loads.py

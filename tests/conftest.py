@@ -85,14 +85,42 @@ def pytest_sessionfinish(session) -> None:
         stop_cluster(json.loads((directory / "postgres.json").read_text()))
 
 
-# the longest tests start first, so that the workers of a parallel run (pytest-xdist) finish close together
-LONGEST_FIRST = ("test_deployments_e2e.py", "test_readme.py", "test_truth.py", "test_browser.py", "test_end_to_end.py")
+# The longest tests, longest first (seconds of a fresh-clone `make test` on 2 cores, from its junit report). With
+# `--maxschedchunk 1` pytest-xdist hands each worker two tests to start with and then one at a time: each worker's
+# first two are one long test and one short one, and the rest go out longest first, so the workers finish together.
+LONGEST = {
+    "test_deployments_e2e.py::test_deployments_run_the_wheel_on_two_workers": 460,
+    "test_readme.py::test_the_readme_commands_work_in_order_on_a_fresh_clone": 240,
+    "test_deployments_e2e.py::test_a_deployed_flow_writes_into_a_duckdb_warehouse": 200,
+    "test_fast_loop.py::test_a_server_belongs_to_its_project_and_a_taken_port_is_said": 130,
+    "test_fast_loop.py::test_one_local_server_serves_every_command_and_the_kit_runs_without_it": 120,
+    "test_reports.py::test_reports_render_only_when_what_they_show_changed": 105,
+    "test_lineage.py": 80,
+    "test_transforms.py::test_a_data_scientist_adds_a_derived_table_from_a_notebook": 77,
+    "test_daily_loop.py::test_a_new_table_in_one_step_as_a_new_user_would": 76,
+    "test_truth.py::test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans": 66,
+    "test_fast_loop.py::test_run_typed_directly_keeps_prefect_out_of_home_and_quiet": 59,
+    "test_browser.py": 50,
+    "test_end_to_end.py": 40,
+    "test_truth.py": 30,
+}
+
+
+def expected_seconds(item) -> int:
+    "The test's expected duration: its own entry in LONGEST, else its file's, else 0."
+    name = item.nodeid.rsplit("/", 1)[-1]
+    return LONGEST.get(name.split("[")[0], LONGEST.get(item.path.name, 0))
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    "Order the tests: the files of LONGEST_FIRST first, in that order, the rest as collected."
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    "Longest first, each worker's first two tests one long and one short (see LONGEST); the order is stable."
+    ranked = sorted(items, key=expected_seconds, reverse=True)  # stable: collection order among equals
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and len(ranked) >= 2 * workers:
+        longest, shortest = ranked[:workers], ranked[len(ranked) - workers :][::-1]
+        first = [test for pair in zip(longest, shortest, strict=True) for test in pair]
+        ranked = first + ranked[workers : len(ranked) - workers]
+    items[:] = ranked
 
 
 @pytest.fixture(scope="session")
