@@ -85,24 +85,26 @@ def pytest_sessionfinish(session) -> None:
         stop_cluster(json.loads((directory / "postgres.json").read_text()))
 
 
-# The longest tests, longest first (seconds of a fresh-clone `make test` on 2 cores, from its junit report). With
-# `--maxschedchunk 1` pytest-xdist hands each worker two tests to start with and then one at a time: each worker's
+# The longest tests (seconds in a fresh-clone `make test` on 2 cores, from its junit report; a file's figure stands
+# for each of its tests). With `--maxschedchunk 1` pytest-xdist hands each worker two tests to start with and then one at a time: each worker's
 # first two are one long test and one short one, and the rest go out longest first, so the workers finish together.
 LONGEST = {
-    "test_deployments_e2e.py::test_deployments_run_the_wheel_on_two_workers": 460,
-    "test_readme.py::test_the_readme_commands_work_in_order_on_a_fresh_clone": 240,
-    "test_deployments_e2e.py::test_a_deployed_flow_writes_into_a_duckdb_warehouse": 200,
-    "test_fast_loop.py::test_a_server_belongs_to_its_project_and_a_taken_port_is_said": 130,
-    "test_fast_loop.py::test_one_local_server_serves_every_command_and_the_kit_runs_without_it": 120,
-    "test_reports.py::test_reports_render_only_when_what_they_show_changed": 105,
-    "test_lineage.py": 80,
-    "test_transforms.py::test_a_data_scientist_adds_a_derived_table_from_a_notebook": 77,
-    "test_daily_loop.py::test_a_new_table_in_one_step_as_a_new_user_would": 76,
-    "test_truth.py::test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans": 66,
-    "test_fast_loop.py::test_run_typed_directly_keeps_prefect_out_of_home_and_quiet": 59,
-    "test_browser.py": 50,
-    "test_end_to_end.py": 40,
+    "test_deployments_e2e.py::test_deployments_run_the_wheel_on_two_workers": 710,
+    "test_readme.py::test_the_readme_commands_work_in_order_on_a_fresh_clone": 490,
+    "test_fast_loop.py::test_a_server_belongs_to_its_project_and_a_taken_port_is_said": 250,
+    "test_truth.py::test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans": 240,
+    "test_fast_loop.py::test_one_local_server_serves_every_command_and_the_kit_runs_without_it": 226,
+    "test_reports.py::test_reports_render_only_when_what_they_show_changed": 196,
+    "test_end_to_end.py::test_run_all_on_the_embedded_default": 133,
+    "test_lineage.py::test_history_freshness_and_the_tree_after_real_runs": 128,
+    "test_transforms.py::test_a_data_scientist_adds_a_derived_table_from_a_notebook": 113,
+    "test_daily_loop.py::test_a_new_table_in_one_step_as_a_new_user_would": 111,
+    "test_truth.py::test_a_report_that_fails_in_the_background_is_seen_everywhere": 108,
+    "test_end_to_end.py::test_sqlite_source_into_a_postgresql_warehouse": 102,
+    "test_fast_loop.py::test_run_typed_directly_keeps_prefect_out_of_home_and_quiet": 95,
+    "test_browser.py": 35,
     "test_truth.py": 30,
+    "test_end_to_end.py": 25,
 }
 
 
