@@ -228,14 +228,18 @@ def file_dataset(
             f"[table:{spec.name}] {spec.path!r} names files of several formats ({', '.join(sorted(formats))}): "
             "narrow the glob (`*.csv`), or give each format its own table."
         )
-    return ds.dataset(
-        [source.full(f.path) for f in files],
-        schema=schema,
-        format=arrow_format(spec, formats.pop()),
-        filesystem=source.filesystem,
-        partitioning="hive",
-        partition_base_dir=source.root,
-    )
+    try:  # a CSV's or JSON file's schema is read here already: its first block's errors are raised here
+        return ds.dataset(
+            [source.full(f.path) for f in files],
+            schema=schema,
+            format=arrow_format(spec, formats.pop()),
+            filesystem=source.filesystem,
+            partitioning="hive",
+            partition_base_dir=source.root,
+        )
+    except (pa.ArrowInvalid, OSError) as e:
+        named = [f.path for f in files if source.full(f.path) in str(e)]
+        raise file_error(spec, named[0] if named else spec.path, e) from None
 
 
 def file_schema(source: FolderSource, spec: TableSpec, files: list[SourceFile]) -> pa.Schema:

@@ -25,7 +25,7 @@ from my_package.common.db import (
     replace_table,
     staging_name,
 )
-from .files import FolderSource, SourceFile, declared_schema, file_batches, file_schema
+from .files import FolderSource, SourceFile, declared_schema, file_batches, file_format, file_schema
 from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
@@ -35,6 +35,7 @@ from my_package.common.transfer import (
     canonical_sqlite,
     conform_table,
     duckdb_can_scan,
+    duckdb_read_copy,
     duckdb_scan_copy,
     postgres_copy,
     read_batches,
@@ -43,6 +44,7 @@ from my_package.common.transfer import (
     sa_type_for,
     same_postgres,
     same_sqlite_files,
+    sql_literal,
     sqlite_attach_copy,
     stage_batches,
 )
@@ -51,7 +53,8 @@ from ..registry.settings import TableSpec
 
 # %% auto #0
 __all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stored_watermark',
-           'stage_table', 'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
+           'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert', 'publish',
+           'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -163,6 +166,33 @@ def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpe
         spec.name, staging, rows, spec.mode, encode_watermark(track.highest), conformed=True, misfits=found
     )
 
+# %% ../../nbs/16_common.loads.ipynb #e695c65e
+def duckdb_file_reader(
+    source: FolderSource, spec: TableSpec, files: list[SourceFile], schema: pa.Schema, warehouse: Engine
+) -> str | None:
+    "DuckDB's own reader of `files` (`read_parquet(...)`, `read_csv(...)`) giving the rows the Arrow path gives, or None."
+    formats = {file_format(spec, f.path) for f in files}
+    plain = not spec.columns and not any(pa.types.is_null(f.type) for f in schema)  # declared types: ours to judge
+    if not files or not plain or len(formats) != 1 or source.filesystem.type_name != "local":
+        return None
+    paths, fmt = "[" + ", ".join(sql_literal(source.full(f.path)) for f in files) + "]", formats.pop()
+    if fmt == "parquet":  # Parquet's types are the files' own: DuckDB reads what pyarrow reads
+        return f"read_parquet({paths}, union_by_name = true, hive_partitioning = true)"
+    utf8 = (spec.encoding or "utf8").lower().replace("-", "") == "utf8"
+    if fmt != "csv" or not utf8 or not spec.header:  # JSON Lines, other encodings, columns named f0 (DuckDB: column0)
+        return None
+    # the CSV read as pyarrow reads it: the types it inferred, its NULLs (a quoted "" is text), its quoting
+    partitions = {part.split("=", 1)[0] for f in files for part in f.path.split("/")[:-1] if "=" in part}
+    type_sql = lambda t: sql_literal(str(sa_type_for(t).compile(dialect=warehouse.dialect)))  # noqa: E731
+    types = ", ".join(f"{sql_literal(f.name)}: {type_sql(f.type)}" for f in schema if f.name not in partitions)
+    nulls = ", ".join(map(sql_literal, spec.null_values if spec.null_values is not None else [""]))
+    quote = sql_literal(spec.quotechar or '"')
+    return (
+        f"read_csv({paths}, delim = {sql_literal(spec.delimiter or ',')}, quote = {quote}, escape = {quote}, "
+        f"header = true, nullstr = [{nulls}], allow_quoted_nulls = false, types = {{{types}}}, "
+        "union_by_name = true, hive_partitioning = true)"
+    )
+
 # %% ../../nbs/16_common.loads.ipynb #6137dfb8
 SOURCE_FILE = "_source_file"  # the column that names each row's file, in tables incremental by file
 
@@ -188,6 +218,12 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
     transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
     track, misfits = WatermarkTracker(spec, stored), {}
     past = None if by_file or stored is None else pa.scalar(stored, targets[spec.watermark])
+    if warehouse.url.get_backend_name() == "duckdb" and not (by_file or past is not None or transform):
+        reader = duckdb_file_reader(source, spec, files, schema, warehouse)  # DuckDB reads the files itself
+        copied = duckdb_read_copy(warehouse, reader, staging, schema) if reader else None
+        if copied is not None:
+            watermark = staged_max(warehouse, staging, spec, targets, stored)
+            return StagedLoad(spec.name, staging, copied, spec.mode, encode_watermark(watermark), True)
 
     def batches(fast: bool) -> Iterator[pa.Table]:
         misfits.clear()

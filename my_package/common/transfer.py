@@ -36,7 +36,8 @@ __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS'
            'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection',
            'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read',
            'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres',
-           'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'duckdb_scan_copy']
+           'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'sql_literal',
+           'duckdb_scan_copy', 'duckdb_read_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -685,8 +686,8 @@ def duckdb_can_scan(source: Engine, warehouse: Engine, columns: list[sa.Column])
 _SCAN_TURNS = threading.Lock()  # one attached source at a time in this process
 
 
-def _sql_text(value: str) -> str:
-    "`value` as a SQL string literal (ATTACH and SET take no bound parameters)."
+def sql_literal(value: str) -> str:
+    "`value` as a SQL string literal (ATTACH, SET and a table function's options take no bound parameters)."
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -706,10 +707,10 @@ def duckdb_scan_copy(
         duck, attached = conn.connection.driver_connection, False
         try:
             duck.execute("SET autoinstall_known_extensions = false")
-            duck.execute(f"SET extension_directory = {_sql_text(str(duckdb_extensions()))}")
+            duck.execute(f"SET extension_directory = {sql_literal(str(duckdb_extensions()))}")
             duck.execute(f"LOAD {SCANNERS[kind]}")
             duck.execute(
-                f"ATTACH {_sql_text(where)} AS {alias} (TYPE {kind.replace('postgresql', 'postgres')}, READ_ONLY)"
+                f"ATTACH {sql_literal(where)} AS {alias} (TYPE {kind.replace('postgresql', 'postgres')}, READ_ONLY)"
             )
             attached = True
             with conn.begin():
@@ -723,4 +724,24 @@ def duckdb_scan_copy(
         finally:
             if attached:
                 duck.execute(f"DETACH {alias}")
+        return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
+
+# %% ../../nbs/11_common.transfer.ipynb #8cb181fe
+def duckdb_read_copy(warehouse: Engine, reader: str, staging: str, schema: pa.Schema) -> int | None:
+    "Create `staging` from `schema` and let DuckDB fill it from the table function `reader`; None: it gave way."
+    import duckdb  # here, not at the top: commands that never meet DuckDB do not pay for its import
+
+    drop_table(warehouse, staging)
+    create_table_from_schema(warehouse, staging, schema)
+    quote = warehouse.dialect.identifier_preparer.quote
+    names = ", ".join(quote(n) for n in schema.names)
+    with warehouse.connect() as conn:
+        try:
+            with conn.begin(), current_cancellation().interruptible(conn.connection.driver_connection.interrupt):
+                conn.exec_driver_sql(f"INSERT INTO {quote(staging)} ({names}) SELECT {names} FROM {reader}")
+        except (sa.exc.DBAPIError, duckdb.Error) as e:
+            current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            log.warning("DuckDB gave way reading the files of %s (%s): the Arrow path reads them.", staging, reason)
+            return None
         return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
