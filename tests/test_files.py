@@ -178,14 +178,14 @@ def test_csv_gzipped_csv_parquet_and_json_lines_load_exactly(warehouse, files_pr
         + section("from_gz", "gz/*.csv.gz", f"columns = {DECLARED}")
         + section("from_parquet", "part-*.parquet")
         + section("from_jsonl", "api/", f"columns = {DECLARED}")
-        + section("from_csv_inferred", "plain/trips.csv"),  # types as pyarrow infers them (DuckDB: its own read)
+        + section("from_csv_inferred", "plain/trips.csv"),  # the types as pyarrow infers them
     )
     expected = expected_rows(records, NAMES)
     for table in ("from_csv", "from_gz", "from_parquet", "from_jsonl", "from_csv_inferred"):
         staged = run(table)
         assert staged.rows == ROWS, table
         assert warehouse_rows(warehouse, table, NAMES) == expected, f"{table}: values differ from the files"
-    # a DuckDB warehouse read the undeclared CSV and the Parquet files itself (DuckDB says when it gives way)
+    # a DuckDB warehouse read the Parquet files itself (DuckDB says when it gives way)
     assert "gave way" not in caplog.text
     # the declared types are the warehouse's column types, as a database source's would be
     columns = {c["name"]: c["type"] for c in sa.inspect(make_engine(warehouse)).get_columns("from_csv")}

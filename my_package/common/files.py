@@ -205,6 +205,11 @@ def file_error(spec: TableSpec, file: str, error: Exception) -> PipelineError:
         return PipelineError(
             f"{where}: not UTF-8 text. Set `encoding = latin-1` (or the file's own) in [table:{spec.name}]."
         )
+    if m := re.search(r"Unable to merge: Field (.+) has incompatible types: (\S+) vs (\S+)", text):
+        return PipelineError(
+            f"{where}: the column {m.group(1)} is {m.group(2)} in a file and {m.group(3)} in the folders' "
+            f"`{m.group(1)}=...` names (hive partitions): rename the column or the folders."
+        )
     if m := re.search(r"Expected (\d+) columns, got (\d+): ?(.*)", text):
         return PipelineError(
             f"{where}: {m.group(2)} fields where the header has {m.group(1)} ({m.group(3)[:80]!r}). Fix the line, or "
@@ -237,7 +242,7 @@ def file_dataset(
             partitioning="hive",
             partition_base_dir=source.root,
         )
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:  # TypeError: a partition's type against a column's
         named = [f.path for f in files if source.full(f.path) in str(e)]
         raise file_error(spec, named[0] if named else spec.path, e) from None
 

@@ -741,7 +741,13 @@ def duckdb_read_copy(warehouse: Engine, reader: str, staging: str, schema: pa.Sc
                 conn.exec_driver_sql(f"INSERT INTO {quote(staging)} ({names}) SELECT {names} FROM {reader}")
         except (sa.exc.DBAPIError, duckdb.Error) as e:
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
-            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            cause = getattr(e, "orig", None) or e
+            reason = str(cause).strip().splitlines()[0]
+            if isinstance(cause, (duckdb.FatalException, duckdb.InternalException)):  # DuckDB is unusable now
+                raise PipelineError(
+                    f"DuckDB failed inside itself reading the files for {staging} ({reason}); nothing was published. "
+                    "Declare the table's `columns` in settings.ini: the kit then reads the files itself."
+                ) from None
             log.warning("DuckDB gave way reading the files of %s (%s): the Arrow path reads them.", staging, reason)
             return None
         return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
