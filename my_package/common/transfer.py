@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import begin_write, compile_sql, drop_table, scrub, sqlite_file
+from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
 from ..errors import PipelineError
 
 # %% auto #0
@@ -717,8 +717,7 @@ def duckdb_scan_copy(
                 conn.exec_driver_sql(compile_sql(warehouse, insert))
         except (sa.exc.DBAPIError, duckdb.Error) as e:  # the attach's error may quote the source's URL: scrubbed
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
-            text = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-            reason = scrub(text, source.url.render_as_string(hide_password=False))
+            reason = scrub(first_line(e), source.url.render_as_string(hide_password=False))
             log.warning("DuckDB gave way copying %s (%s): the Arrow path copies it.", staging, reason)
             return None
         finally:
@@ -741,13 +740,12 @@ def duckdb_read_copy(warehouse: Engine, reader: str, staging: str, schema: pa.Sc
                 conn.exec_driver_sql(f"INSERT INTO {quote(staging)} ({names}) SELECT {names} FROM {reader}")
         except (sa.exc.DBAPIError, duckdb.Error) as e:
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
-            cause = getattr(e, "orig", None) or e
-            reason = str(cause).strip().splitlines()[0]
-            if isinstance(cause, (duckdb.FatalException, duckdb.InternalException)):  # DuckDB is unusable now
+            reason = first_line(e)
+            if isinstance(getattr(e, "orig", e), (duckdb.FatalException, duckdb.InternalException)):  # unusable now
                 raise PipelineError(
                     f"DuckDB failed inside itself reading the files for {staging} ({reason}); nothing was published. "
                     "Declare the table's `columns` in settings.ini: the kit then reads the files itself."
                 ) from None
             log.warning("DuckDB gave way reading the files of %s (%s): the Arrow path reads them.", staging, reason)
             return None
-        return conn.execute(sa.select(sa.func.count()).select_from(sa.table(staging))).scalar_one()
+    return count_rows(warehouse, staging)
