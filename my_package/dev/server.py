@@ -119,6 +119,9 @@ def free_port() -> int:
 def port_in_use(port: int) -> bool:
     "True when something already listens on 127.0.0.1:`port` (or it cannot be bound)."
     with socket.socket() as s:
+        # as the server binds it (uvicorn sets SO_REUSEADDR): the connections of a server just stopped, waiting out
+        # TIME_WAIT on its port, do not keep `server stop` then `server start` from taking the port again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
