@@ -171,9 +171,10 @@ def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo
     assert "stopped" in stopped.stderr
 
 
-def test_a_flow_run_imports_no_grammar_compiler_with_prefect():
-    # jsonschema 4.25+ imports rfc3987-syntax (JupyterLab's extras install it), which compiles Earley parsers:
-    # 1.6-1.8 s on every process of a dev install that imports Prefect, nbformat or papermill (pyproject.toml)
+def test_a_process_that_imports_prefect_first_compiles_no_grammar():
+    # jsonschema 4.25+ imports rfc3987-syntax (JupyterLab's extras install it), which compiles Earley parsers: 1.6-1.8
+    # s on every process of a dev install that imports Prefect before the kit can skip it (a server, a worker's flow
+    # run, a kernel): pyproject.toml keeps jsonschema below 4.25
     code = "import sys, prefect, papermill, my_package.flows.ingestion\nprint(sorted(m for m in ('rfc3987_syntax', 'lark') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
