@@ -5,7 +5,9 @@
 # %% ../../nbs/12_common.checks.ipynb #c3a00004
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
@@ -18,9 +20,10 @@ from ..errors import SchemaDriftError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['MOMENT_SHAPE', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null', 'check_key_unique',
-           'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift', 'sqlite_fits', 'misfit_conditions',
-           'sqlite_misfits', 'unnullable', 'blocking_misfits', 'describe_misfit', 'check_values_fit']
+__all__ = ['MOMENT_SHAPE', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null',
+           'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift', 'sqlite_fits',
+           'misfit_conditions', 'scan_parts', 'any_row_where', 'sqlite_misfits', 'unnullable', 'blocking_misfits',
+           'describe_misfit', 'check_values_fit']
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -166,18 +169,55 @@ def misfit_conditions(table: sa.Table) -> dict[str, tuple[str, sa.ColumnElement]
     return conditions
 
 
+SPLIT_ROWS = 250_000  # a table with more rows than this is scanned in parallel parts
+
+
+def scan_parts(rows: int, cpus: int | None = None) -> int:
+    "How many parts to scan a table of `rows` rows in: two per core (up to 8), one for a small table or a single core."
+    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    return 1 if rows <= SPLIT_ROWS or cpus < 2 else min(8, 2 * cpus)
+
+
+def any_row_where(engine: Engine, table: sa.Table, condition: sa.ColumnElement) -> bool:
+    "Whether a row of the SQLite rowid `table` meets `condition`: one pass, in parallel parts by rowid for a large table."
+    # SQLite runs a query on one core; each part is a query of its own connection over a range of rowids, and
+    # Python's sqlite3 lets go of the GIL while SQLite works, so the parts run on every core
+    rowid = next((sa.literal_column(n) for n in ("_rowid_", "rowid", "oid") if n not in table.c), None)
+    if rowid is None:  # every alias of the rowid is a column's name: one pass
+        parts, ranges = 1, [sa.true()]
+    else:
+        with engine.connect() as conn:
+            low, high = conn.execute(sa.select(sa.func.min(rowid), sa.func.max(rowid)).select_from(table)).one()
+        if low is None:
+            return False
+        parts = scan_parts(high - low + 1)
+        step = (high - low) // parts + 1
+        ranges = [rowid.between(low + i * step, min(high, low + (i + 1) * step - 1)) for i in range(parts)]
+
+    def found(part: sa.ColumnElement) -> bool:
+        with engine.connect() as conn:
+            return (
+                conn.execute(sa.select(sa.literal(1)).select_from(table).where(part, condition).limit(1)).first()
+                is not None
+            )
+
+    if parts == 1:
+        return found(ranges[0])
+    with ThreadPoolExecutor(parts) as pool:
+        return any(list(pool.map(found, ranges)))
+
+
 def sqlite_misfits(engine: Engine, table: sa.Table) -> dict[str, Misfit]:
     "The values of a SQLite `table` that do not fit their column's declared type, by column: one scan, then samples."
     conditions = misfit_conditions(table)
     if not conditions:
         return {}
     # the usual answer is none: one pass that asks only "any?" (and stops at the first) costs less than a count per column
-    anything = sa.select(sa.literal(1)).select_from(table).where(sa.or_(*[u for _, u in conditions.values()])).limit(1)
+    if not any_row_where(engine, table, sa.or_(*[u for _, u in conditions.values()])):
+        return {}
     counts = sa.select(*[sa.func.count(sa.case((unfit, 1))) for _, unfit in conditions.values()]).select_from(table)
     misfits = {}
     with engine.connect() as conn:
-        if conn.execute(anything).first() is None:
-            return {}
         for (name, (kind, unfit)), count in zip(conditions.items(), conn.execute(counts).one(), strict=True):
             if count:
                 text = sa.cast(table.c[name], sa.Text)
