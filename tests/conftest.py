@@ -72,6 +72,35 @@ def start_prefect_server(directory: Path) -> dict:
     return {"api": f"http://127.0.0.1:{port}/api", "home": str(home), "pid": process.pid}
 
 
+def migrate_prefect_database(directory: Path) -> dict:
+    "A Prefect database migrated to the installed Prefect's schema (`prefect server database upgrade`), in `directory`."
+    home = directory / "prefect-database"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    for name in ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL"):
+        env.pop(name, None)
+    prefect = Path(sys.executable).parent / "prefect"
+    subprocess.run([str(prefect), "server", "database", "upgrade", "-y"], env=env, check=True, capture_output=True)
+    return {"database": str(home / "prefect.db")}
+
+
+@pytest.fixture(scope="session")
+def seed_prefect(tmp_path_factory):
+    """`seed(home)`: give a new Prefect home a copy of one database migrated for the whole run, and return `home`.
+
+    A server's first start in an empty home runs Prefect's ~150 migrations: about 12 of its 20 s of CPU. The tests
+    that start servers of their own start them from this copy; the session's server, the README's `make run` and
+    nbdev_test's server start from nothing, as a user's first server does.
+    """
+
+    def seed(home: Path) -> Path:
+        record = start_once(tmp_path_factory, "prefect-database", migrate_prefect_database)
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record["database"], home / "prefect.db")
+        return home
+
+    return seed
+
+
 def pytest_sessionfinish(session) -> None:
     "The controller (the only process without PYTEST_XDIST_WORKER) stops the shared services once every test is done."
     if os.environ.get("PYTEST_XDIST_WORKER"):

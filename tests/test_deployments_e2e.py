@@ -68,7 +68,7 @@ def worker_venv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def stack(tmp_path, worker_venv, demo_source):
+def stack(tmp_path, worker_venv, demo_source, seed_prefect):
     "A Prefect server, the process work pool, the committed prefect.yaml deployed, and two workers w1 and w2."
     port, home = free_port(), tmp_path / "worker-home"
     api = f"http://127.0.0.1:{port}/api"
@@ -84,7 +84,7 @@ def stack(tmp_path, worker_venv, demo_source):
     processes = []
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PREFECT_API_URL": api, "LANG": "C.UTF-8"}
     try:
-        processes.append(start_server(port, tmp_path / "server", tmp_path / "server.log"))
+        processes.append(start_server(port, seed_prefect(tmp_path / "server"), tmp_path / "server.log"))
         deploy_all(api, tmp_path / "deployer")
         # the tables' cron schedules would add runs whenever the clock passes one (05:00 UTC added four loads to a
         # run of this test): every run here is started by the test, or by a transform's trigger

@@ -40,12 +40,13 @@ def runs_of(api: str, flow: str) -> list[dict]:
     return [r for r in api_post(f"{api}/flow_runs/filter") if r["flow_id"] in ids]
 
 
-def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_path, demo_source):
+def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_path, demo_source, seed_prefect):
     from my_package.dev.server import free_port
 
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()
     write_project(project, ("airlines", "planes"), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    seed_prefect(project / ".prefect")
     extra = {"PREFECT_PORT": str(free_port())}
 
     started = kit("server", "start", project=project, home=home, extra=extra)
@@ -120,7 +121,7 @@ def test_commands_that_run_no_flow_import_neither_prefect_nor_pandas(tmp_path, d
         assert out.stdout.strip().splitlines()[-1] == "[]", (command, out.stdout, out.stderr[-1000:])
 
 
-def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo_source):
+def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo_source, seed_prefect):
     import shutil
     import socket
 
@@ -131,6 +132,7 @@ def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo
     first, second = tmp_path / "first", tmp_path / "second"
     for project in (first, second):
         write_project(project, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+        seed_prefect(project / ".prefect")
     port = str(free_port())
     started = kit("server", "start", project=first, home=home, extra={"PREFECT_PORT": port})
     assert started.returncode == 0, started.stderr

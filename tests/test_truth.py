@@ -107,10 +107,11 @@ def flow_runs(api: str, flow: str) -> list[dict]:
 
 
 @pytest.fixture
-def project_server(tmp_path):
+def project_server(tmp_path, seed_prefect):
     "A project (two demo tables) whose own local server is up; yields (project, home, api); stops the server."
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()
+    seed_prefect(project / ".prefect")
     yield_value = {"project": project, "home": home, "port": str(free_port())}
     yield yield_value
     if project.exists():
@@ -165,7 +166,7 @@ def test_a_report_that_fails_in_the_background_is_seen_everywhere(project_server
         hook.close()
 
 
-def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans(tmp_path):
+def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans(tmp_path, seed_prefect):
     project, home = tmp_path / "project", tmp_path / "home"
     project.mkdir()
     home.mkdir()
@@ -173,7 +174,7 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
     settings = "[pipeline]\n[profile:default]\nsource = sqlite:///source.db\nwarehouse = sqlite:///warehouse.db\n"
     (project / "settings.ini").write_text(settings + "[table:big]\nsource_table = big\nprimary_key = id\n")
     api_port = free_port()
-    server = start_server(tmp_path / "prefect", api_port, tmp_path / "server.log")
+    server = start_server(seed_prefect(tmp_path / "prefect"), api_port, tmp_path / "server.log")
     extra = {"PREFECT_API_URL": f"http://127.0.0.1:{api_port}/api"}
     warehouse, source = project / "warehouse.db", make_engine(f"sqlite:///{project / 'source.db'}")
     try:
@@ -232,7 +233,7 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         stop_process(server.pid)
 
 
-def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_source):
+def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_source, seed_prefect):
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()
     big = "\n[table:big]\nsource = big\nsource_table = big\nprimary_key = id\n"  # from a named source, below
@@ -240,7 +241,7 @@ def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_so
     settings.write_text(settings.read_text().replace("warehouse = ", "big = sqlite:///big.db\nwarehouse = ", 1))
     make_big_source(project / "big.db")
     port = free_port()
-    server = start_server(tmp_path / "prefect", port, tmp_path / "server.log")
+    server = start_server(seed_prefect(tmp_path / "prefect"), port, tmp_path / "server.log")
     extra = {"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     try:
         running = start_kit("run", "--all", "--no-reports", "--parallel", "1", project=project, home=home, extra=extra)
