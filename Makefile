@@ -43,7 +43,7 @@ run: install ## Build the demo source if missing, start the local Prefect server
 	$(PY) -m my_package run --all --wait
 	@test -n "$$PREFECT_API_URL" || echo "The project's Prefect server stays up for the next commands (stop it: make server-stop)."
 
-test: dev browser lint sync-check nbtest pytest ## Every check: ruff, notebook sync, nbdev_test, pytest
+test: dev browser lint sync-check pytest ## Every check: ruff, notebook sync, pytest (nbdev_test runs inside it)
 
 browser: ## Debian's chromium for the JupyterLab browser test (apt-get install when missing; needs root)
 	@command -v chromium > /dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get update -qq \
@@ -59,10 +59,10 @@ lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh
 
-nbtest: dev ## Run the examples and tests in the notebooks (against a throwaway Prefect server, stopped after)
+nbtest: dev ## Run the notebooks' examples and tests alone (against a throwaway Prefect server, stopped after)
 	$(PY) tools/with_prefect_server.py $(BIN)/nbdev_test
 
-pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect), 4 at a time, longest first; the 10 slowest listed at the end
+pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect) and nbdev_test, 4 at a time, longest first; the 10 slowest listed
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=10
 
 bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor on SQLite, PostgreSQL and DuckDB, memory at 1x/2x/4x rows

@@ -72,14 +72,18 @@ def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_p
     assert table_rows(make_engine(f"sqlite:///{project / 'warehouse.db'}"), "planes")
 
 
-def test_run_typed_directly_keeps_prefect_out_of_home_and_quiet(tmp_path, demo_source):
+def test_run_typed_directly_keeps_prefect_out_of_home_and_quiet(tmp_path, demo_source, seed_prefect):
+    import sqlite3
+
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()
     write_project(project, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    database = seed_prefect(project / ".prefect") / "prefect.db"  # the temporary server skips the migrations
     ran = kit("run", "airlines", project=project, home=home)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert not (home / ".prefect").exists(), "Prefect wrote under ~/.prefect"
-    assert (project / ".prefect").is_dir(), "Prefect's state belongs under the project"
+    with sqlite3.connect(database) as conn:  # Prefect's state belongs under the project: the run is recorded there
+        assert conn.execute("SELECT count(*) FROM flow_run").fetchone()[0] >= 1, "the run went to another database"
     output = (ran.stdout + ran.stderr).lower()
     for noise in ("telemetry", "analytics", "traceback", "warning"):
         assert noise not in output, f"the run printed {noise!r}: {ran.stderr[-2000:]}"
