@@ -182,7 +182,8 @@ def any_row_where(engine: Engine, table: sa.Table, condition: sa.ColumnElement) 
     "Whether a row of the SQLite rowid `table` meets `condition`: one pass, in parallel parts by rowid for a large table."
     # SQLite runs a query on one core; each part is a query of its own connection over a range of rowids, and
     # Python's sqlite3 lets go of the GIL while SQLite works, so the parts run on every core
-    rowid = next((sa.literal_column(n) for n in ("_rowid_", "rowid", "oid") if n not in table.c), None)
+    names = {c.name.lower() for c in table.columns}  # SQLite's names ignore case: a column ROWID hides rowid
+    rowid = next((sa.literal_column(n) for n in ("_rowid_", "rowid", "oid") if n not in names), None)
     if rowid is None:  # every alias of the rowid is a column's name: one pass
         parts, ranges = 1, [sa.true()]
     else:
