@@ -88,8 +88,8 @@ def seed_prefect(tmp_path_factory):
     """`seed(home)`: give a new Prefect home a copy of one database migrated for the whole run, and return `home`.
 
     A server's first start in an empty home runs Prefect's ~150 migrations: about 12 of its 20 s of CPU. The tests
-    that start servers of their own start them from this copy; the session's server, the README's `make run` and
-    nbdev_test's server start from nothing, as a user's first server does.
+    that start servers of their own start them from this copy; the session's server (which nbdev_test's notebooks
+    use too) and the README's `make run` start from nothing, as a user's first server does.
     """
 
     def seed(home: Path) -> Path:
