@@ -441,7 +441,7 @@ def server(action: Annotated[str, typer.Argument(help="start, stop or status")] 
     """
     from my_package.dev.server import server_action
 
-    message, up = server_action(load_settings().path.parent, action)
+    message, up = server_action(load_settings().path.parent, action, say=console.print)
     console.print(message)
     if not up:
         raise typer.Exit(1)

@@ -5,6 +5,8 @@
 # %% ../../nbs/50_dev.server.ipynb #a1000004
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import PipelineError, UsageError
@@ -21,8 +24,8 @@ from ..errors import PipelineError, UsageError
 __all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
            'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
            'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'stop_process', 'project_port',
-           'start_project_server', 'stop_project_server', 'is_project_server', 'server_action', 'worker_command',
-           'lab_command']
+           'start_project_server', 'background_lock', 'hold_for_background', 'wait_for_background',
+           'stop_project_server', 'is_project_server', 'server_action', 'worker_command', 'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -204,13 +207,53 @@ def start_project_server(project: Path, port: int | None = None) -> str:
     state_file(project).write_text(json.dumps(record))
     return api
 
+# %% ../../nbs/50_dev.server.ipynb #a1000012x
+def background_lock(project: Path) -> Path:
+    "The file every background process of `project` holds (shared) while it runs."
+    return project / ".prefect" / "background.lock"
+
+
+def hold_for_background(project: Path) -> int:
+    "A descriptor holding `background_lock` shared: pass it to a process (`pass_fds`), which holds it until it ends."
+    path = background_lock(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def wait_for_background(project: Path, timeout: float) -> bool:
+    "Wait until no background process of `project` runs (True), or `timeout` seconds pass (False)."
+    try:
+        fd = os.open(background_lock(project), os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free only when no process holds it shared
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.2)
+    finally:
+        os.close(fd)  # and with it the exclusive lock, at once
+
 # %% ../../nbs/50_dev.server.ipynb #a1000013
-def stop_project_server(project: Path) -> bool:
-    "Stop the project's own local server; False when it had none running (a record that is not its own is removed)."
+def stop_project_server(project: Path, say: Callable[[str], None] = print, wait: float = 600) -> bool:
+    "Stop the project's own server once its background work ends; False when it had none (a stray record is removed)."
     record = project_server(project)
-    state_file(project).unlink(missing_ok=True)
     if record is None:
+        state_file(project).unlink(missing_ok=True)
         return False
+    if not wait_for_background(project, 0):
+        say("Waiting for the reports rendering in the background (Ctrl-C stops the server without them)...")
+        with contextlib.suppress(KeyboardInterrupt):
+            if not wait_for_background(project, wait):
+                say(f"Reports still rendering after {wait:.0f} s: stopping the server anyway (`report` renders them).")
+    state_file(project).unlink(missing_ok=True)
     stop_process(record["pid"])
     return True
 
@@ -221,7 +264,7 @@ def is_project_server(project: Path) -> bool:
     return bool(api) and api == running_server(project)
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013s
-def server_action(project: Path, action: str) -> tuple[str, bool]:
+def server_action(project: Path, action: str, say: Callable[[str], None] = print) -> tuple[str, bool]:
     "Do `server start|stop|status` for `project`: what to say, and whether a server is up (status) or it went well."
     if action == "start":
         up, (port, asked) = running_server(project), project_port()
@@ -233,7 +276,7 @@ def server_action(project: Path, action: str) -> tuple[str, bool]:
         up = up or start_project_server(project, port)
         return f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})", True
     if action == "stop":
-        stopped = stop_project_server(project)
+        stopped = stop_project_server(project, say)
         return ("Prefect server stopped." if stopped else "No Prefect server is running for this project."), True
     if action == "status":
         api = running_server(project)

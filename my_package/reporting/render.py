@@ -21,6 +21,7 @@ from filelock import FileLock
 
 import my_package
 from ..common.runs import Stopwatch, TableRun
+from ..dev.server import hold_for_background
 from ..errors import ReportError
 from ..registry.settings import Settings
 
@@ -262,6 +263,7 @@ def render_in_background(settings: Settings, names: list[str], profile: str | No
         previous = last_rendering(directory, name)
         record_report(directory, name, status="rendering", **({"previous": previous} if previous else {}))
     args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
+    held = hold_for_background(settings.path.parent)  # `server stop` waits while the process holds this
     with open(log, "ab") as out:
         subprocess.Popen(
             args,
@@ -271,5 +273,7 @@ def render_in_background(settings: Settings, names: list[str], profile: str | No
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=(held,),
         )
+    os.close(held)
     return log
