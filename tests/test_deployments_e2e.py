@@ -23,21 +23,10 @@ from prefect_stack import (
     start_worker,
     stop,
 )
+from uv_install import uv_install_command
 
 from my_package.common.db import make_engine
 from my_package.dev.demo import DEMO_TABLES, example_settings
-
-
-def pip_sources() -> list[str]:
-    "The package sources pip is configured with on this machine (indexes, find-links, constraints), as uv options."
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
-    pairs: dict[tuple[str, str], None] = {}  # in order, each once (pip lists a value from its file and its env)
-    for line in listed.stdout.splitlines():  # e.g. global.extra-index-url='file:///a file:///b'
-        key, _, value = line.partition("=")
-        name = key.rpartition(".")[2]
-        if name in ("index-url", "extra-index-url", "find-links", "constraint"):
-            pairs.update(dict.fromkeys((f"--{name}", source) for source in value.strip("'\"").split()))
-    return [part for pair in pairs for part in pair]
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +42,8 @@ def worker_venv(tmp_path_factory) -> Path:
     wheel = next((base / "dist").glob("my_package-*.whl"))
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(base / "venv")], check=True, timeout=300)
     # uv installs what pip would, from the same sources, in seconds instead of a minute and a half of CPU
-    uv = Path(sys.executable).parent / "uv"
-    python = str(base / "venv" / "bin" / "python")
     installed = subprocess.run(
-        [str(uv), "pip", "install", "--quiet", "--python", python, "--index-strategy", "unsafe-best-match"]
-        + pip_sources()
-        + [str(wheel)],
+        uv_install_command([str(wheel)], python=str(base / "venv" / "bin" / "python")),
         capture_output=True,
         text=True,
         timeout=1500,
