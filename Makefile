@@ -16,8 +16,8 @@ PYTEST_WORKERS ?= 4
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# pip installs uv, and uv the rest: the same packages as pip, from pip's configured sources, in a sixth of the
-# time (tools/uv_install.py). pip -qq: errors only.
+# pip installs uv, and uv the rest: the same packages as pip, from pip's configured sources, in half the time
+# (tools/uv_install.py). pip -qq: errors only.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the package and its dependencies into $(VENV)..."
