@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import sqlalchemy as sa
 from prefect import get_run_logger
@@ -34,7 +35,8 @@ def is_transient(exc: BaseException | None) -> bool:
     "True for database errors that may pass on their own (worth a retry), False for the rest."
     if isinstance(exc, (DatabaseUnavailableError, TimeoutError, ConnectionError)):
         return True
-    if isinstance(exc, sa.exc.OperationalError):
+    # sqlite3's own: the copy inside SQLite (ATTACH) runs on a sqlite3 connection, outside SQLAlchemy
+    if isinstance(exc, (sa.exc.OperationalError, sqlite3.OperationalError)):
         return any(m in str(exc).lower() for m in TRANSIENT_MARKERS)
     return False
 
