@@ -41,9 +41,10 @@ def worker_venv(tmp_path_factory) -> Path:
     )
     wheel = next((base / "dist").glob("my_package-*.whl"))
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(base / "venv")], check=True, timeout=300)
-    # uv installs what pip would, from the same sources, in seconds instead of a minute and a half of CPU
+    # uv installs what pip would, from the same sources, in seconds instead of a minute and a half of CPU; no
+    # bytecode ahead: the workers' environment has no PYTHONDONTWRITEBYTECODE, so their first runs write it
     installed = subprocess.run(
-        uv_install_command([str(wheel)], python=str(base / "venv" / "bin" / "python")),
+        uv_install_command([str(wheel)], python=str(base / "venv" / "bin" / "python"), compile_bytecode=False),
         capture_output=True,
         text=True,
         timeout=1500,

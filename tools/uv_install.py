@@ -32,7 +32,7 @@ def pip_sources(python: str = sys.executable) -> list[str]:
     return [part for pair in pairs for part in pair]
 
 
-def uv_install_command(args: list[str], python: str = sys.executable) -> list[str]:
+def uv_install_command(args: list[str], python: str = sys.executable, compile_bytecode: bool = True) -> list[str]:
     "The `uv pip install` command that installs `args` into `python`'s environment as this one's pip would."
     uv = Path(sys.executable).parent / "uv"
     dry_run = ["--dry-run"] if os.environ.get("PIP_DRY_RUN", "").lower() in ("1", "true", "yes", "on") else []
@@ -41,7 +41,8 @@ def uv_install_command(args: list[str], python: str = sys.executable) -> list[st
         "pip",
         "install",
         "--quiet",
-        "--compile-bytecode",  # as pip does: with PYTHONDONTWRITEBYTECODE set, no process would ever write them
+        # as pip does: with PYTHONDONTWRITEBYTECODE set, no process would ever write them
+        *(["--compile-bytecode"] if compile_bytecode else []),
         "--python",
         python,
         "--index-strategy",

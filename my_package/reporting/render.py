@@ -264,16 +264,18 @@ def render_in_background(settings: Settings, names: list[str], profile: str | No
         record_report(directory, name, status="rendering", **({"previous": previous} if previous else {}))
     args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
     held = hold_for_background(settings.path.parent)  # `server stop` waits while the process holds this
-    with open(log, "ab") as out:
-        subprocess.Popen(
-            args,
-            cwd=settings.path.parent,
-            env={**os.environ, "MY_PACKAGE_SETTINGS": str(settings.path)},  # this project's, wherever it was started
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            pass_fds=(held,),
-        )
-    os.close(held)
+    try:
+        with open(log, "ab") as out:
+            subprocess.Popen(
+                args,
+                cwd=settings.path.parent,
+                env={**os.environ, "MY_PACKAGE_SETTINGS": str(settings.path)},  # this project's, wherever it started
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(held,),
+            )
+    finally:
+        os.close(held)  # the process holds the lock now (or, if it never started, nobody does)
     return log
