@@ -126,9 +126,8 @@ class DuckDBFilePool(sa.pool.NullPool):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._anchor, self._using, self._timer = None, 0, None
-        # close the file in the main thread at exit: a lingering timer's thread closing it while the interpreter
-        # shuts down aborts the process ("terminate called without an active exception")
-        atexit.register(self._release)
+        # close the file in the main thread at exit, and wait there for a timer's thread that is closing it (below)
+        atexit.register(self.dispose)
 
     def _create_connection(self):
         with self.turns:
@@ -155,7 +154,12 @@ class DuckDBFilePool(sa.pool.NullPool):
         with self.turns:
             if self._using == 0 and self._anchor is not None:
                 anchor, self._anchor = self._anchor, None
-                sa.pool.NullPool._close_connection(self, anchor.dbapi_connection)
+                connection, anchor.dbapi_connection = anchor.dbapi_connection, None
+                sa.pool.NullPool._close_connection(self, connection)
+                # the last reference goes here, under the lock that the exit handler waits for: DuckDB's destructor,
+                # even of a closed connection, lets go of the GIL, and a daemon thread inside it when the interpreter
+                # shuts down aborts the process ("terminate called without an active exception")
+                del connection, anchor
 
     def dispose(self) -> None:
         if self._timer is not None:
