@@ -390,6 +390,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                  'my_package/common/transfer.py'),
                                             'my_package.common.transfer.duckdb_scan_copy': ( 'common.transfer.html#duckdb_scan_copy',
                                                                                              'my_package/common/transfer.py'),
+                                            'my_package.common.transfer.failed_inside_duckdb': ( 'common.transfer.html#failed_inside_duckdb',
+                                                                                                 'my_package/common/transfer.py'),
                                             'my_package.common.transfer.fit_column': ( 'common.transfer.html#fit_column',
                                                                                        'my_package/common/transfer.py'),
                                             'my_package.common.transfer.libpq_uri': ( 'common.transfer.html#libpq_uri',

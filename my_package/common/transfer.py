@@ -37,7 +37,7 @@ __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS'
            'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read',
            'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres',
            'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'sql_literal',
-           'duckdb_scan_copy', 'duckdb_read_copy']
+           'failed_inside_duckdb', 'duckdb_scan_copy', 'duckdb_read_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -691,6 +691,13 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def failed_inside_duckdb(error: BaseException) -> bool:
+    "Whether `error` (DuckDB's own, or as SQLAlchemy wraps it) is a failure inside DuckDB, which leaves its database unusable."
+    import duckdb  # here, not at the top: commands that never meet DuckDB do not pay for its import
+
+    return isinstance(getattr(error, "orig", error), (duckdb.FatalException, duckdb.InternalException))
+
+
 def duckdb_scan_copy(
     source: Engine, warehouse: Engine, select: Callable[[str], sa.Select], staging: str, schema: pa.Schema
 ) -> int | None:
@@ -718,6 +725,13 @@ def duckdb_scan_copy(
         except (sa.exc.DBAPIError, duckdb.Error) as e:  # the attach's error may quote the source's URL: scrubbed
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
             reason = scrub(first_line(e), source.url.render_as_string(hide_password=False))
+            if failed_inside_duckdb(e):  # nothing more runs on its database in this process, not even the DETACH
+                attached = False
+                raise PipelineError(
+                    f"DuckDB failed inside itself copying {staging} from the source ({reason}); nothing was published. "
+                    "Run the table again (a new process opens the file anew); if it fails the same way, write it as a "
+                    "`query` (SELECT ...) in settings.ini: the kit then copies it batch by batch."
+                ) from None
             log.warning("DuckDB gave way copying %s (%s): the Arrow path copies it.", staging, reason)
             return None
         finally:
@@ -741,7 +755,7 @@ def duckdb_read_copy(warehouse: Engine, reader: str, staging: str, schema: pa.Sc
         except (sa.exc.DBAPIError, duckdb.Error) as e:
             current_cancellation().check()  # a cancelled run stops here; anything else goes the Arrow way
             reason = first_line(e)
-            if isinstance(getattr(e, "orig", e), (duckdb.FatalException, duckdb.InternalException)):  # unusable now
+            if failed_inside_duckdb(e):  # its database is unusable now
                 raise PipelineError(
                     f"DuckDB failed inside itself reading the files for {staging} ({reason}); nothing was published. "
                     "Declare the table's `columns` in settings.ini: the kit then reads the files itself."
