@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
-import sqlalchemy as sa
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
@@ -35,8 +33,10 @@ def is_transient(exc: BaseException | None) -> bool:
     "True for database errors that may pass on their own (worth a retry), False for the rest."
     if isinstance(exc, (DatabaseUnavailableError, TimeoutError, ConnectionError)):
         return True
-    # sqlite3's own: the copy inside SQLite (ATTACH) runs on a sqlite3 connection, outside SQLAlchemy
-    if isinstance(exc, (sa.exc.OperationalError, sqlite3.OperationalError)):
+    # SQLAlchemy's, and a driver's own (PEP 249 names the class alike in every driver): the copies inside the
+    # databases (sqlite3's ATTACH, psycopg's COPY) run on the driver's connection, outside SQLAlchemy; by name,
+    # so that no driver is imported for it
+    if any(k.__name__ == "OperationalError" for k in type(exc).__mro__):
         return any(m in str(exc).lower() for m in TRANSIENT_MARKERS)
     return False
 
