@@ -20,9 +20,10 @@ from pathlib import Path
 SOURCES = ("index-url", "extra-index-url", "find-links", "constraint")  # pip's settings that say where packages are
 
 
-def pip_sources(python: str = sys.executable) -> list[str]:
-    "The package sources pip is configured with for `python` (indexes, find-links, constraints), as uv options."
-    listed = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
+def pip_sources() -> list[str]:
+    "The package sources this environment's pip is configured with (indexes, find-links, constraints), as uv options."
+    # this pip's, also for another target environment (the deployment test's has no pip at all)
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
     pairs: dict[tuple[str, str], None] = {}  # in order, each once (pip lists a value from its file and its env)
     for line in listed.stdout.splitlines():  # e.g. global.extra-index-url='file:///a file:///b'
         key, _, value = line.partition("=")
