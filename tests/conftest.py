@@ -343,8 +343,10 @@ class Webhook:
 HEAVY_MODULES = ("prefect", "pandas", "pyarrow", "papermill")
 
 
-def heavy_imports(command: list[str], settings: Path, home: Path) -> subprocess.CompletedProcess:
-    "Run the CLI `command` in a fresh process; its last stdout line lists the `HEAVY_MODULES` it imported."
+def heavy_imports(
+    command: list[str], settings: Path, home: Path, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    "Run the CLI `command` in a fresh process (`env` added); its last stdout line lists the `HEAVY_MODULES` it imported."
     code = (
         "import sys\nfrom my_package.cli import main\n"
         f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
@@ -355,5 +357,5 @@ def heavy_imports(command: list[str], settings: Path, home: Path) -> subprocess.
         capture_output=True,
         text=True,
         timeout=120,
-        env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(home)},
+        env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(home), **(env or {})},
     )

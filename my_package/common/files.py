@@ -9,16 +9,19 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from ..errors import DatabaseUnavailableError, PipelineError, SchemaDriftError, SettingsError
 from ..registry.settings import TableSpec
+
+if TYPE_CHECKING:  # pyarrow.dataset imports pandas (a quarter of a second of CPU): imported where a file is read,
+    import pyarrow.dataset as ds  # not in every process that loads the module (each command, each deployed run)
 
 # %% auto #0
 __all__ = ['ARROW_TYPES', 'EXTENSIONS', 'ROW', 'arrow_type_named', 'declared_types', 'shown_url', 'glob_regex', 'SourceFile',
@@ -163,6 +166,8 @@ def file_format(spec: TableSpec, path: str) -> str:
 
 def arrow_format(spec: TableSpec, fmt: str) -> ds.FileFormat:
     "pyarrow's reader for `fmt`, with the table's CSV options (declared columns read as text, booleans as such)."
+    import pyarrow.dataset as ds
+
     if fmt == "parquet":
         return ds.ParquetFileFormat()
     if fmt == "jsonl":
@@ -227,6 +232,8 @@ def file_dataset(
     source: FolderSource, spec: TableSpec, files: list[SourceFile], schema: pa.Schema | None = None
 ) -> ds.Dataset:
     "A pyarrow dataset over `files` (one format, hive partitions discovered), read with `schema` when given."
+    import pyarrow.dataset as ds
+
     formats = {file_format(spec, f.path) for f in files}
     if len(formats) > 1:
         raise PipelineError(
@@ -312,6 +319,8 @@ def file_stream(
     # pyarrow's streaming readers (CSV, JSON: a block at a time; Parquet: a row group at a time), not the dataset's
     # scanner, which reads ahead of a slower consumer, so its memory grows with the file (measured, 2M/4M/8M rows:
     # CSV 396 -> 640 MB from 2M to 4M; Parquet 243/305/405 MB, where a row group at a time holds 205/227/246 MB)
+    import pyarrow.dataset as ds
+
     fmt, path = file_format(spec, file.path), source.full(file.path)
     partition = ds.get_partition_keys(fragment.partition_expression)
     if fmt == "csv":

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -51,6 +50,9 @@ from my_package.common.transfer import (
 )
 from ..errors import PipelineError
 from ..registry.settings import TableSpec
+
+if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see common.transfer on pandas' import
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stored_watermark',

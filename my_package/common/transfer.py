@@ -16,14 +16,16 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
+    import pandas as pd  # process (each command, each deployed run), and the copies that move most data never use it
 
 from .cancel import current_cancellation
 from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
@@ -154,6 +156,8 @@ def _parse_timestamps(values: pa.Array, target: pa.DataType) -> pa.Array:
             parsed = pc.cast(values, candidate)
             return parsed if candidate == target else pc.cast(parsed, target)
     # mixed text (some values with an offset, some without): pandas parses each value on its own
+    import pandas as pd
+
     parsed = pd.to_datetime(values.to_pandas(), format="ISO8601", utc=True)
     if target.tz is None:
         parsed = parsed.dt.tz_localize(None)
@@ -339,6 +343,8 @@ def _adbc_batches(engine: Engine, sql: str, chunk_size: int) -> Iterator[pa.Tabl
 # %% ../../nbs/11_common.transfer.ipynb #3e6bb91f
 def _pandas_batches(engine: Engine, stmt: sa.Executable, chunk_size: int) -> Iterator[pa.Table]:
     "Stream `stmt` through SQLAlchemy and pandas in tables of `chunk_size` rows (any dialect)."
+    import pandas as pd
+
     with engine.connect().execution_options(stream_results=True, max_row_buffer=chunk_size) as conn:
         seen = False
         for frame in pd.read_sql(stmt, conn, chunksize=chunk_size, dtype_backend="pyarrow"):
