@@ -344,7 +344,7 @@ HEAVY_MODULES = ("prefect", "pandas", "pyarrow", "papermill")
 
 
 def heavy_imports(
-    command: list[str], settings: Path, home: Path, env: dict | None = None
+    command: list[str], settings: Path, home: Path, env: dict | None = None, timeout: int = 120
 ) -> subprocess.CompletedProcess:
     "Run the CLI `command` in a fresh process (`env` added); its last stdout line lists the `HEAVY_MODULES` it imported."
     code = (
@@ -356,6 +356,6 @@ def heavy_imports(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={"MY_PACKAGE_SETTINGS": str(settings), "PATH": "/usr/bin:/bin", "HOME": str(home), **(env or {})},
     )

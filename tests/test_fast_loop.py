@@ -130,7 +130,7 @@ def test_a_run_of_database_tables_imports_no_pandas(tmp_path, demo_source, prefe
     # it: the copies between databases never use it, so a command (or a deployed run) of such tables does not load it
     settings = write_project(tmp_path, ("airlines", "flights"), f"sqlite:///{demo_source}", "sqlite:///w.db")
     api = {"PREFECT_API_URL": prefect_server["api"], "PREFECT_HOME": str(prefect_home)}
-    out = heavy_imports(["run", "airlines", "flights", "--no-reports"], settings, tmp_path, env=api)
+    out = heavy_imports(["run", "airlines", "flights", "--no-reports"], settings, tmp_path, env=api, timeout=600)
     assert "flights" in out.stdout and "ok" in out.stdout, out.stdout + out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['prefect', 'pyarrow']", out.stdout + out.stderr[-2000:]
 

@@ -24,12 +24,12 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
-    import pandas as pd  # process (each command, each deployed run), and the copies that move most data never use it
-
 from .cancel import current_cancellation
 from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
 from ..errors import PipelineError
+
+if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
+    import pandas as pd  # process (each command, each deployed run); copies between SQLite, PostgreSQL, DuckDB skip it
 
 # %% auto #0
 __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'log', 'SQLITE_TIMESTAMP', 'CANONICAL',
