@@ -68,7 +68,9 @@ def start_prefect_server(directory: Path) -> dict:
     from my_package.dev.server import free_port, start_server
 
     home, port = directory / "prefect-server", free_port()
-    process = start_server(home, port, directory / "prefect-server.log")
+    # its first start migrates an empty database while the run's other set-up work takes both cores: more room than a
+    # user's start gets (a failed session fixture would fail every test of its worker that needs the server)
+    process = start_server(home, port, directory / "prefect-server.log", timeout=600)
     return {"api": f"http://127.0.0.1:{port}/api", "home": str(home), "pid": process.pid}
 
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -63,6 +64,21 @@ def make_big_source(path: Path, rows: int = BIG_ROWS) -> None:
             f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) "
             "INSERT INTO big SELECT i, 'item ' || i, i * 0.25, '2024-01-01 00:00:00.000000' FROM n"
         )
+
+
+def watch_stderr(process: subprocess.Popen, text: str) -> tuple[list[str], threading.Event, threading.Thread]:
+    "Read `process`'s stderr in a thread (ends with it): its lines so far, and an event set once a line holds `text`."
+    lines, seen = [], threading.Event()
+
+    def read() -> None:
+        for line in process.stderr:
+            lines.append(line)
+            if text in line:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, seen, reader
 
 
 def wait_for(condition, timeout: float = 120, every: float = 0.05) -> bool:
@@ -198,11 +214,15 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         # two Ctrl-C: it quits at once
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
         assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never started"
+        lines, stopping, reader = watch_stderr(running, "Ctrl-C: stopping the loads")
         os.killpg(running.pid, signal.SIGINT)
-        time.sleep(0.1)  # two signals at once would count as one
+        # the second once the first is handled: two signals before the handler runs would count as one
+        assert stopping.wait(120), "".join(lines)
         os.killpg(running.pid, signal.SIGINT)
-        _, err = running.communicate(timeout=120)
-        assert running.returncode == 130 and "Quit at once" in err, err
+        running.wait(timeout=120)
+        running.stdout.read()
+        reader.join(timeout=30)  # every line read: the process has ended, so its stderr has
+        assert running.returncode == 130 and "Quit at once" in "".join(lines), "".join(lines)
 
         # a hard kill leaves its staging table and its run RUNNING: check finds both, the next run cleans them
         runs = len(flow_run_states(extra["PREFECT_API_URL"], "ingest-big"))

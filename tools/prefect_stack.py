@@ -69,15 +69,17 @@ def deployment_runs(api: str, name: str) -> list:
     return sorted(runs, key=lambda r: r.created)
 
 
-def settled_runs(api: str, name: str, quiet: float = 10, timeout: float = 600) -> list:
-    "The runs of deployment `name` once all have ended and no new one has come for `quiet` seconds."
+def settled_runs(api: str, name: str, at_least: int = 0, quiet: float = 10, timeout: float = 600) -> list:
+    "The runs of deployment `name` once there are `at_least`, all have ended, and no new one came for `quiet` s."
+    # a triggered run appears only once the server has handled its input's event, which on a busy machine can take
+    # longer than `quiet`: the quiet time (no further run) counts from when the expected runs are there
     deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < deadline:
         runs = [r for r in deployment_runs(api, name) if not r.auto_scheduled]  # not the cron schedule's runs
         state = [(r.id, r.state and r.state.type.value) for r in runs]
         if state != seen:
             seen, since = state, time.monotonic()
-        elif all(s in TERMINAL for _, s in state) and time.monotonic() - since >= quiet:
+        elif len(runs) >= at_least and all(s in TERMINAL for _, s in state) and time.monotonic() - since >= quiet:
             return runs
         time.sleep(1)
     raise TimeoutError(f"runs of {name} did not settle in {timeout} s: {seen}")
