@@ -239,8 +239,8 @@ def render_report(
                 log_output=False,
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 start_timeout=180,  # a kernel's start on a busy machine (papermill's default: 60 s)
-                # after a cell's reply nbclient waits 4 s for its last outputs, then drops them with a warning: on a
-                # busy machine a page without its chart, said nowhere. Wait longer, and fail the report if they never come
+                # after a cell's reply nbclient waits 4 s for its last outputs, then drops them with a logged warning
+                # only: on a busy machine, a page without its chart. Wait longer; fail the report if they never come
                 iopub_timeout=60,
                 raise_on_iopub_timeout=True,
             )
