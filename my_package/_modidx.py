@@ -599,6 +599,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'my_package/flows/orchestration.py'),
                                                 'my_package.flows.orchestration.run_in_order': ( 'flows.orchestration.html#run_in_order',
                                                                                                  'my_package/flows/orchestration.py'),
+                                                'my_package.flows.orchestration.skip_flow_heartbeats': ( 'flows.orchestration.html#skip_flow_heartbeats',
+                                                                                                         'my_package/flows/orchestration.py'),
                                                 'my_package.flows.orchestration.skipped': ( 'flows.orchestration.html#skipped',
                                                                                             'my_package/flows/orchestration.py')},
             'my_package.flows.reports': { 'my_package.flows.reports.render_reports': ( 'flows.reports.html#render_reports',

@@ -135,6 +135,43 @@ def test_a_run_of_database_tables_imports_no_pandas(tmp_path, demo_source, prefe
     assert out.stdout.strip().splitlines()[-1] == "['prefect', 'pyarrow']", out.stdout + out.stderr[-2000:]
 
 
+def events_of(api: str, flow_run_id: str) -> list[str]:
+    "The names of the events the Prefect server at `api` holds about the flow run `flow_run_id`."
+    body = {"filter": {"any_resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 50}
+    request = urllib.request.Request(
+        f"{api}/events/filter", json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return [e["event"] for e in json.loads(answer.read())["events"]]
+
+
+def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_path, demo_source, prefect_server):
+    # Prefect's heartbeat thread holds each flow run up to a second as it ends; the command's runs send none, and a
+    # user who wants them (an automation that marks dead runs Crashed) sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    import re
+    import time
+
+    write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///w.db")
+    home = tmp_path / "home"
+    home.mkdir()
+    api = {"PREFECT_API_URL": prefect_server["api"], "PREFECT_HOME": str(prefect_server["home"])}
+    runs = {}
+    for heartbeats in ("", "30"):
+        extra = {**api, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": heartbeats} if heartbeats else api
+        ran = kit("run", "airlines", "--no-reports", project=tmp_path, home=home, extra=extra)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        runs[heartbeats] = re.search(r"/runs/flow-run/([0-9a-f-]{36})", ran.stderr).group(1)
+    deadline, events = time.monotonic() + 300, {}
+    while time.monotonic() < deadline:  # the server stores events as it gets round to them
+        events = {k: events_of(prefect_server["api"], run) for k, run in runs.items()}
+        if all("prefect.flow-run.Completed" in names for names in events.values()):
+            break
+        time.sleep(1)
+    assert all("prefect.flow-run.Completed" in names for names in events.values()), events
+    assert "prefect.flow-run.heartbeat" in events["30"], events["30"]  # set by the user: sent
+    assert "prefect.flow-run.heartbeat" not in events[""], events[""]  # by default: none
+
+
 def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo_source, seed_prefect):
     import shutil
     import socket

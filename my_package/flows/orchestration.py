@@ -5,9 +5,10 @@
 # %% ../../nbs/41_flows.orchestration.ipynb #ff4c39e1
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from prefect import Flow
@@ -21,7 +22,8 @@ from ..registry.settings import Settings, entry_inputs, transform_order
 Progress = Callable[[str, RunOutcome | None], None]  # called with a name before its flow, with its outcome after
 
 # %% auto #0
-__all__ = ['Progress', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'ensure_api', 'run_entries', 'fan_out']
+__all__ = ['Progress', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'ensure_api', 'skip_flow_heartbeats', 'run_entries',
+           'fan_out']
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce0
 def outcome_of(name: str, state) -> RunOutcome:
@@ -92,6 +94,20 @@ def ensure_api() -> None:
     with get_client(sync_client=True) as client:  # one start here, instead of one race per thread
         client.api_healthcheck()
 
+# %% ../../nbs/41_flows.orchestration.ipynb #4611bce9h
+@contextlib.contextmanager
+def skip_flow_heartbeats() -> Iterator[None]:
+    "Start the block's flow runs without Prefect's heartbeats, unless the settings set them or a flow run is around."
+    from prefect.context import FlowRunContext
+    from prefect.settings import get_current_settings, temporary_settings
+
+    # a value set by the user is a field set; Prefect's default of 180 s is not (and None is not set by a variable)
+    if FlowRunContext.get() or "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
+        yield
+        return
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
+
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bcea
 def run_entries(
     settings: Settings,
@@ -118,9 +134,10 @@ def run_entries(
             return outcome
         return run_flow(name, flow_of(settings.entry(name)), profile, report, progress)
 
-    return run_in_order(
-        order, entry_inputs(settings), start, parallel or settings.pipeline.parallel, progress, required
-    )
+    with skip_flow_heartbeats():
+        return run_in_order(
+            order, entry_inputs(settings), start, parallel or settings.pipeline.parallel, progress, required
+        )
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce8
 def fan_out(
