@@ -133,10 +133,9 @@ def check_schema_drift(warehouse: Engine, staging: str, target: str, policy: str
     return drift
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00021
-# the one text format of a timestamp in SQLite, whichever path wrote it, digit by digit
-MOMENT_SHAPE = (
-    "[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9] [012][0-9]:[0-5][0-9]:[0-5][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]"
-)
+# the one text format of a timestamp in SQLite, whichever path wrote it: 26 characters, the last a digit (julianday()
+# below reads the digits of the others; `?` costs a third of what a digit class at each place did)
+MOMENT_SHAPE = "????-??-?? ??:??:??.?????[0-9]"
 
 
 def sqlite_fits(column: sa.ColumnElement, kind: str) -> sa.ColumnElement | None:
@@ -148,11 +147,14 @@ def sqlite_fits(column: sa.ColumnElement, kind: str) -> sa.ColumnElement | None:
         return column < sa.literal("", sa.String)
     stored = sa.func.typeof(column)
     # SQLite's date functions refuse what is no date and roll a 30th of February over: a valid one comes back as it went
-    if kind == "timestamp":  # datetime() only where the shape leaves a doubt: a day past the 28th, an hour past 23
-        second, part = sa.func.substr(column, 1, 19), lambda start: sa.func.substr(column, start, 2)
-        plain = sa.and_(part(6).between("01", "12"), part(9).between("01", "28"), part(12) < "24")
-        valid = sa.or_(plain, sa.func.datetime(second, "+0 seconds").is_(second))
-        return sa.and_(column.op("GLOB")(MOMENT_SHAPE), stored == "text", valid)
+    if kind == "timestamp":
+        # julianday() reads exactly the digits of each field (a month up to 12, a minute up to 59) and, after the
+        # seconds' digits, only blanks, a Z or an offset: in this shape, none of them ends on a digit. It rolls an hour
+        # of 24 or a day past the month's last over, so datetime() looks again where one may: a day past the 28th
+        second, day, hour = (sa.func.substr(column, *at) for at in ((1, 19), (9, 2), (12, 2)))
+        valid = sa.or_(sa.and_(day <= "28", hour < "24"), sa.func.datetime(second, "+0 seconds").is_(second))
+        read = sa.func.julianday(column).is_not(None)
+        return sa.and_(stored == "text", column.op("GLOB")(MOMENT_SHAPE), read, valid)
     if kind == "date":
         return sa.and_(stored == "text", sa.func.date(column, "+0 days").is_(column))
     return None
