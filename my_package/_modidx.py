@@ -876,6 +876,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'my_package.terminal.report_warnings': ('terminal.html#report_warnings', 'my_package/terminal.py'),
                                      'my_package.terminal.reports_table': ('terminal.html#reports_table', 'my_package/terminal.py'),
                                      'my_package.terminal.run_with_progress': ('terminal.html#run_with_progress', 'my_package/terminal.py'),
+                                     'my_package.terminal.say_from_handler': ('terminal.html#say_from_handler', 'my_package/terminal.py'),
                                      'my_package.terminal.server_hint': ('terminal.html#server_hint', 'my_package/terminal.py'),
                                      'my_package.terminal.short_time': ('terminal.html#short_time', 'my_package/terminal.py'),
                                      'my_package.terminal.summary_table': ('terminal.html#summary_table', 'my_package/terminal.py'),

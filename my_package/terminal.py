@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -26,8 +27,8 @@ console = Console(stderr=True, force_jupyter=False)
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'lineage_tree',
            'failed_reports', 'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint',
-           'crash_flow_runs', 'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes',
-           'on_server_lost', 'report_warnings', 'checks_table', 'reports_table']
+           'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server',
+           'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -228,6 +229,17 @@ def crash_flow_runs(ids: set[str], timeout: float = 3.0) -> None:
     marker.start()
     marker.join(timeout)
 
+# %% ../nbs/59_terminal.ipynb #b5900007c3
+def say_from_handler(text: str) -> None:
+    "Print a line from a signal handler: to stderr's file itself, past the buffer the interrupted code may hold."
+    # a handler runs between two steps of the main thread, which may be inside a write to stderr (a progress line,
+    # or the first Ctrl-C's own line when a second comes): a write through the same buffer then raises "reentrant
+    # call" and the command ends on that error. A write to the file descriptor takes no lock of that buffer.
+    try:
+        os.write(sys.stderr.fileno(), f"{text}\n".encode())
+    except (AttributeError, OSError, ValueError):  # no file behind stderr (a notebook's)
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
 # %% ../nbs/59_terminal.ipynb #b5900007d
 def interrupt_handler(cancel: Cancellation) -> Callable:
     "A SIGINT handler: the first Ctrl-C cancels the run (`cancel`), a second one quits at once (exit status 130)."
@@ -235,10 +247,10 @@ def interrupt_handler(cancel: Cancellation) -> Callable:
     def on_interrupt(signum, frame) -> None:
         if cancel.cancelled:
             crash_flow_runs(cancel.flow_runs)
-            console.print("Quit at once. `python -m my_package check` lists what was left; the next run cleans it.")
+            say_from_handler("Quit at once. `python -m my_package check` lists what was left; the next run cleans it.")
             os._exit(130)
         cancel.cancel("Ctrl-C")
-        console.print("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ...", highlight=False)
+        say_from_handler("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ...")
 
     return on_interrupt
 
