@@ -230,15 +230,21 @@ def crash_flow_runs(ids: set[str], timeout: float = 3.0) -> None:
     marker.join(timeout)
 
 # %% ../nbs/59_terminal.ipynb #b5900007c3
-def say_from_handler(text: str) -> None:
-    "Print a line from a signal handler: to stderr's file itself, past the buffer the interrupted code may hold."
+def say_from_handler(text: str, wait: float = 0.0) -> threading.Thread:
+    "Print a line for a signal handler from a thread of its own (waiting up to `wait` s for it); return that thread."
     # a handler runs between two steps of the main thread, which may be inside a write to stderr (a progress line,
-    # or the first Ctrl-C's own line when a second comes): a write through the same buffer then raises "reentrant
-    # call" and the command ends on that error. A write to the file descriptor takes no lock of that buffer.
-    try:
-        os.write(sys.stderr.fileno(), f"{text}\n".encode())
-    except (AttributeError, OSError, ValueError):  # no file behind stderr (a notebook's)
-        console.print(text, highlight=False, markup=False, soft_wrap=True)
+    # or the first Ctrl-C's own line when a second comes): a print from the handler through the same stream then
+    # raises "reentrant call" and the command ends on that error. Another thread waits for that write instead, and
+    # prints through the console, which keeps the progress bar below the line.
+    line = dict(highlight=False, markup=False, soft_wrap=True)
+    printer = threading.Thread(target=console.print, args=(text,), kwargs=line, name="signal line", daemon=True)
+    printer.start()
+    if wait:
+        printer.join(wait)
+        if printer.is_alive():  # the stream stays busy until this thread returns, which it won't (the caller quits)
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # no file behind stderr: nothing to say
+                os.write(sys.stderr.fileno(), f"{text}\n".encode())
+    return printer
 
 # %% ../nbs/59_terminal.ipynb #b5900007d
 def interrupt_handler(cancel: Cancellation) -> Callable:
@@ -247,7 +253,9 @@ def interrupt_handler(cancel: Cancellation) -> Callable:
     def on_interrupt(signum, frame) -> None:
         if cancel.cancelled:
             crash_flow_runs(cancel.flow_runs)
-            say_from_handler("Quit at once. `python -m my_package check` lists what was left; the next run cleans it.")
+            say_from_handler(
+                "Quit at once. `python -m my_package check` lists what was left; the next run cleans it.", 1
+            )
             os._exit(130)
         cancel.cancel("Ctrl-C")
         say_from_handler("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ...")
