@@ -250,6 +250,8 @@ def say_from_handler(text: str, wait: float = 0.0) -> threading.Thread:
 def interrupt_handler(cancel: Cancellation) -> Callable:
     "A SIGINT handler: the first Ctrl-C cancels the run (`cancel`), a second one quits at once (exit status 130)."
 
+    printers: list[threading.Thread] = []  # the lines on their way: `interrupts` waits for them as it ends
+
     def on_interrupt(signum, frame) -> None:
         if cancel.cancelled:
             crash_flow_runs(cancel.flow_runs)
@@ -258,8 +260,9 @@ def interrupt_handler(cancel: Cancellation) -> Callable:
             )
             os._exit(130)
         cancel.cancel("Ctrl-C")
-        say_from_handler("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ...")
+        printers.append(say_from_handler("Ctrl-C: stopping the loads in progress (Ctrl-C again to quit at once) ..."))
 
+    on_interrupt.printers = printers
     return on_interrupt
 
 
@@ -269,11 +272,14 @@ def interrupts(cancel: Cancellation) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, interrupt_handler(cancel))
+    handler = interrupt_handler(cancel)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        for printer in handler.printers:  # the Ctrl-C line before what the command prints next (and before it ends)
+            printer.join(5)
 
 # %% ../nbs/59_terminal.ipynb #b5900007f
 def cancelled_lines(results: list) -> list[str]:

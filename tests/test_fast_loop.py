@@ -162,10 +162,11 @@ def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_pat
         assert ran.returncode == 0, ran.stdout + ran.stderr
         runs[heartbeats] = re.search(r"/runs/flow-run/([0-9a-f-]{36})", ran.stderr).group(1)
     deadline, events = time.monotonic() + 300, {}
-    while time.monotonic() < deadline:  # the server stores events as it gets round to them
+    while time.monotonic() < deadline:  # the server stores events as it gets round to them, in batches
         events = {k: events_of(prefect_server["api"], run) for k, run in runs.items()}
-        if all("prefect.flow-run.Completed" in names for names in events.values()):
-            break
+        ended = all("prefect.flow-run.Completed" in names for names in events.values())
+        if ended and "prefect.flow-run.heartbeat" in events["30"]:  # the later run's heartbeat is in: so would be
+            break  # the earlier run's
         time.sleep(1)
     assert all("prefect.flow-run.Completed" in names for names in events.values()), events
     assert "prefect.flow-run.heartbeat" in events["30"], events["30"]  # set by the user: sent

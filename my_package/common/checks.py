@@ -149,11 +149,13 @@ def sqlite_fits(column: sa.ColumnElement, kind: str) -> sa.ColumnElement | None:
     # SQLite's date functions refuse what is no date and roll a 30th of February over: a valid one comes back as it went
     if kind == "timestamp":
         # julianday() reads exactly the digits of each field (a month up to 12, a minute up to 59) and, after the
-        # seconds' digits, only blanks, a Z or an offset: in this shape, none of them ends on a digit. It rolls an hour
-        # of 24 or a day past the month's last over, so datetime() looks again where one may: a day past the 28th
+        # seconds' digits, only blanks, a Z or an offset (+HH:MM): in 26 characters an offset has no room, and blanks
+        # or a Z do not end on a digit. It rounds to the millisecond and refuses what passes 9999-12-31 23:59:59.999,
+        # so it reads the moment a day earlier (datetime.max, 9999-12-31 23:59:59.999999, fits). It rolls an hour of
+        # 24 or a day past the month's last over, so datetime() looks again where one may: a day past the 28th
         second, day, hour = (sa.func.substr(column, *at) for at in ((1, 19), (9, 2), (12, 2)))
         valid = sa.or_(sa.and_(day <= "28", hour < "24"), sa.func.datetime(second, "+0 seconds").is_(second))
-        read = sa.func.julianday(column).is_not(None)
+        read = sa.func.julianday(column, "-1 days").is_not(None)
         return sa.and_(stored == "text", column.op("GLOB")(MOMENT_SHAPE), read, valid)
     if kind == "date":
         return sa.and_(stored == "text", sa.func.date(column, "+0 days").is_(column))
