@@ -223,6 +223,16 @@ def cli(prefect_home, prefect_server):
     return run
 
 
+def wait_for(condition, timeout: float = 120, every: float = 0.05) -> bool:
+    "Poll `condition` until it is true (True) or `timeout` seconds pass (False)."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return False
+
+
 def table_rows(engine: sa.Engine, table: str) -> list[tuple]:
     "Every row of `table`, as Python values, in a backend-independent order."
     t = sa.Table(table, sa.MetaData(), autoload_with=engine)

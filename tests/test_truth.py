@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, Webhook, table_rows, write_project
+from conftest import ROOT, Webhook, table_rows, wait_for, write_project
 
 from my_package.common.bookkeeping import loading_marks
 from my_package.common.db import make_engine
@@ -79,16 +79,6 @@ def watch_stderr(process: subprocess.Popen, text: str) -> tuple[list[str], threa
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     return lines, seen, reader
-
-
-def wait_for(condition, timeout: float = 120, every: float = 0.05) -> bool:
-    "Poll `condition` until it is true (True) or `timeout` seconds pass (False)."
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return False
 
 
 def has_table(database: Path, name: str) -> bool:
