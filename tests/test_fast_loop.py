@@ -9,7 +9,7 @@ import subprocess
 import sys
 import urllib.request
 
-from conftest import heavy_imports, table_rows, write_project
+from conftest import heavy_imports, table_rows, wait_for, write_project
 
 from my_package.common.db import make_engine
 
@@ -27,9 +27,10 @@ def kit(*args: str, project, home, extra: dict | None = None, timeout: int = 600
     )
 
 
-def api_post(url: str) -> list[dict]:
-    "POST an empty filter to a Prefect REST endpoint; return what it lists."
-    request = urllib.request.Request(url, data=b"{}", headers={"Content-Type": "application/json"}, method="POST")
+def api_post(url: str, body: dict | None = None) -> list | dict:
+    "POST a filter (`body`, default empty) to a Prefect REST endpoint; return what it answers."
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
 
@@ -138,18 +139,13 @@ def test_a_run_of_database_tables_imports_no_pandas(tmp_path, demo_source, prefe
 def events_of(api: str, flow_run_id: str) -> list[str]:
     "The names of the events the Prefect server at `api` holds about the flow run `flow_run_id`."
     body = {"filter": {"any_resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 50}
-    request = urllib.request.Request(
-        f"{api}/events/filter", json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return [e["event"] for e in json.loads(answer.read())["events"]]
+    return [e["event"] for e in api_post(f"{api}/events/filter", body)["events"]]
 
 
 def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_path, demo_source, prefect_server):
     # Prefect's heartbeat thread holds each flow run up to a second as it ends; the command's runs send none, and a
     # user who wants them (an automation that marks dead runs Crashed) sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY
     import re
-    import time
 
     write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///w.db")
     home = tmp_path / "home"
@@ -161,13 +157,14 @@ def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_pat
         ran = kit("run", "airlines", "--no-reports", project=tmp_path, home=home, extra=extra)
         assert ran.returncode == 0, ran.stdout + ran.stderr
         runs[heartbeats] = re.search(r"/runs/flow-run/([0-9a-f-]{36})", ran.stderr).group(1)
-    deadline, events = time.monotonic() + 300, {}
-    while time.monotonic() < deadline:  # the server stores events as it gets round to them, in batches
-        events = {k: events_of(prefect_server["api"], run) for k, run in runs.items()}
+    events = {}
+
+    def stored() -> bool:  # the server stores events as it gets round to them, in batches
+        events.update({k: events_of(prefect_server["api"], run) for k, run in runs.items()})
         ended = all("prefect.flow-run.Completed" in names for names in events.values())
-        if ended and "prefect.flow-run.heartbeat" in events["30"]:  # the later run's heartbeat is in: so would be
-            break  # the earlier run's
-        time.sleep(1)
+        return ended and "prefect.flow-run.heartbeat" in events["30"]  # the later run's is in: so would the earlier's
+
+    wait_for(stored, timeout=300, every=1)
     assert all("prefect.flow-run.Completed" in names for names in events.values()), events
     assert "prefect.flow-run.heartbeat" in events["30"], events["30"]  # set by the user: sent
     assert "prefect.flow-run.heartbeat" not in events[""], events[""]  # by default: none
