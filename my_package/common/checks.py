@@ -5,14 +5,22 @@
 # %% ../../nbs/12_common.checks.ipynb #c3a00004
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import queue
+import sqlite3
+import sys
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
+from .cancel import current_cancellation
 from .db import add_key, begin_write, reflect_table
 from .runs import StagedLoad
 from .transfer import SAMPLES, Misfit, arrow_type_for, type_kind
@@ -22,8 +30,9 @@ from ..registry.settings import TableSpec
 # %% auto #0
 __all__ = ['MOMENT_SHAPE', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null',
            'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift', 'sqlite_fits',
-           'misfit_conditions', 'scan_parts', 'any_row_where', 'sqlite_misfits', 'unnullable', 'blocking_misfits',
-           'describe_misfit', 'check_values_fit']
+           'misfit_conditions', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges', 'any_row_where',
+           'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits', 'describe_misfit',
+           'check_values_fit']
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -81,17 +90,32 @@ def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) 
     return CheckResult(name, "primary key unique", n == 0, f"{n} duplicated keys in ({', '.join(key)})")
 
 # %% ../../nbs/12_common.checks.ipynb #c3a0000f1
-def build_key(engine: Engine, staging: str, target: str, key: Sequence[str], name: str) -> list[CheckResult]:
-    "Build the staged table's primary key: NULLs and duplicates fail its two checks."
-    nulls = None if engine.dialect.name == "postgresql" else check_key_not_null(engine, staging, key, name)
+def build_key(
+    engine: Engine,
+    staging: str,
+    target: str,
+    key: Sequence[str],
+    name: str,
+    built: str | None = None,
+    scanned: bool = False,
+) -> list[CheckResult]:
+    "Build the staged table's primary key (unless the copy `built` it): NULLs and duplicates fail its two checks."
+    columns = ", ".join(key)
+    if engine.dialect.name == "postgresql":  # its primary key refuses NULLs itself
+        nulls = None
+    elif scanned:  # the scan alongside the copy found no NULL in the key
+        nulls = CheckResult(name, "primary key not null", True, f"0 rows with a NULL in ({columns})")
+    else:
+        nulls = check_key_not_null(engine, staging, key, name)
     if nulls is not None and not nulls.passed:
         return [nulls]
-    try:
-        with begin_write(engine) as conn:
-            built = add_key(conn, staging, tuple(key), target)
-    except sa.exc.IntegrityError:
-        return [check_key_not_null(engine, staging, key, name), check_key_unique(engine, staging, key, name)]
-    enforced = f"enforced by the database: {built} on ({', '.join(key)})"
+    if built is None:
+        try:
+            with begin_write(engine) as conn:
+                built = add_key(conn, staging, tuple(key), target)
+        except sa.exc.IntegrityError:
+            return [check_key_not_null(engine, staging, key, name), check_key_unique(engine, staging, key, name)]
+    enforced = f"enforced by the database: {built} on ({columns})"
     return [
         nulls or CheckResult(name, "primary key not null", True, enforced),
         CheckResult(name, "primary key unique", True, enforced),
@@ -182,22 +206,43 @@ def scan_parts(rows: int, cpus: int | None = None) -> int:
     return 1 if rows <= SPLIT_ROWS or cpus < 2 else min(8, 2 * cpus)
 
 
+def rowid_of(table: sa.Table) -> sa.ColumnElement | None:
+    "The rowid of the SQLite `table` by a name no column takes, or None when its columns take all three."
+    names = {c.name.lower() for c in table.columns}  # SQLite's names ignore case: a column ROWID hides rowid
+    return next((sa.literal_column(n) for n in ("_rowid_", "rowid", "oid") if n not in names), None)
+
+
+def rowid_ends(table: sa.Table, rowid: sa.ColumnElement) -> sa.Select:
+    "The lowest and the highest rowid of `table`, each read off its b-tree (min and max in one query scan the table)."
+    return sa.select(
+        *(sa.select(end(rowid)).select_from(table).scalar_subquery() for end in (sa.func.min, sa.func.max))
+    )
+
+
+def rowid_ranges(rowid: sa.ColumnElement, low: int, high: int, parts: int) -> list[sa.ColumnElement]:
+    "`parts` conditions that split the rowids `low`..`high` into equal ranges: the first and the last open-ended."
+    if parts <= 1:
+        return [sa.true()]
+    step = (high - low) // parts + 1
+    bounds = [low + i * step for i in range(1, parts)]
+    middle = [sa.and_(rowid >= a, rowid < b) for a, b in itertools.pairwise(bounds)]
+    return [rowid < bounds[0], *middle, rowid >= bounds[-1]]
+
+
 def any_row_where(engine: Engine, table: sa.Table, condition: sa.ColumnElement) -> bool:
     "Whether a row of the SQLite rowid `table` meets `condition`: one pass, in parallel parts by rowid for a large table."
     # SQLite runs a query on one core; each part is a query of its own connection over a range of rowids, and
     # Python's sqlite3 lets go of the GIL while SQLite works, so the parts run on every core
-    names = {c.name.lower() for c in table.columns}  # SQLite's names ignore case: a column ROWID hides rowid
-    rowid = next((sa.literal_column(n) for n in ("_rowid_", "rowid", "oid") if n not in names), None)
+    rowid = rowid_of(table)
     if rowid is None:  # every alias of the rowid is a column's name: one pass
         parts, ranges = 1, [sa.true()]
     else:
         with engine.connect() as conn:
-            low, high = conn.execute(sa.select(sa.func.min(rowid), sa.func.max(rowid)).select_from(table)).one()
+            low, high = conn.execute(rowid_ends(table, rowid)).one()
         if low is None:
             return False
         parts = scan_parts(high - low + 1)
-        step = (high - low) // parts + 1
-        ranges = [rowid.between(low + i * step, min(high, low + (i + 1) * step - 1)) for i in range(parts)]
+        ranges = rowid_ranges(rowid, low, high, parts)
 
     def found(part: sa.ColumnElement) -> bool:
         with engine.connect() as conn:
@@ -229,6 +274,121 @@ def sqlite_misfits(engine: Engine, table: sa.Table) -> dict[str, Misfit]:
                 samples = sa.select(text).where(unfit).distinct().order_by(text).limit(SAMPLES)
                 misfits[name] = Misfit(kind, count, tuple(conn.execute(samples).scalars()))
     return misfits
+
+# %% ../../nbs/12_common.checks.ipynb #c3a00031
+def yield_core() -> None:
+    "Lower the calling thread's priority below the process's other threads (Linux, where a thread's nice value is its own)."
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+class ScanAlongside:
+    "Whether a row of `table` in the SQLite file `path` meets `condition`, asked on threads while the caller copies it."
+
+    def __init__(self, path: str, table: sa.Table, condition: sa.ColumnElement, threads: int | None = None):
+        self.path, self.table, self.condition = path, table, condition
+        self.threads = threads if threads is not None else len(os.sched_getaffinity(0))
+        self.found: bool | None = None  # once the block ends: True, False, or None where it could not tell
+        self._copied, self._stop, self._lock = threading.Event(), threading.Event(), threading.Lock()
+        self._parts: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._connections: list[sqlite3.Connection] = []
+        self._workers: list[threading.Thread] = []
+        self._answers: list[bool | None] = []
+        self._scope = contextlib.ExitStack()
+
+    def _queries(self) -> list[str]:
+        "The scan's query for each part of the table (by ranges of rowids for a large one), as SQL text."
+        dialect = sqlite_dialect.dialect()
+        sql = lambda stmt: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))  # noqa: E731
+        rowid, parts = rowid_of(self.table), [sa.true()]
+        if rowid is not None and self.threads > 1:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:  # the split only balances the work
+                low, high = conn.execute(sql(rowid_ends(self.table, rowid))).fetchone()
+            if low is not None and high - low + 1 > SPLIT_ROWS:
+                parts = rowid_ranges(rowid, low, high, 4 * self.threads)
+        # compiled once (a wide table's takes SQLAlchemy milliseconds); as text, in brackets: its ORs stay inside
+        condition, scan = sa.text(f"({sql(self.condition)})"), sa.select(sa.literal(1)).select_from(self.table)
+        return [sql(scan.where(sa.text(f"({sql(p)})"), condition).limit(1)) for p in parts]
+
+    def _work(self, ready: threading.Semaphore) -> None:
+        "One thread: take the read lock, signal `ready`, scan parts until none is left, keep the lock until `copied`."
+        answer, signalled = None, False
+        try:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            with self._lock:
+                self._connections.append(conn)
+            with contextlib.closing(conn):
+                conn.execute("BEGIN")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock, held from here on
+                wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                ready.release()
+                signalled = True
+                yield_core()
+                found = False
+                while not (wal or found or self._stop.is_set()):
+                    try:
+                        query = self._parts.get_nowait()
+                    except queue.Empty:
+                        break
+                    found = conn.execute(query).fetchone() is not None
+                if found:
+                    self._stop.set()  # the others may stop: the answer is known
+                self._copied.wait()  # the copy has read the table: the lock may go
+                conn.execute("COMMIT")
+                answer = None if wal else found
+        except sqlite3.Error:
+            answer = None  # a lock that did not come, an interrupted scan: the checks scan the staged table
+        finally:
+            if not signalled:
+                ready.release()
+            with self._lock:
+                self._answers.append(answer)
+
+    def __enter__(self) -> ScanAlongside:
+        self._scope.enter_context(current_cancellation().interruptible(self.interrupt))
+        try:
+            queries = self._queries()
+        except sqlite3.Error:
+            return self  # no thread: `found` stays None
+        for query in queries:
+            self._parts.put(query)
+        ready = threading.Semaphore(0)
+        try:
+            for _ in range(min(self.threads, len(queries))):
+                worker = threading.Thread(target=self._work, args=(ready,), name="scan alongside", daemon=True)
+                worker.start()
+                self._workers.append(worker)
+            for _ in self._workers:  # every thread holds its read lock (or has failed) before the copy starts
+                ready.acquire()
+        except BaseException as e:
+            self.__exit__(type(e), e, e.__traceback__)
+            raise
+        return self
+
+    def copied(self) -> None:
+        "The copy has read the table: the threads may let their read locks go once they are done."
+        self._copied.set()
+
+    def interrupt(self) -> None:
+        "Stop the scan now (a failed copy, a cancelled run)."
+        self._stop.set()
+        with self._lock:
+            for conn in self._connections:
+                conn.interrupt()
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            self.interrupt()
+        self._copied.set()
+        for worker in self._workers:
+            worker.join()
+        self._scope.close()
+        answers = self._answers
+        if kind is None and answers and True in answers:
+            self.found = True
+        elif kind is None and answers and all(a is False for a in answers):
+            self.found = False
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00025
 def unnullable(spec: TableSpec, not_null: Iterable[str] = ()) -> frozenset[str]:
@@ -277,7 +437,8 @@ def check_values_fit(engine: Engine, staged: StagedLoad, spec: TableSpec) -> Che
     "Values that do not fit their column's type fail the check, or under `bad_values = null` become NULL: a warning."
     table = reflect_table(engine, staged.staging)
     scanned = engine.dialect.name == "sqlite" and not staged.conformed  # what SQLite copied by itself, as it was
-    found = sqlite_misfits(engine, table) if scanned else {}
+    # `clean`: the scan alongside the copy found none in the rows it copied; else the staged table is scanned
+    found = sqlite_misfits(engine, table) if scanned and not staged.clean else {}
     misfits = {}
     for name in dict.fromkeys([*table.columns.keys(), *staged.misfits]):
         for part in (staged.misfits.get(name), found.get(name)):

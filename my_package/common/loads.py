@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -16,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
-from .checks import blocking_misfits, unnullable
+from .checks import ScanAlongside, blocking_misfits, misfit_conditions, unnullable
 from my_package.common.db import (
     add_key,
     add_missing_columns,
@@ -30,7 +31,6 @@ from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
     Misfit,
-    adbc_may_read,
     arrow_type_for,
     canonical_sqlite,
     conform_table,
@@ -40,12 +40,14 @@ from my_package.common.transfer import (
     postgres_copy,
     read_batches,
     readable,
+    reads_another_file,
     recreatable,
     sa_type_for,
     same_postgres,
     same_sqlite_files,
     sql_literal,
     sqlite_attach_copy,
+    sqlite_file,
     stage_batches,
 )
 from ..errors import PipelineError
@@ -55,9 +57,9 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'copy_inside_databases', 'WatermarkTracker', 'stored_watermark',
-           'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert', 'publish',
-           'write_frame_atomically']
+__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'copy_whole_sqlite_table',
+           'copy_inside_databases', 'WatermarkTracker', 'stored_watermark', 'stage_table', 'duckdb_file_reader',
+           'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -94,27 +96,64 @@ def staged_max(warehouse: Engine, staging: str, spec: TableSpec, targets: dict[s
     return stored if top is None else top
 
 # %% ../../nbs/16_common.loads.ipynb #726f8804
+@dataclass(frozen=True)
+class DatabaseCopy:
+    "What a copy inside the databases left: its rows and, for a whole SQLite table, its key and the scan's verdict."
+
+    rows: int
+    key: str | None = None  # the index built on the staged key while the source was scanned
+    clean: bool = False  # the scan alongside found no misfit and no NULL key in the rows the copy read
+
+
+def staged_key_or_none(warehouse: Engine, staging: str, spec: TableSpec) -> str | None:
+    "Build the staged table's key index and return its name, or None where duplicates refuse it (the checks count them)."
+    try:
+        with begin_write(warehouse) as conn:
+            return add_key(conn, staging, tuple(spec.primary_key), spec.name)
+    except sa.exc.IntegrityError:
+        return None
+
+
+def copy_whole_sqlite_table(
+    source: Engine, warehouse: Engine, spec: TableSpec, staging: str, schema: pa.Schema
+) -> DatabaseCopy:
+    "Copy a whole SQLite table inside SQLite and build its key, while threads scan the source for misfits and NULL keys."
+    if not reads_another_file(source, warehouse) or not set(spec.primary_key) <= set(schema.names):
+        # one file for both ends: the scan's read locks would hold the copy's commit (a missing key: the checks say so)
+        return DatabaseCopy(sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema))
+    table = sa.Table(spec.source_table, sa.MetaData(), *[sa.Column(f.name, sa_type_for(f.type)) for f in schema])
+    # the conditions the checks would ask of the staged table: the copy moves the source's values as they are, and
+    # a timestamp it rewrites into the one text format does not have that format in the source, so it counts here
+    unfit = [u for _, u in misfit_conditions(table).values()] + [table.c[k].is_(None) for k in spec.primary_key]
+    with ScanAlongside(sqlite_file(source), table, sa.or_(*unfit)) as scan:
+        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema)
+        scan.copied()
+        key = staged_key_or_none(warehouse, staging, spec)
+    return DatabaseCopy(rows, key, clean=scan.found is False)
+
+
 def copy_inside_databases(
     source: Engine, warehouse: Engine, spec: TableSpec, columns: list[sa.Column], stored: Any, staging: str
-) -> int | None:
-    "Let the databases copy a table with no transform by themselves; return the rows copied, or None."
+) -> DatabaseCopy | None:
+    "Let the databases copy a table with no transform by themselves; return what the copy left, or None."
     if spec.transform:
         return None
     # the staging table's columns, for the copies inside SQLite and inside DuckDB
     schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in columns])
     if spec.source_table and same_sqlite_files(source, warehouse):
         if stored is None:  # a full load: the whole table, the form SQLite copies fastest
-            return sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema)
+            return copy_whole_sqlite_table(source, warehouse, spec, staging, schema)
         stmt = source_select(spec, columns, canonical_sqlite, stored, schema="src")
-        return sqlite_attach_copy(source, warehouse, stmt, staging, schema)
+        return DatabaseCopy(sqlite_attach_copy(source, warehouse, stmt, staging, schema))
     if same_postgres(source, warehouse):
         kept = {c.name for c in columns if recreatable(c.type)}  # the rest travel as their text
         stmt = source_select(spec, columns, lambda c: c if c.name in kept else sa.cast(c, sa.Text), stored)
         staged = [c if c.name in kept else sa.Column(c.name, sa.Text, nullable=c.nullable) for c in columns]
-        return postgres_copy(source, warehouse, stmt, staging, staged)
+        return DatabaseCopy(postgres_copy(source, warehouse, stmt, staging, staged))
     if spec.source_table and duckdb_can_scan(source, warehouse, columns):  # None when DuckDB gives way
         select = lambda alias: source_select(spec, columns, lambda c: c, stored, schema=alias)  # noqa: E731
-        return duckdb_scan_copy(source, warehouse, select, staging, schema)
+        rows = duckdb_scan_copy(source, warehouse, select, staging, schema)
+        return None if rows is None else DatabaseCopy(rows)
     return None
 
 # %% ../../nbs/16_common.loads.ipynb #726f8805
@@ -151,7 +190,9 @@ def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpe
     copied = copy_inside_databases(source, warehouse, spec, columns, stored, staging)
     if copied is not None:
         watermark = staged_max(warehouse, staging, spec, targets, stored)
-        return StagedLoad(spec.name, staging, copied, spec.mode, encode_watermark(watermark))
+        return StagedLoad(
+            spec.name, staging, copied.rows, spec.mode, encode_watermark(watermark), key=copied.key, clean=copied.clean
+        )
     stmt = source_select(spec, columns, lambda c: readable(c, source.dialect.name), stored)
     transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
     track, not_null = WatermarkTracker(spec, stored), frozenset(c.name for c in columns if not c.nullable)
@@ -159,7 +200,7 @@ def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpe
 
     def batches(fast: bool) -> Iterator[pa.Table]:
         misfits.clear()  # a read that starts again counts again
-        return read_batches(source, stmt, chunk_size, targets, fast and adbc_may_read(source, warehouse), misfits)
+        return read_batches(source, stmt, chunk_size, targets, fast and reads_another_file(source, warehouse), misfits)
 
     kept = unnullable(spec, not_null)
     failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731

@@ -82,6 +82,8 @@ class StagedLoad:
     conformed: bool = False  # its rows came through Arrow batches, not a database's own copy
     misfits: dict[str, Misfit] = field(default_factory=dict)  # those batches' values that did not fit: NULL in staging
     replaced: tuple[str, ...] = ()  # a table read by file: the rewritten files whose rows the staged ones replace
+    key: str | None = None  # the index the copy inside SQLite built on the staged key (else the check task builds it)
+    clean: bool = False  # the scan alongside that copy found no misfit and no NULL key in the rows it copied
 
 # %% ../../nbs/13_common.runs.ipynb #d4a0000d
 @dataclass

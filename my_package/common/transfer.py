@@ -36,7 +36,7 @@ __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS'
            'SCANNERS', 'arrow_type_for', 'sa_type_for', 'arrow_native', 'readable', 'recreatable', 'type_kind',
            'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection',
            'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection',
-           'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'adbc_may_read',
+           'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'reads_another_file',
            'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres',
            'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'sql_literal',
            'failed_inside_duckdb', 'duckdb_scan_copy', 'duckdb_read_copy']
@@ -562,8 +562,8 @@ def same_sqlite_files(source: Engine, warehouse: Engine) -> bool:
     return sqlite_file(source) is not None and sqlite_file(warehouse) is not None
 
 # %% ../../nbs/11_common.transfer.ipynb #b776fe35
-def adbc_may_read(source: Engine, warehouse: Engine) -> bool:
-    "False when the source is the SQLite file that the warehouse writes: only sqlite3 touches a file it writes."
+def reads_another_file(source: Engine, warehouse: Engine) -> bool:
+    "False when the source is the SQLite file that the warehouse writes: there only the writing sqlite3 connection reads."
     paths = [sqlite_file(e) for e in (source, warehouse)]
     return None in paths or os.path.realpath(paths[0]) != os.path.realpath(paths[1])
 
@@ -620,7 +620,9 @@ def sqlite_attach_copy(
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         with current_cancellation().interruptible(conn.interrupt):
-            conn.execute("BEGIN IMMEDIATE")  # the write lock from the start, as `begin_write` takes it
+            # the INSERT takes the warehouse's write lock as it starts; BEGIN IMMEDIATE would take the attached source's
+            # too, and its commit would then wait for the readers that scan the source alongside (`ScanAlongside`)
+            conn.execute("BEGIN")
             rows = conn.execute(sql).rowcount
             if moments:
                 conn.execute(f"UPDATE main.{quote(staging)} SET {rewrite} WHERE {where}", {"shape": CANONICAL})

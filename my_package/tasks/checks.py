@@ -70,7 +70,7 @@ def check_staged_table(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
         results.append(check_row_count(staged.rows, source_rows(run), run.name))
     if run.spec.kind == "table":  # a SQLite source types values, not columns: 'n/a' may sit in a REAL column
         results.append(check_values_fit(wh, staged, run.spec))
-    results += build_key(wh, staged.staging, staged.target, run.spec.primary_key, run.name)
+    results += build_key(wh, staged.staging, staged.target, run.spec.primary_key, run.name, staged.key, staged.clean)
     if not any(r.blocking for r in results):  # the data's own checks, once the rows and the key stand
         results += declared_checks(run, staged)
     logger = task_logger()
