@@ -51,9 +51,9 @@ def paths(monkeypatch) -> dict[str, list[str]]:
     "Records the paths that staged each table, in turn: the copy inside SQLite or DuckDB, or Arrow batches."
     taken, attach, scan, batches = {}, loads.sqlite_attach_copy, loads.duckdb_scan_copy, loads.stage_batches
 
-    def attach_spy(source, warehouse, stmt, staging, schema):
+    def attach_spy(source, warehouse, stmt, staging, schema, **kwargs):
         taken.setdefault(staging, []).append("attach")
-        return attach(source, warehouse, stmt, staging, schema)
+        return attach(source, warehouse, stmt, staging, schema, **kwargs)
 
     def scan_spy(source, warehouse, select, staging, schema):
         rows = scan(source, warehouse, select, staging, schema)

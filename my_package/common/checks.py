@@ -284,13 +284,13 @@ def yield_core() -> None:
 
 
 class ScanAlongside:
-    "Whether a row of `table` in the SQLite file `path` meets `condition`, asked on threads while the caller copies it."
+    "Whether a row of `table` in the SQLite file `path` meets `condition`, asked on threads while a copy reads it."
 
     def __init__(self, path: str, table: sa.Table, condition: sa.ColumnElement, threads: int | None = None):
         self.path, self.table, self.condition = path, table, condition
         self.threads = threads if threads is not None else len(os.sched_getaffinity(0))
         self.found: bool | None = None  # once the block ends: True, False, or None where it could not tell
-        self._copied, self._stop, self._lock = threading.Event(), threading.Event(), threading.Lock()
+        self._stop, self._lock, self._ready = threading.Event(), threading.Lock(), threading.Semaphore(0)
         self._parts: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._connections: list[sqlite3.Connection] = []
         self._workers: list[threading.Thread] = []
@@ -303,7 +303,8 @@ class ScanAlongside:
         sql = lambda stmt: str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))  # noqa: E731
         rowid, parts = rowid_of(self.table), [sa.true()]
         if rowid is not None and self.threads > 1:
-            with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:  # the split only balances the work
+            # the split only balances the work; no wait for a lock here (see `_work`)
+            with contextlib.closing(sqlite3.connect(self.path, timeout=0)) as conn:
                 low, high = conn.execute(sql(rowid_ends(self.table, rowid))).fetchone()
             if low is not None and high - low + 1 > SPLIT_ROWS:
                 parts = rowid_ranges(rowid, low, high, 4 * self.threads)
@@ -311,18 +312,19 @@ class ScanAlongside:
         condition, scan = sa.text(f"({sql(self.condition)})"), sa.select(sa.literal(1)).select_from(self.table)
         return [sql(scan.where(sa.text(f"({sql(p)})"), condition).limit(1)) for p in parts]
 
-    def _work(self, ready: threading.Semaphore) -> None:
-        "One thread: take the read lock, signal `ready`, scan parts until none is left, keep the lock until `copied`."
+    def _work(self) -> None:
+        "One thread: take the read lock or give up at once, signal, then scan parts until none is left."
         answer, signalled = None, False
         try:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # timeout=0: a writer waiting to commit bars new readers until the copy's lock goes, so waiting would stall
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             with self._lock:
                 self._connections.append(conn)
             with contextlib.closing(conn):
                 conn.execute("BEGIN")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock, held from here on
                 wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-                ready.release()
+                self._ready.release()
                 signalled = True
                 yield_core()
                 found = False
@@ -334,41 +336,37 @@ class ScanAlongside:
                     found = conn.execute(query).fetchone() is not None
                 if found:
                     self._stop.set()  # the others may stop: the answer is known
-                self._copied.wait()  # the copy has read the table: the lock may go
                 conn.execute("COMMIT")
                 answer = None if wal else found
         except sqlite3.Error:
-            answer = None  # a lock that did not come, an interrupted scan: the checks scan the staged table
+            answer = None  # a lock it did not get, an interrupted scan: the checks scan the staged table
         finally:
             if not signalled:
-                ready.release()
+                self._ready.release()
             with self._lock:
                 self._answers.append(answer)
 
     def __enter__(self) -> ScanAlongside:
         self._scope.enter_context(current_cancellation().interruptible(self.interrupt))
+        return self
+
+    def start(self) -> None:
+        "The copy holds its read lock on the source: start the threads (each takes its own lock, or gives up)."
         try:
             queries = self._queries()
         except sqlite3.Error:
-            return self  # no thread: `found` stays None
+            return  # no thread: `found` stays None
         for query in queries:
             self._parts.put(query)
-        ready = threading.Semaphore(0)
-        try:
-            for _ in range(min(self.threads, len(queries))):
-                worker = threading.Thread(target=self._work, args=(ready,), name="scan alongside", daemon=True)
-                worker.start()
-                self._workers.append(worker)
-            for _ in self._workers:  # every thread holds its read lock (or has failed) before the copy starts
-                ready.acquire()
-        except BaseException as e:
-            self.__exit__(type(e), e, e.__traceback__)
-            raise
-        return self
+        for _ in range(min(self.threads, len(queries))):
+            worker = threading.Thread(target=self._work, name="scan alongside", daemon=True)
+            worker.start()
+            self._workers.append(worker)
 
-    def copied(self) -> None:
-        "The copy has read the table: the threads may let their read locks go once they are done."
-        self._copied.set()
+    def wait_locked(self) -> None:
+        "Wait until every thread holds its read lock or gave up: from then on the copy may let its lock go."
+        for _ in self._workers:
+            self._ready.acquire()
 
     def interrupt(self) -> None:
         "Stop the scan now (a failed copy, a cancelled run)."
@@ -380,7 +378,6 @@ class ScanAlongside:
     def __exit__(self, kind, error, trace) -> None:
         if kind is not None:
             self.interrupt()
-        self._copied.set()
         for worker in self._workers:
             worker.join()
         self._scope.close()

@@ -126,8 +126,7 @@ def copy_whole_sqlite_table(
     # a timestamp it rewrites into the one text format does not have that format in the source, so it counts here
     unfit = [u for _, u in misfit_conditions(table).values()] + [table.c[k].is_(None) for k in spec.primary_key]
     with ScanAlongside(sqlite_file(source), table, sa.or_(*unfit)) as scan:
-        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema)
-        scan.copied()
+        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema, alongside=scan)
         key = staged_key_or_none(warehouse, staging, spec)
     return DatabaseCopy(rows, key, clean=scan.found is False)
 

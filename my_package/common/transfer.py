@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 import pyarrow as pa
@@ -37,9 +37,9 @@ __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS'
            'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection',
            'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection',
            'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'reads_another_file',
-           'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'sqlite_attach_copy', 'same_postgres',
-           'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan', 'sql_literal',
-           'failed_inside_duckdb', 'duckdb_scan_copy', 'duckdb_read_copy']
+           'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'ReadsAlongside', 'sqlite_attach_copy',
+           'same_postgres', 'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan',
+           'sql_literal', 'failed_inside_duckdb', 'duckdb_scan_copy', 'duckdb_read_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -605,8 +605,21 @@ def attach_copy_sql(warehouse: Engine, stmt: sa.Select | str, staging: str, name
     return sql.replace("INSERT INTO ", "INSERT INTO main.", 1)
 
 # %% ../../nbs/11_common.transfer.ipynb #5437c647
+class ReadsAlongside(Protocol):
+    "What reads a source while a copy reads it (`ScanAlongside` in `common.checks`): the same rows, by their locks."
+
+    def start(self) -> None: ...  # the copy holds its read lock on the source: start reading
+
+    def wait_locked(self) -> None: ...  # wait until the readers hold their locks: then the copy may let its own go
+
+
 def sqlite_attach_copy(
-    source: Engine, warehouse: Engine, stmt: sa.Select | str, staging: str, schema: pa.Schema
+    source: Engine,
+    warehouse: Engine,
+    stmt: sa.Select | str,
+    staging: str,
+    schema: pa.Schema,
+    alongside: ReadsAlongside | None = None,
 ) -> int:
     "Create `staging` from `schema` and fill it from the attached source (`stmt`, or a whole table); return the rows."
     drop_table(warehouse, staging)
@@ -621,11 +634,16 @@ def sqlite_attach_copy(
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         with current_cancellation().interruptible(conn.interrupt):
             # the INSERT takes the warehouse's write lock as it starts; BEGIN IMMEDIATE would take the attached source's
-            # too, and its commit would then wait for the readers that scan the source alongside (`ScanAlongside`)
+            # too, and its commit would then wait for the readers alongside
             conn.execute("BEGIN")
+            if alongside is not None:  # the source's read lock first, held to the end: what the readers read, it reads
+                conn.execute("SELECT count(*) FROM src.sqlite_master").fetchone()
+                alongside.start()
             rows = conn.execute(sql).rowcount
             if moments:
                 conn.execute(f"UPDATE main.{quote(staging)} SET {rewrite} WHERE {where}", {"shape": CANONICAL})
+            if alongside is not None:
+                alongside.wait_locked()
             conn.commit()
     return rows
 
