@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from my_package.common.transfer import (
     readable,
     reads_another_file,
     recreatable,
+    rewrite_staged_timestamps,
     sa_type_for,
     same_postgres,
     same_sqlite_files,
@@ -126,8 +128,19 @@ def copy_whole_sqlite_table(
     # a timestamp it rewrites into the one text format does not have that format in the source, so it counts here
     unfit = [u for _, u in misfit_conditions(table).values()] + [table.c[k].is_(None) for k in spec.primary_key]
     with ScanAlongside(sqlite_file(source), table, sa.or_(*unfit)) as scan:
-        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema, alongside=scan)
+        # the timestamps as they were: where the scan finds every value fitting, they are all in the one text format
+        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema, alongside=scan, rewrite=False)
         key = staged_key_or_none(warehouse, staging, spec)
+    if (
+        scan.found is not False
+    ):  # a misfit, or no verdict: the timestamps get the one format now, as the copy gives them
+        try:
+            rewrite_staged_timestamps(warehouse, staging, schema)
+        except sqlite3.IntegrityError:  # two keys that differed in format only are equal now: the checks count them
+            with begin_write(warehouse) as conn:
+                conn.exec_driver_sql(f"DROP INDEX main.{warehouse.dialect.identifier_preparer.quote(key)}")
+            rewrite_staged_timestamps(warehouse, staging, schema)
+            key = None
     return DatabaseCopy(rows, key, clean=scan.found is False)
 
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
@@ -37,9 +38,10 @@ __all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS'
            'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'libpq_uri', 'adbc_connection',
            'RestartRead', 'adbc_supported', 'read_batches', 'create_table_from_schema', 'sink_connection',
            'append_batch', 'with_not_null', 'stage_batches', 'same_sqlite_files', 'reads_another_file',
-           'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'ReadsAlongside', 'sqlite_attach_copy',
-           'same_postgres', 'postgres_copy', 'duckdb_extensions', 'duckdb_reads_exactly', 'duckdb_can_scan',
-           'sql_literal', 'failed_inside_duckdb', 'duckdb_scan_copy', 'duckdb_read_copy']
+           'canonical_timestamp', 'canonical_sqlite', 'attach_copy_sql', 'ReadsAlongside', 'rewrite_timestamps',
+           'rewrite_staged_timestamps', 'sqlite_attach_copy', 'same_postgres', 'postgres_copy', 'duckdb_extensions',
+           'duckdb_reads_exactly', 'duckdb_can_scan', 'sql_literal', 'failed_inside_duckdb', 'duckdb_scan_copy',
+           'duckdb_read_copy']
 
 # %% ../../nbs/11_common.transfer.ipynb #0f2ffc0a
 def arrow_type_for(col_type: sa.types.TypeEngine) -> pa.DataType:
@@ -613,6 +615,28 @@ class ReadsAlongside(Protocol):
     def wait_locked(self) -> None: ...  # wait until the readers hold their locks: then the copy may let its own go
 
 
+def rewrite_timestamps(conn: sqlite3.Connection, staging: str, schema: pa.Schema) -> int:
+    "Rewrite the staged timestamps not in the one text format, on the sqlite3 connection `conn` (one scan); the rows."
+    quote = sqlite_dialect.dialect().identifier_preparer.quote
+    moments = [quote(f.name) for f in schema if pa.types.is_timestamp(f.type)]
+    if not moments:
+        return 0
+    conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
+    rewrite = ", ".join(f"{m} = kit_canonical_timestamp({m})" for m in moments)
+    where = " OR ".join(f"{m} NOT GLOB :shape" for m in moments)
+    return conn.execute(f"UPDATE main.{quote(staging)} SET {rewrite} WHERE {where}", {"shape": CANONICAL}).rowcount
+
+
+def rewrite_staged_timestamps(warehouse: Engine, staging: str, schema: pa.Schema) -> int:
+    "Rewrite the timestamps of a whole table staged as it was (`sqlite_attach_copy(rewrite=False)`); the rows."
+    with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30, isolation_level=None)) as conn:
+        with current_cancellation().interruptible(conn.interrupt):
+            conn.execute("BEGIN IMMEDIATE")
+            changed = rewrite_timestamps(conn, staging, schema)
+            conn.execute("COMMIT")
+    return changed
+
+
 def sqlite_attach_copy(
     source: Engine,
     warehouse: Engine,
@@ -620,15 +644,12 @@ def sqlite_attach_copy(
     staging: str,
     schema: pa.Schema,
     alongside: ReadsAlongside | None = None,
+    rewrite: bool = True,
 ) -> int:
     "Create `staging` from `schema` and fill it from the attached source (`stmt`, or a whole table); return the rows."
     drop_table(warehouse, staging)
     create_table_from_schema(warehouse, staging, schema)
-    sql, quote = attach_copy_sql(warehouse, stmt, staging, schema.names), warehouse.dialect.identifier_preparer.quote
-    # a whole table arrives as it was: the rows with a timestamp not in the one text format are rewritten after (one scan)
-    moments = [quote(f.name) for f in schema if pa.types.is_timestamp(f.type)] if isinstance(stmt, str) else []
-    rewrite = ", ".join(f"{m} = kit_canonical_timestamp({m})" for m in moments)
-    where = " OR ".join(f"{m} NOT GLOB :shape" for m in moments)
+    sql = attach_copy_sql(warehouse, stmt, staging, schema.names)
     with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
@@ -640,8 +661,10 @@ def sqlite_attach_copy(
                 conn.execute("SELECT count(*) FROM src.sqlite_master").fetchone()
                 alongside.start()
             rows = conn.execute(sql).rowcount
-            if moments:
-                conn.execute(f"UPDATE main.{quote(staging)} SET {rewrite} WHERE {where}", {"shape": CANONICAL})
+            # a whole table arrives as it was: its timestamps not in the one text format are rewritten now (one scan),
+            # or by the caller (`rewrite=False`, for a copy whose scan alongside may find them all in that format)
+            if rewrite and isinstance(stmt, str):
+                rewrite_timestamps(conn, staging, schema)
             if alongside is not None:
                 alongside.wait_locked()
             conn.commit()
