@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -156,8 +157,13 @@ def lab(tmp_path, demo_source, monkeypatch):
 def kernel_idle(lab: dict) -> bool:
     "True when JupyterLab's server has a kernel and every kernel it has is idle (started, not running anything)."
     url = f"{lab['url']}/api/kernels?token={lab['token']}"
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        kernels = json.loads(answer.read())
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            kernels = json.loads(answer.read())
+    except urllib.error.HTTPError as e:  # a 500 while a kernel starts (seen in a fresh-clone run): ask again
+        if e.code < 500:
+            raise
+        return False
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
 
