@@ -12,7 +12,7 @@ import queue
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -30,7 +30,7 @@ from ..registry.settings import TableSpec
 # %% auto #0
 __all__ = ['MOMENT_SHAPE', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null',
            'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift', 'sqlite_fits',
-           'misfit_conditions', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges', 'any_row_where',
+           'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges', 'any_row_where',
            'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits', 'describe_misfit',
            'check_values_fit']
 
@@ -200,9 +200,14 @@ def misfit_conditions(table: sa.Table) -> dict[str, tuple[str, sa.ColumnElement]
 SPLIT_ROWS = 250_000  # a table with more rows than this is scanned in parallel parts
 
 
+def usable_cores() -> int:
+    "The cores this process may run on (its CPU affinity where the system has one, as on Linux; else every core)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def scan_parts(rows: int, cpus: int | None = None) -> int:
     "How many parts to scan a table of `rows` rows in: two per core (up to 8), one for a small table or a single core."
-    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    cpus = cpus if cpus is not None else usable_cores()
     return 1 if rows <= SPLIT_ROWS or cpus < 2 else min(8, 2 * cpus)
 
 
@@ -288,7 +293,7 @@ class ScanAlongside:
 
     def __init__(self, path: str, table: sa.Table, condition: sa.ColumnElement, threads: int | None = None):
         self.path, self.table, self.condition = path, table, condition
-        self.threads = threads if threads is not None else len(os.sched_getaffinity(0))
+        self.threads = threads if threads is not None else usable_cores()
         self.found: bool | None = None  # once the block ends: True, False, or None where it could not tell
         self._stop, self._lock, self._ready = threading.Event(), threading.Lock(), threading.Semaphore(0)
         self._parts: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -296,6 +301,7 @@ class ScanAlongside:
         self._workers: list[threading.Thread] = []
         self._answers: list[bool | None] = []
         self._scope = contextlib.ExitStack()
+        self._file: tuple[int, int] | None = None  # the source file's device and inode as the block starts
 
     def _queries(self) -> list[str]:
         "The scan's query for each part of the table (by ranges of rowids for a large one), as SQL text."
@@ -308,9 +314,10 @@ class ScanAlongside:
                 low, high = conn.execute(sql(rowid_ends(self.table, rowid))).fetchone()
             if low is not None and high - low + 1 > SPLIT_ROWS:
                 parts = rowid_ranges(rowid, low, high, 4 * self.threads)
-        # compiled once (a wide table's takes SQLAlchemy milliseconds); as text, in brackets: its ORs stay inside
-        condition, scan = sa.text(f"({sql(self.condition)})"), sa.select(sa.literal(1)).select_from(self.table)
-        return [sql(scan.where(sa.text(f"({sql(p)})"), condition).limit(1)) for p in parts]
+        # the condition compiled once (a wide table's takes SQLAlchemy milliseconds), each piece in brackets: its ORs
+        # stay inside; the pieces are SQLAlchemy's, their names quoted by it
+        condition, table = sql(self.condition), dialect.identifier_preparer.format_table(self.table)
+        return [f"SELECT 1 FROM {table} WHERE ({sql(p)}) AND ({condition}) LIMIT 1" for p in parts]
 
     def _work(self) -> None:
         "One thread: take the read lock or give up at once, signal, then scan parts until none is left."
@@ -320,7 +327,7 @@ class ScanAlongside:
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
             with self._lock:
                 self._connections.append(conn)
-            with contextlib.closing(conn):
+            with contextlib.closing(conn), self._closing(conn):
                 conn.execute("BEGIN")
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock, held from here on
                 wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -337,7 +344,8 @@ class ScanAlongside:
                 if found:
                     self._stop.set()  # the others may stop: the answer is known
                 conn.execute("COMMIT")
-                answer = None if wal else found
+                # stopped before its parts were done: it cannot say "none" (another thread's find, or an interrupt)
+                answer = None if wal or not (found or self._parts.empty()) else found
         except sqlite3.Error:
             answer = None  # a lock it did not get, an interrupted scan: the checks scan the staged table
         finally:
@@ -346,7 +354,24 @@ class ScanAlongside:
             with self._lock:
                 self._answers.append(answer)
 
+    @contextlib.contextmanager
+    def _closing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        "While inside, `interrupt` reaches `conn`; after, not (a closed connection refuses it)."
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._connections.remove(conn)
+
+    def _same_file(self) -> tuple[int, int] | None:
+        "The device and inode the source's path names now (a file moved into its place has others)."
+        with contextlib.suppress(OSError):
+            found = os.stat(self.path)
+            return found.st_dev, found.st_ino
+        return None
+
     def __enter__(self) -> ScanAlongside:
+        self._file = self._same_file()  # before the copy opens the file
         self._scope.enter_context(current_cancellation().interruptible(self.interrupt))
         return self
 
@@ -354,7 +379,7 @@ class ScanAlongside:
         "The copy holds its read lock on the source: start the threads (each takes its own lock, or gives up)."
         try:
             queries = self._queries()
-        except sqlite3.Error:
+        except Exception:  # noqa: BLE001 (the scan only spares work: whatever stops it, the checks scan the staged table)
             return  # no thread: `found` stays None
         for query in queries:
             self._parts.put(query)
@@ -367,24 +392,32 @@ class ScanAlongside:
         "Wait until every thread holds its read lock or gave up: from then on the copy may let its lock go."
         for _ in self._workers:
             self._ready.acquire()
+        if self._file is None or self._same_file() != self._file:  # the copy and the threads may have read two files
+            self.interrupt()
+            self._file = None
 
     def interrupt(self) -> None:
         "Stop the scan now (a failed copy, a cancelled run)."
         self._stop.set()
         with self._lock:
             for conn in self._connections:
-                conn.interrupt()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.interrupt()
 
     def __exit__(self, kind, error, trace) -> None:
-        if kind is not None:
-            self.interrupt()
-        for worker in self._workers:
-            worker.join()
-        self._scope.close()
+        try:
+            if kind is not None:
+                self.interrupt()
+        finally:
+            for worker in self._workers:
+                worker.join()
+            self._scope.close()
         answers = self._answers
-        if kind is None and answers and True in answers:
+        if kind is not None or self._file is None or not answers:
+            return  # `found` stays None
+        if True in answers:
             self.found = True
-        elif kind is None and answers and all(a is False for a in answers):
+        elif all(a is False for a in answers):
             self.found = False
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00025
