@@ -131,12 +131,13 @@ def copy_whole_sqlite_table(
         # the timestamps as they were: where the scan finds every value fitting, they are all in the one text format
         rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema, alongside=scan, rewrite=False)
         key = staged_key_or_none(warehouse, staging, spec)
-    if (
-        scan.found is not False
-    ):  # a misfit, or no verdict: the timestamps get the one format now, as the copy gives them
+    # a misfit, or no verdict: the timestamps get the one format now, as the copy gives them
+    if scan.found is not False:
         try:
             rewrite_staged_timestamps(warehouse, staging, schema)
         except sqlite3.IntegrityError:  # two keys that differed in format only are equal now: the checks count them
+            if key is None:  # no index of ours refused the rewrite
+                raise
             with begin_write(warehouse) as conn:
                 conn.exec_driver_sql(f"DROP INDEX main.{warehouse.dialect.identifier_preparer.quote(key)}")
             rewrite_staged_timestamps(warehouse, staging, schema)
