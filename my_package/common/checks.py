@@ -363,7 +363,7 @@ class ScanAlongside:
             with self._lock:
                 self._connections.remove(conn)
 
-    def _same_file(self) -> tuple[int, int] | None:
+    def _file_identity(self) -> tuple[int, int] | None:
         "The device and inode the source's path names now (a file moved into its place has others)."
         with contextlib.suppress(OSError):
             found = os.stat(self.path)
@@ -371,7 +371,7 @@ class ScanAlongside:
         return None
 
     def __enter__(self) -> ScanAlongside:
-        self._file = self._same_file()  # before the copy opens the file
+        self._file = self._file_identity()  # before the copy opens the file
         self._scope.enter_context(current_cancellation().interruptible(self.interrupt))
         return self
 
@@ -392,7 +392,8 @@ class ScanAlongside:
         "Wait until every thread holds its read lock or gave up: from then on the copy may let its lock go."
         for _ in self._workers:
             self._ready.acquire()
-        if self._file is None or self._same_file() != self._file:  # the copy and the threads may have read two files
+        # a file moved into the path's place: the copy and the threads may have read two files
+        if self._file is None or self._file_identity() != self._file:
             self.interrupt()
             self._file = None
 
