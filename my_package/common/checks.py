@@ -28,11 +28,11 @@ from ..errors import SchemaDriftError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['MOMENT_SHAPE', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null',
-           'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift', 'sqlite_fits',
-           'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges', 'any_row_where',
-           'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits', 'describe_misfit',
-           'check_values_fit']
+__all__ = ['MOMENT_SHAPE', 'LAST_MILLISECOND', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count',
+           'check_key_not_null', 'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift',
+           'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges',
+           'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits',
+           'describe_misfit', 'check_values_fit']
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -160,6 +160,8 @@ def check_schema_drift(warehouse: Engine, staging: str, target: str, policy: str
 # the one text format of a timestamp in SQLite, whichever path wrote it: 26 characters, the last a digit (julianday()
 # below reads the digits of the others; `?` costs a third of what a digit class at each place did)
 MOMENT_SHAPE = "????-??-?? ??:??:??.?????[0-9]"
+# the last moments julianday() refuses (it rounds to the millisecond, and 9999-12-31 23:59:59.9995 rounds past its end)
+LAST_MILLISECOND = "9999-12-31 23:59:59.999[0-9][0-9][0-9]"
 
 
 def sqlite_fits(column: sa.ColumnElement, kind: str) -> sa.ColumnElement | None:
@@ -169,20 +171,20 @@ def sqlite_fits(column: sa.ColumnElement, kind: str) -> sa.ColumnElement | None:
         return column == sa.cast(column, sa.Integer)
     if kind in ("float", "decimal"):  # text and bytes sort after every number
         return column < sa.literal("", sa.String)
-    stored = sa.func.typeof(column)
     # SQLite's date functions refuse what is no date and roll a 30th of February over: a valid one comes back as it went
     if kind == "timestamp":
-        # julianday() reads exactly the digits of each field (a month up to 12, a minute up to 59) and, after the
-        # seconds' digits, only blanks, a Z or an offset (+HH:MM): in 26 characters an offset has no room, and blanks
-        # or a Z do not end on a digit. It rounds to the millisecond and refuses what passes 9999-12-31 23:59:59.999,
-        # so it reads the moment a day earlier (datetime.max, 9999-12-31 23:59:59.999999, fits). It rolls an hour of
-        # 24 or a day past the month's last over, so datetime() looks again where one may: a day past the 28th
+        # text sorts before every blob, and a number's text has no blank or colon to match the shape: that pair says
+        # "a text of this shape" without a typeof() call. julianday() reads exactly the digits of each field (a month
+        # up to 12, a minute up to 59) and, after the seconds' digits, only blanks, a Z or an offset (+HH:MM): in 26
+        # characters an offset has no room, and blanks or a Z do not end on a digit; its last millisecond is asked
+        # by a pattern (datetime.max, 9999-12-31 23:59:59.999999, fits). It rolls an hour of 24 or a day past the
+        # month's last over, so datetime() looks again where one may: a day past the 28th
         second, day, hour = (sa.func.substr(column, *at) for at in ((1, 19), (9, 2), (12, 2)))
         valid = sa.or_(sa.and_(day <= "28", hour < "24"), sa.func.datetime(second, "+0 seconds").is_(second))
-        read = sa.func.julianday(column, "-1 days").is_not(None)
-        return sa.and_(stored == "text", column.op("GLOB")(MOMENT_SHAPE), read, valid)
+        read = sa.or_(sa.func.julianday(column).is_not(None), column.op("GLOB")(LAST_MILLISECOND))
+        return sa.and_(column < sa.literal_column("x''"), column.op("GLOB")(MOMENT_SHAPE), read, valid)
     if kind == "date":
-        return sa.and_(stored == "text", sa.func.date(column, "+0 days").is_(column))
+        return sa.and_(sa.func.typeof(column) == "text", sa.func.date(column, "+0 days").is_(column))
     return None
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00023
@@ -192,8 +194,11 @@ def misfit_conditions(table: sa.Table) -> dict[str, tuple[str, sa.ColumnElement]
     for column in table.columns:
         kind = type_kind(arrow_type_for(column.type))
         fits = sqlite_fits(column, kind)
-        if fits is not None:
-            conditions[column.name] = (kind, sa.and_(column.is_not(None), sa.not_(fits)))
+        if fits is None:
+            continue
+        # a number's condition is a comparison, NULL for a NULL and so never met by one: no IS NOT NULL to ask per value
+        numeric = kind in ("integer", "boolean", "float", "decimal")
+        conditions[column.name] = (kind, sa.not_(fits) if numeric else sa.and_(column.is_not(None), sa.not_(fits)))
     return conditions
 
 
