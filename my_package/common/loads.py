@@ -23,6 +23,7 @@ from my_package.common.db import (
     add_key,
     add_missing_columns,
     begin_write,
+    drop_table,
     has_key,
     replace_table,
     staging_name,
@@ -35,6 +36,7 @@ from my_package.common.transfer import (
     arrow_type_for,
     canonical_sqlite,
     conform_table,
+    create_table_from_schema,
     duckdb_can_scan,
     duckdb_read_copy,
     duckdb_scan_copy,
@@ -59,9 +61,10 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'copy_whole_sqlite_table',
-           'copy_inside_databases', 'WatermarkTracker', 'stored_watermark', 'stage_table', 'duckdb_file_reader',
-           'files_to_read', 'stage_files', 'upsert', 'publish', 'write_frame_atomically']
+__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'keyed_by_rowid',
+           'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases', 'WatermarkTracker',
+           'stored_watermark', 'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert', 'publish',
+           'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -116,6 +119,29 @@ def staged_key_or_none(warehouse: Engine, staging: str, spec: TableSpec) -> str 
         return None
 
 
+def keyed_by_rowid(source: Engine, spec: TableSpec) -> bool:
+    "Whether the key of `spec` is its SQLite source table's `INTEGER PRIMARY KEY`: a whole copy reads the rows in its order."
+    # SQLite's rule for the rowid's alias: the one primary key column, of the type INTEGER (its exception, a column
+    # declared `INTEGER PRIMARY KEY DESC`, only costs speed here: any order makes the same table)
+    with source.connect() as conn:
+        pk = conn.exec_driver_sql(
+            "SELECT name, upper(type) FROM pragma_table_info(?) WHERE pk > 0", (spec.source_table,)
+        ).all()
+    return (
+        len(pk) == 1 == len(spec.primary_key)
+        and pk[0][1] == "INTEGER"
+        and pk[0][0].lower() == spec.primary_key[0].lower()
+    )
+
+
+def create_keyed_staging(warehouse: Engine, staging: str, schema: pa.Schema, spec: TableSpec) -> str:
+    "Create the empty staging table with the unique index of its key, which the copy then fills as it goes; its name."
+    drop_table(warehouse, staging)
+    create_table_from_schema(warehouse, staging, schema)
+    with begin_write(warehouse) as conn:
+        return add_key(conn, staging, tuple(spec.primary_key), spec.name)
+
+
 def copy_whole_sqlite_table(
     source: Engine, warehouse: Engine, spec: TableSpec, staging: str, schema: pa.Schema
 ) -> DatabaseCopy:
@@ -127,10 +153,18 @@ def copy_whole_sqlite_table(
     # the conditions the checks would ask of the staged table: the copy moves the source's values as they are, and
     # a timestamp it rewrites into the one text format does not have that format in the source, so it counts here
     unfit = [u for _, u in misfit_conditions(table).values()] + [table.c[k].is_(None) for k in spec.primary_key]
+    # the key's index before the rows where they come in its order (each key then goes at the index's end: sooner
+    # than a sort of them all after the copy; a rowid is never twice), after the copy where they do not (sooner than
+    # keys put in place one by one all over the index)
+    in_order = keyed_by_rowid(source, spec)
+    key = create_keyed_staging(warehouse, staging, schema, spec) if in_order else None
     with ScanAlongside(sqlite_file(source), table, sa.or_(*unfit)) as scan:
         # the timestamps as they were: where the scan finds every value fitting, they are all in the one text format
-        rows = sqlite_attach_copy(source, warehouse, spec.source_table, staging, schema, alongside=scan, rewrite=False)
-        key = staged_key_or_none(warehouse, staging, spec)
+        rows = sqlite_attach_copy(
+            source, warehouse, spec.source_table, staging, schema, alongside=scan, rewrite=False, create=not in_order
+        )
+        if not in_order:
+            key = staged_key_or_none(warehouse, staging, spec)
     # a misfit, or no verdict: the timestamps get the one format now, as the copy gives them
     if scan.found is not False:
         try:

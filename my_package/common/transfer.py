@@ -645,10 +645,12 @@ def sqlite_attach_copy(
     schema: pa.Schema,
     alongside: ReadsAlongside | None = None,
     rewrite: bool = True,
+    create: bool = True,
 ) -> int:
-    "Create `staging` from `schema` and fill it from the attached source (`stmt`, or a whole table); return the rows."
-    drop_table(warehouse, staging)
-    create_table_from_schema(warehouse, staging, schema)
+    "Create `staging` from `schema` (`create=False`: the caller did) and fill it from the attached source; the rows."
+    if create:
+        drop_table(warehouse, staging)
+        create_table_from_schema(warehouse, staging, schema)
     sql = attach_copy_sql(warehouse, stmt, staging, schema.names)
     with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
