@@ -196,7 +196,8 @@ def misfit_conditions(table: sa.Table) -> dict[str, tuple[str, sa.ColumnElement]
         fits = sqlite_fits(column, kind)
         if fits is None:
             continue
-        # a number's condition is a comparison, NULL for a NULL and so never met by one: no IS NOT NULL to ask per value
+        # a number's condition is a comparison, NULL for a NULL and so never met by one: no IS NOT NULL to ask per
+        # value. Ask these conditions as they are (WHERE, CASE WHEN); their NOT would be NULL for a NULL too
         numeric = kind in ("integer", "boolean", "float", "decimal")
         conditions[column.name] = (kind, sa.not_(fits) if numeric else sa.and_(column.is_not(None), sa.not_(fits)))
     return conditions

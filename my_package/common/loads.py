@@ -121,17 +121,15 @@ def staged_key_or_none(warehouse: Engine, staging: str, spec: TableSpec) -> str 
 
 def keyed_by_rowid(source: Engine, spec: TableSpec) -> bool:
     "Whether the key of `spec` is its SQLite source table's `INTEGER PRIMARY KEY`: a whole copy reads the rows in its order."
-    # SQLite's rule for the rowid's alias: the one primary key column, of the type INTEGER (its exception, a column
-    # declared `INTEGER PRIMARY KEY DESC`, only costs speed here: any order makes the same table)
+    # SQLite's rule for the rowid's alias: the one primary key column, of the type INTEGER. Its exceptions (a column
+    # declared `INTEGER PRIMARY KEY DESC`, a WITHOUT ROWID table) only cost speed here: their keys are unique too, so
+    # the index before the rows refuses none of them, and any order makes the same table. The name must match
+    # exactly, as the copy's does (SQLite folds the case of ASCII letters only, Python's lower() of more)
     with source.connect() as conn:
         pk = conn.exec_driver_sql(
             "SELECT name, upper(type) FROM pragma_table_info(?) WHERE pk > 0", (spec.source_table,)
         ).all()
-    return (
-        len(pk) == 1 == len(spec.primary_key)
-        and pk[0][1] == "INTEGER"
-        and pk[0][0].lower() == spec.primary_key[0].lower()
-    )
+    return len(pk) == 1 == len(spec.primary_key) and pk[0][1] == "INTEGER" and pk[0][0] == spec.primary_key[0]
 
 
 def create_keyed_staging(warehouse: Engine, staging: str, schema: pa.Schema, spec: TableSpec) -> str:
