@@ -3,15 +3,18 @@ what a hard kill leaves is found by `check` and cleaned by the next run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +93,50 @@ def has_table(database: Path, name: str) -> bool:
             return name in sa.inspect(conn).get_table_names()
     except sa.exc.OperationalError:  # "database is locked": the load is committing; the next poll reads it
         return False
+
+
+def source_is_read(source: Path) -> bool:
+    "True while a connection reads the SQLite file `source` (a rollback journal's: a writer's lock fails then)."
+    with contextlib.closing(sqlite3.connect(source, timeout=0, isolation_level=None)) as probe:
+        try:
+            probe.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError:  # database is locked: a reader holds it
+            return True
+        probe.execute("ROLLBACK")
+        return False
+
+
+def wait_until_stopped(pid: int, timeout: float = 30) -> None:
+    "Wait until every thread of process `pid` has stopped (SIGSTOP is delivered after `kill` returns)."
+    stopped = lambda: all(  # noqa: E731
+        (task / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT" for task in Path(f"/proc/{pid}/task").iterdir()
+    )
+    assert wait_for(stopped, timeout, every=0.001), f"process {pid} did not stop"
+
+
+@contextlib.contextmanager
+def stopped_in_its_copy(process: subprocess.Popen, warehouse: Path, source: Path, staging: str) -> Iterator[None]:
+    """Stop `process` (SIGSTOP) while its load copies `source` into `staging` of `warehouse`; continue it after the block.
+
+    What the block does (a Ctrl-C, a kill, a lost server) then lands in the copy, whatever the machine's pace: a copy
+    holds the source's read lock from its start to its commit, which comes before the checks and the publish. Seeing
+    the staging table alone is not enough: on a fast machine the load may publish before a signal sent then arrives.
+    """
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if has_table(warehouse, staging):
+            os.killpg(process.pid, signal.SIGSTOP)
+            wait_until_stopped(process.pid)
+            if source_is_read(source):
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(ProcessLookupError):  # the block may have killed it
+                        os.killpg(process.pid, signal.SIGCONT)
+                return
+            os.killpg(process.pid, signal.SIGCONT)
+        time.sleep(0.02)
+    raise AssertionError(f"the load was never seen copying into {staging}")
 
 
 def flow_run_states(api: str, flow: str) -> list[str]:
@@ -190,8 +237,8 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
             conn.exec_driver_sql(f"INSERT INTO big VALUES ({BIG_ROWS + 1}, 'late', 1.0, '2024-01-02 00:00:00.000000')")
 
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
-        assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never started"
-        os.killpg(running.pid, signal.SIGINT)  # one Ctrl-C, as a terminal sends it
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+            os.killpg(running.pid, signal.SIGINT)  # one Ctrl-C, as a terminal sends it
         out, err = running.communicate(timeout=120)
         assert running.returncode == 130, err
         assert "Ctrl-C: stopping the loads in progress" in err and "big: cancelled" in err, err
@@ -203,9 +250,9 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
 
         # two Ctrl-C: it quits at once
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
-        assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never started"
         lines, stopping, reader = watch_stderr(running, "Ctrl-C: stopping the loads")
-        os.killpg(running.pid, signal.SIGINT)
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+            os.killpg(running.pid, signal.SIGINT)
         # the second once the first is handled: two signals before the handler runs would count as one
         assert stopping.wait(120), "".join(lines)
         os.killpg(running.pid, signal.SIGINT)
@@ -223,8 +270,8 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         own = flow_runs(extra["PREFECT_API_URL"], "ingest-big")[-1]["id"]
         marked = lambda: own in {m["flow_run_id"] for m in loading_marks(make_engine(f"sqlite:///{warehouse}"))}  # noqa: E731
         assert wait_for(marked), "the load never started"
-        assert wait_for(lambda: has_table(warehouse, "_staging_big")), "the load never staged"
-        os.killpg(running.pid, signal.SIGKILL)
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+            os.killpg(running.pid, signal.SIGKILL)
         running.communicate(timeout=120)
         assert "RUNNING" in flow_run_states(extra["PREFECT_API_URL"], "ingest-big")
         checked = kit("check", project=project, home=home, extra=extra)
@@ -255,9 +302,9 @@ def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_so
     extra = {"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     try:
         running = start_kit("run", "--all", "--no-reports", "--parallel", "1", project=project, home=home, extra=extra)
-        assert wait_for(lambda: has_table(project / "warehouse.db", "_staging_big")), "big never started"
-        killed_at = time.monotonic()
-        os.killpg(server.pid, signal.SIGKILL)  # the Prefect server dies mid-run
+        with stopped_in_its_copy(running, project / "warehouse.db", project / "big.db", "_staging_big"):
+            killed_at = time.monotonic()
+            os.killpg(server.pid, signal.SIGKILL)  # the Prefect server dies mid-run
         out, err = running.communicate(timeout=120)
         took = time.monotonic() - killed_at
     finally:
@@ -316,3 +363,29 @@ def test_check_does_not_run_a_transform_that_computes_a_dataframe(cli, tmp_path,
     module.write_text(module.read_text().replace("def per_carrier(warehouse)", "def per_carrier()"))
     wrong = cli("check", settings=settings, env=env)
     assert wrong.returncode == 1 and "must take one argument, the warehouse" in wrong.stderr, wrong.stderr
+
+
+def test_a_signal_the_kernel_gives_another_thread_is_handled_while_flows_run():
+    "A process's signal may land on any of its threads: Python handles it in the main thread, once that one wakes."
+    from my_package.common.runs import RunOutcome
+    from my_package.flows.orchestration import run_in_order
+
+    handled, main = threading.Event(), threading.main_thread().ident
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: handled.set())
+
+    def in_wait() -> bool:
+        "True while the main thread is in a `wait` of threading's (waiting for the flows)."
+        frame = sys._current_frames().get(main)
+        return frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__
+
+    def start(name: str) -> RunOutcome:
+        # still there 50 ms on, with the GIL free meanwhile: asleep in it, not on its way
+        assert wait_for(lambda: in_wait() and not time.sleep(0.05) and in_wait(), 60, every=0.01)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # to this flow's thread, not the main one
+        return RunOutcome(name, "ok" if handled.wait(30) else "failed", error="handled only after the flow ended")
+
+    try:
+        outcomes = run_in_order(["a"], {}, start, parallel=1)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert [o.status for o in outcomes] == ["ok"], outcomes

@@ -81,7 +81,9 @@ def run_in_order(
                 else:
                     running[pool.submit(contextvars.copy_context().run, start, name)] = name
             if running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                # never asleep for long: Python runs a signal's handler (Ctrl-C) in the main thread as it wakes, and
+                # the kernel may give a process's signal to a flow's thread instead (after a stop and continue, say)
+                finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
                 for future in finished:
                     done[running.pop(future)] = future.result()
     return [done[name] for name in names]
