@@ -106,11 +106,17 @@ def source_is_read(source: Path) -> bool:
         return False
 
 
+def thread_state(task: Path) -> str:
+    "The state letter of one thread (`/proc/PID/task/TID`): R running, S sleeping, T stopped; X once it is gone."
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:  # a thread that ended meanwhile
+        return "X"
+
+
 def wait_until_stopped(pid: int, timeout: float = 30) -> None:
     "Wait until every thread of process `pid` has stopped (SIGSTOP is delivered after `kill` returns)."
-    stopped = lambda: all(  # noqa: E731
-        (task / "stat").read_text().rsplit(")", 1)[1].split()[0] in "tT" for task in Path(f"/proc/{pid}/task").iterdir()
-    )
+    stopped = lambda: all(thread_state(task) in "tTX" for task in Path(f"/proc/{pid}/task").iterdir())  # noqa: E731
     assert wait_for(stopped, timeout, every=0.001), f"process {pid} did not stop"
 
 
@@ -126,8 +132,13 @@ def stopped_in_its_copy(process: subprocess.Popen, warehouse: Path, source: Path
     while process.poll() is None and time.monotonic() < deadline:
         if has_table(warehouse, staging):
             os.killpg(process.pid, signal.SIGSTOP)
-            wait_until_stopped(process.pid)
-            if source_is_read(source):
+            try:
+                wait_until_stopped(process.pid)
+                copying = source_is_read(source)
+            except BaseException:  # never leave it stopped
+                os.killpg(process.pid, signal.SIGCONT)
+                raise
+            if copying:
                 try:
                     yield
                 finally:
@@ -378,9 +389,15 @@ def test_a_signal_the_kernel_gives_another_thread_is_handled_while_flows_run():
         frame = sys._current_frames().get(main)
         return frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__
 
+    def asleep_in_wait() -> bool:
+        "True when the main thread is in that `wait` and still there 50 ms on (the GIL free meanwhile): asleep in it."
+        if not in_wait():
+            return False
+        time.sleep(0.05)
+        return in_wait()
+
     def start(name: str) -> RunOutcome:
-        # still there 50 ms on, with the GIL free meanwhile: asleep in it, not on its way
-        assert wait_for(lambda: in_wait() and not time.sleep(0.05) and in_wait(), 60, every=0.01)
+        assert wait_for(asleep_in_wait, 60, every=0.01)
         signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # to this flow's thread, not the main one
         return RunOutcome(name, "ok" if handled.wait(30) else "failed", error="handled only after the flow ended")
 
