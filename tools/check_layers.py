@@ -147,7 +147,9 @@ def problems(graph: dict[str, set[str]]) -> list[str]:
     roots = [m for m in graph if m.split(".")[1:2] and m.split(".")[1] in WORKER_ROOTS]
     for module in sorted(reachable(graph, roots)):
         if module.split(".")[1:2] == ["dev"]:
-            found.append(f"{module} is imported by what a worker runs (from {', '.join(WORKER_ROOTS)}/): dev/ is for the project")
+            found.append(
+                f"{module} is imported by what a worker runs (from {', '.join(WORKER_ROOTS)}/): dev/ is for the project"
+            )
     return found
 
 
