@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from .checks import CheckResult
 from .db import reflect_table
-from .sources import resolve_function
+from .functions import resolve_function
 from ..registry.settings import CheckSpec
 
 # %% auto #0

@@ -6,68 +6,24 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 
-import sqlalchemy as sa
-from filelock import FileLock, Timeout
+from filelock import Timeout
 from sqlalchemy.engine import Engine
 
-from .cancel import current_cancellation, uncancellable
-from .db import database_file
+from .db import warehouse_for
 from ..errors import PipelineError
 
 # %% auto #0
-__all__ = ['postgres_lock', 'cancellable_file_lock', 'table_lock', 'lock_is_free']
-
-# %% ../../nbs/19_common.locks.ipynb #68aa11c1
-@contextlib.contextmanager
-def postgres_lock(warehouse: Engine, name: str, timeout: float) -> Iterator[None]:
-    "Hold the PostgreSQL advisory lock `name` (waiting up to `timeout` seconds)."
-    with warehouse.connect() as conn:
-        conn.exec_driver_sql(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
-        key = sa.func.hashtext(name)
-        try:
-            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-        except sa.exc.OperationalError as e:
-            raise TimeoutError(name) from e
-        try:
-            yield
-        finally:
-            with uncancellable():  # a cancelled load still gives its lock back
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-
-# %% ../../nbs/19_common.locks.ipynb #68aa11c1f
-@contextlib.contextmanager
-def cancellable_file_lock(lock: FileLock, timeout: float) -> Iterator[None]:
-    "Hold a file lock, waiting up to `timeout` seconds, a second at a time so that a cancelled run stops waiting."
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            lock.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-            break
-        except Timeout:
-            current_cancellation().check()
-            if time.monotonic() >= deadline:
-                raise
-    try:
-        yield
-    finally:
-        lock.release()
+__all__ = ['table_lock', 'lock_is_free']
 
 # %% ../../nbs/19_common.locks.ipynb #68aa11c2
 @contextlib.contextmanager
 def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator[None]:
     "Hold the load lock of `table` in `warehouse` (waiting up to `timeout` seconds for another run to finish)."
-    if warehouse.url.get_backend_name() == "postgresql":
-        lock = postgres_lock(warehouse, f"my_package.load.{table}", timeout)
-    elif database_file(warehouse):
-        lock = cancellable_file_lock(FileLock(f"{database_file(warehouse)}.{table}.lock"), timeout)
-    else:
-        lock = contextlib.nullcontext()  # other warehouses: rely on the deployments' concurrency limit
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(lock)
+            held.enter_context(warehouse_for(warehouse).load_lock(table, timeout))
         except (Timeout, TimeoutError):
             raise PipelineError(f"Another run has held the load lock of {table!r} for over {timeout:.0f} s.") from None
         yield
@@ -75,17 +31,4 @@ def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator
 # %% ../../nbs/19_common.locks.ipynb #68aa11c2f
 def lock_is_free(warehouse: Engine, table: str) -> bool:
     "True when no run holds the load lock of `table` now (nothing is loading it)."
-    if warehouse.url.get_backend_name() == "postgresql":
-        with warehouse.connect() as conn:
-            key = sa.func.hashtext(f"my_package.load.{table}")
-            if not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one():
-                return False
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-            return True
-    if database_file(warehouse):
-        try:
-            with FileLock(f"{database_file(warehouse)}.{table}.lock", timeout=0):
-                return True
-        except Timeout:
-            return False
-    return True
+    return warehouse_for(warehouse).lock_is_free(table)

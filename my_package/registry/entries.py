@@ -99,7 +99,8 @@ def register_entry(
 def register_table(settings: Settings, table: NewTable, notebook: bool = False, profile: str | None = None) -> Settings:
     "Register `table` after checking it against its source database (and start its report notebook if asked)."
     from my_package.common.db import make_engine
-    from my_package.common.sources import open_source, table_problems
+    from my_package.common.preflight import table_problems
+    from my_package.common.sources import open_source
 
     def problems(updated: Settings) -> list[str]:
         spec = updated.table(table.name)

@@ -15,7 +15,8 @@ __all__ = ['find_problems', 'leftovers', 'check_reachable']
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
     "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
     from my_package.common.db import make_engine
-    from my_package.common.sources import check_source, open_source, table_problems
+    from my_package.common.preflight import table_problems
+    from my_package.common.sources import check_source, open_source
     from my_package.common.transforms import transform_problems
     from my_package.dev.deployments import check_prefect_yaml
 

@@ -12,7 +12,6 @@ from prefect.cache_policies import NO_CACHE
 from ..common.bookkeeping import previous_rows
 from ..common.checks import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
 from ..common.datachecks import run_data_checks
-from ..common.db import count_rows
 from ..common.runs import StagedLoad, TableRun
 from ..errors import QualityCheckError
 from .runtime import DATABASE_RETRIES, task_logger
@@ -23,14 +22,7 @@ __all__ = ['source_rows', 'declared_checks', 'rows_once_published', 'check_stage
 # %% ../../nbs/32_tasks.checks.ipynb #c2200005
 def source_rows(run: TableRun) -> int:
     "Rows in the run's source: its table, its query's result, or its files."
-    spec, source = run.spec, run.source
-    if spec.path:
-        from my_package.common.files import count_file_rows
-
-        return count_file_rows(source, spec, source.files(spec.path))
-    # a query comes from settings.ini, which the pipeline's owner writes: it is SQL by design
-    source = sa.table(spec.source_table) if spec.source_table else sa.text(f"({spec.query}) AS src")
-    return count_rows(run.source, source)
+    return run.source.count(run.spec)
 
 # %% ../../nbs/32_tasks.checks.ipynb #55f7447d
 def declared_checks(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
