@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .checks import CheckResult
+from .integrity import CheckResult
 from .db import reflect_table
 from .functions import resolve_function
 from ..registry.settings import CheckSpec

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from .arrow import RestartRead, create_table_from_schema, sa_type_for, with_not_null
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
 from .cancel import current_cancellation
-from .checks import blocking_misfits, unnullable
+from .integrity import blocking_misfits, unnullable
 from .db import warehouse_for
 from .functions import resolve_function
 from .runs import StagedLoad

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from ..common.bookkeeping import previous_rows
-from ..common.checks import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
+from ..common.integrity import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
 from ..common.datachecks import run_data_checks
 from ..common.runs import StagedLoad, TableRun
 from ..errors import QualityCheckError
