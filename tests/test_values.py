@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from conftest import table_rows
 
 import my_package.common.loads as loads
-from my_package.common.integrity import CheckResult
 from my_package.common.db import make_engine
+from my_package.common.integrity import CheckResult
 from my_package.common.runs import resolve_run
 from my_package.common.warehouses.duckdb import DuckDBWarehouse
 from my_package.common.warehouses.sqlite import SQLiteWarehouse

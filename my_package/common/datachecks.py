@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .integrity import CheckResult
 from .db import reflect_table
 from .functions import resolve_function
+from .integrity import CheckResult
 from ..registry.settings import CheckSpec
 
 # %% auto #0

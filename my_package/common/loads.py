@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 from .arrow import RestartRead, create_table_from_schema, sa_type_for, with_not_null
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
 from .cancel import current_cancellation
-from .integrity import blocking_misfits, unnullable
 from .db import warehouse_for
 from .functions import resolve_function
+from .integrity import blocking_misfits, unnullable
 from .runs import StagedLoad
 from .sources.base import SOURCE_FILE, Source
 from .sql import add_missing_columns, begin_write, drop_table, has_key, replace_table, staging_name

@@ -10,8 +10,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from ..common.bookkeeping import previous_rows
-from ..common.integrity import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
 from ..common.datachecks import run_data_checks
+from ..common.integrity import CheckResult, build_key, check_row_count, check_schema_drift, check_values_fit
 from ..common.runs import StagedLoad, TableRun
 from ..errors import QualityCheckError
 from .runtime import DATABASE_RETRIES, task_logger
