@@ -69,7 +69,7 @@ def create_once(conn: sa.Connection, table: sa.Table) -> None:
     "Create the bookkeeping `table` when it is missing, safely when several loads find it missing at once."
     if sa.inspect(conn).has_table(table.name):
         return
-    warehouse_for(conn.engine).creating(conn, table.name)  # two creators at once take turns where they must
+    warehouse_for(conn.engine).wait_to_create(conn, table.name)  # two creators at once take turns where they must
     table.create(conn, checkfirst=True)
 
 # %% ../../nbs/17_common.bookkeeping.ipynb #e5a0000b

@@ -368,7 +368,7 @@ class Warehouse:
         except Timeout:
             return False
 
-    def creating(self, conn: sa.Connection, name: str) -> None:
+    def wait_to_create(self, conn: sa.Connection, name: str) -> None:
         "Let transactions that create the table `name` at once take turns (in the caller's transaction)."
 
     # ---- judged

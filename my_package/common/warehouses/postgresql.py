@@ -193,7 +193,7 @@ class PostgreSQLWarehouse(Warehouse):
             conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
             return True
 
-    def creating(self, conn: sa.Connection, name: str) -> None:
+    def wait_to_create(self, conn: sa.Connection, name: str) -> None:
         "Two CREATE TABLE IF NOT EXISTS at once could both try: one waits here."
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"my_package.create.{name}"))))
 
