@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from .sql import begin_write
 
 # %% auto #0
-__all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'arrow_type_for', 'sa_type_for', 'arrow_native',
-           'type_kind', 'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'RestartRead',
+__all__ = ['SAMPLES', 'NUMBER', 'MOMENT', 'DAY', 'NUMERIC_KINDS', 'MOMENT_KINDS', 'arrow_type_for', 'sa_type_for', 'type_kind',
+           'conform_column', 'Misfit', 'misfit_mask', 'fit_column', 'conform_table', 'RestartRead',
            'create_table_from_schema', 'with_not_null']
 
 # %% ../../nbs/11_common.arrow.ipynb #0f2ffc0a
@@ -76,24 +76,6 @@ def sa_type_for(arrow_type: pa.DataType) -> sa.types.TypeEngine:
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return sa.LargeBinary()
     return sa.Text()
-
-# %% ../../nbs/11_common.arrow.ipynb #0f2ffc0b
-def arrow_native(col_type: sa.types.TypeEngine) -> bool:
-    "True for the types that Arrow carries as they are: booleans, numbers, times and dates, bytes, plain text."
-    if isinstance(col_type, (sa.Enum, sa.Interval)) or type(col_type).__name__ in ("MONEY", "DOMAIN", "CITEXT"):
-        return False
-    natives = (
-        sa.Boolean,
-        sa.Integer,
-        sa.Numeric,
-        sa.DateTime,
-        sa.Date,
-        sa.Time,
-        sa.LargeBinary,
-        sa.types._Binary,
-        sa.String,
-    )
-    return isinstance(col_type, natives)
 
 # %% ../../nbs/11_common.arrow.ipynb #8021b70b
 def type_kind(arrow_type: pa.DataType) -> str:

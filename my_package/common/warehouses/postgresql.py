@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only ma
     import pyarrow as pa
 
 # %% auto #0
-__all__ = ['libpq_uri', 'readable', 'recreatable', 'postgres_lock', 'postgres_copy', 'PostgreSQLWarehouse']
+__all__ = ['libpq_uri', 'arrow_native', 'readable', 'recreatable', 'postgres_lock', 'postgres_copy', 'PostgreSQLWarehouse']
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0e731e69
 def libpq_uri(url: sa.URL) -> str:
@@ -41,11 +41,27 @@ def libpq_uri(url: sa.URL) -> str:
     options = urlencode({"connect_timeout": "10", **{k: v for k, v in url.query.items() if k != "driver"}})
     return f"postgresql://{auth}@{where}?{options}"
 
+# %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0f2ffc0b
+def arrow_native(col_type: sa.types.TypeEngine) -> bool:
+    "True for the types that Arrow carries as they are: booleans, numbers, times and dates, bytes, plain text."
+    if isinstance(col_type, (sa.Enum, sa.Interval)) or type(col_type).__name__ in ("MONEY", "DOMAIN", "CITEXT"):
+        return False
+    natives = (
+        sa.Boolean,
+        sa.Integer,
+        sa.Numeric,
+        sa.DateTime,
+        sa.Date,
+        sa.Time,
+        sa.LargeBinary,
+        sa.types._Binary,
+        sa.String,
+    )
+    return isinstance(col_type, natives)
+
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0f2ffc0c
 def readable(column: sa.ColumnElement) -> sa.ColumnElement:
     "`column` in a form the Arrow path reads: itself, or for PostgreSQL's other types their JSON or text form."
-    from my_package.common.arrow import arrow_native
-
     if arrow_native(column.type):
         return column
     if isinstance(column.type, (sa.ARRAY, sa.JSON)) or type(column.type).__name__ == "HSTORE":
