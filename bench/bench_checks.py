@@ -72,7 +72,7 @@ def load(table: str) -> tuple[float, object, object]:
 def time_checks(run, checks: str, runs: int) -> tuple[float, list]:
     "Median seconds of the declared `checks` on the table (as they run on its staged copy), and their results."
     from my_package.common.datachecks import run_data_checks
-    from my_package.registry.settings import parse_checks
+    from my_package.registry.check_kinds import parse_checks
 
     specs, times, results = parse_checks(checks), [], []
     for _ in range(runs):

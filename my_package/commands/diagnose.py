@@ -14,10 +14,23 @@ from ..common.sources import check_source, open_source, table_problems
 from ..common.transforms import transform_problems
 from ..dev.deployments import check_prefect_yaml
 from ..errors import PipelineError
-from ..registry.settings import load_settings, profile_name
+from ..registry.settings import TableSpec, TransformSpec, load_settings, profile_name
 
 # %% auto #0
-__all__ = ['find_problems', 'leftovers', 'check_reachable']
+__all__ = ['declared_check_problems', 'find_problems', 'leftovers', 'check_reachable']
+
+# %% ../../nbs/55_commands.diagnose.ipynb #53c581d4
+def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: sa.Engine | None) -> list[str]:
+    "What is wrong with the checks `spec` declares, given its `source` (a table's) and the `warehouse`, if it answered."
+    if not spec.checks or warehouse is None:
+        return []
+    # the checks' runner imports pyarrow (with the load's own checks): `check` of a project without declared checks,
+    # or with its warehouse out of reach, does without it
+    from my_package.common.datachecks import source_check_problems, transform_check_problems
+
+    if spec.kind == "table":
+        return source_check_problems(source, spec, warehouse)
+    return transform_check_problems(warehouse, spec)
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca8f
 def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
@@ -44,10 +57,13 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
             if spec.source not in urls.sources:
                 problems.append(f"table {spec.name}: profile {name} has no source named {spec.source!r}.")
             elif spec.source in reachable:
-                found = table_problems(reachable[spec.source], spec, reachable.get("warehouse"))
+                found = table_problems(reachable[spec.source], spec)
+                found += declared_check_problems(spec, reachable[spec.source], reachable.get("warehouse"))
                 problems += [f"table {spec.name}: {p}" for p in found]
         for spec in settings.transforms.values() if name == chosen and "warehouse" in reachable else []:
-            problems += [f"transform {spec.name}: {p}" for p in transform_problems(reachable["warehouse"], spec)]
+            found = transform_problems(reachable["warehouse"], spec)
+            found += declared_check_problems(spec, None, reachable["warehouse"])
+            problems += [f"transform {spec.name}: {p}" for p in found]
         if name == chosen and "warehouse" in reachable:
             problems += leftovers(reachable["warehouse"])
     stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)

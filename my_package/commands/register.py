@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common.datachecks import source_check_problems, transform_check_problems
 from ..common.db import make_engine
 from ..common.sources import open_source, table_problems
 from ..common.transforms import transform_problems
@@ -106,7 +107,8 @@ def register_table(settings: Settings, table: NewTable, notebook: bool = False, 
     def problems(updated: Settings) -> list[str]:
         spec = updated.table(table.name)
         urls = updated.profile(profile)
-        return table_problems(open_source(urls.url(spec.source)), spec, make_engine(urls.warehouse))
+        source, warehouse = open_source(urls.url(spec.source)), make_engine(urls.warehouse)
+        return table_problems(source, spec) + source_check_problems(source, spec, warehouse)
 
     def scaffold(updated: Settings) -> None:
         if notebook:
@@ -135,7 +137,8 @@ def register_transform(
             return [f"{existing[0]} already exists: remove it first."]
         if not transform.sql:
             return []
-        return transform_problems(make_engine(updated.profile(profile).warehouse), updated.transforms[name])
+        warehouse, spec = make_engine(updated.profile(profile).warehouse), updated.transforms[name]
+        return transform_problems(warehouse, spec) + transform_check_problems(warehouse, spec)
 
     def scaffold(updated: Settings) -> None:
         if notebook:

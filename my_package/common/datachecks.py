@@ -5,22 +5,30 @@
 # %% ../../nbs/12_common.datachecks.ipynb #dc000004
 from __future__ import annotations
 
-import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .checks import CheckResult
-from .db import reflect_table
-from .sources import resolve_function
-from ..registry.settings import CheckSpec
+from .db import query_columns, reflect_table
+from .runs import resolve_run
+from .sources import resolve_function, source_columns, source_mismatch
+from .transfer import arrow_type_for, sa_type_for
+from .transforms import builds_a_query, is_frame, missing_inputs, transform_result
+from ..errors import PipelineError
+from ..registry.check_kinds import CheckContext, CheckSpec
+from ..registry.settings import TableSpec, TransformSpec
+
+if TYPE_CHECKING:  # a source that is a folder of files
+    from my_package.common.files import FolderSource
 
 # %% auto #0
-__all__ = ['typed_value', 'failing_rows', 'expand_checks', 'samples', 'lookups_of', 'scan_checks', 'count_duplicates',
-           'function_failures', 'as_moment', 'count_result', 'rows_result', 'fresh_result', 'run_data_checks',
-           'live_checks', 'data_checks', 'checks_of_live_tables', 'check_problems']
+__all__ = ['typed_value', 'literal_for', 'check_context', 'samples', 'scan_checks', 'count_query', 'function_failures',
+           'check_result', 'run_data_checks', 'live_checks', 'data_checks', 'checks_of_live_tables', 'compile_problems',
+           'check_problems', 'source_check_problems', 'transform_check_problems']
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000007
 def typed_value(value: str, column: sa.Column, dialect: str) -> sa.ColumnElement:
@@ -28,36 +36,19 @@ def typed_value(value: str, column: sa.Column, dialect: str) -> sa.ColumnElement
     numeric = isinstance(column.type, (sa.Integer, sa.Numeric, sa.Float))
     return sa.cast(sa.literal(value), column.type) if numeric or dialect != "sqlite" else sa.literal(value)
 
-# %% ../../nbs/12_common.datachecks.ipynb #dc000009
-def failing_rows(
-    check: CheckSpec, table: sa.Table, dialect: str, lookups: dict[str, sa.Table] | None = None
-) -> sa.ColumnElement | None:
-    "The condition that a row failing `check` meets (None for the kinds that are not row by row); `lookups`: relationships' tables."
-    column = table.c[check.columns[0]] if check.columns else None
-    if check.kind == "relationship":  # NOT IN a subquery: each database builds the lookup once, not once a row
-        target = lookups[check.ref_table].c[check.ref.rsplit(".", 1)[1]]
-        return sa.and_(column.is_not(None), column.not_in(sa.select(target).where(target.is_not(None))))
-    if check.kind == "not_null":
-        return sa.or_(*[table.c[c].is_(None) for c in check.columns])
-    if check.kind == "accepted_values":
-        return sa.and_(column.is_not(None), column.not_in([typed_value(v, column, dialect) for v in check.values]))
-    if check.kind == "between":
-        low, high = (typed_value(v, column, dialect) for v in check.values)
-        return sa.and_(column.is_not(None), sa.or_(column < low, column > high))
-    if check.kind == "expression":  # SQL by design: the table's owner writes it in settings.ini
-        return sa.text(f"(({check.sql}) IS NOT TRUE)")
-    return None
 
-# %% ../../nbs/12_common.datachecks.ipynb #dc00000b
-def expand_checks(checks: Sequence[CheckSpec]) -> list[CheckSpec]:
-    "The checks with each `not_null` of several columns split into one check per column (each counted apart)."
-    expanded = []
-    for check in checks:
-        if check.kind == "not_null" and len(check.columns) > 1:
-            expanded += [check.model_copy(update={"columns": (c,), "text": f"not_null({c})"}) for c in check.columns]
-        else:
-            expanded.append(check)
-    return expanded
+def literal_for(engine: Engine) -> Callable[[str, sa.Column], sa.ColumnElement]:
+    "The rule the check kinds write a value of settings.ini with, as a literal in `engine`'s warehouse."
+    # the declared checks' one dialect test: the Warehouse classes under way will give it as warehouse.literal()
+    dialect = engine.dialect.name
+    return lambda value, column: typed_value(value, column, dialect)
+
+# %% ../../nbs/12_common.datachecks.ipynb #dc000009
+def check_context(engine: Engine, table: sa.FromClause, checks: Sequence[CheckSpec]) -> CheckContext:
+    "What `checks` write their SQL with in `engine`: `table`, the warehouse's literals, the tables they read (if there)."
+    present = set(sa.inspect(engine).get_table_names())
+    read = dict.fromkeys(t for check in checks for t in check.reads if t in present)
+    return CheckContext(table, literal_for(engine), {t: reflect_table(engine, t) for t in read})
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc00000d
 def samples(engine: Engine, table: sa.Table, condition, columns: Sequence[str], distinct: bool = False) -> tuple:
@@ -69,36 +60,28 @@ def samples(engine: Engine, table: sa.Table, condition, columns: Sequence[str], 
     return tuple(r[0] if len(r) == 1 else tuple(r) for r in rows)
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc00000f
-def lookups_of(engine: Engine, checks: Sequence[CheckSpec]) -> dict[str, sa.Table]:
-    "The tables the relationships among `checks` look values up in, reflected."
-    return {c.ref_table: reflect_table(engine, c.ref_table) for c in checks if c.kind == "relationship"}
-
-
-def scan_checks(engine: Engine, table: sa.Table, checks: Sequence[CheckSpec], key: Sequence[str]) -> list[tuple]:
-    "Count the failing rows of every row-by-row check (and the newest value of each `fresh` one) in one scan."
-    dialect, parts, lookups = engine.dialect.name, [sa.func.count().label("rows")], lookups_of(engine, checks)
+def scan_checks(engine: Engine, context: CheckContext, checks: Sequence[CheckSpec]) -> tuple[dict[int, Any], int]:
+    "Count every condition's failing rows and compute every aggregate in one scan: each check's (by `id`), and the rows."
+    parts = [sa.func.count().label("rows")]
     for i, check in enumerate(checks):
-        condition = failing_rows(check, table, dialect, lookups)
-        if condition is not None:
-            parts.append(sa.func.sum(sa.case((condition, 1), else_=0)).label(f"f{i}"))
-        elif check.kind == "fresh":
-            parts.append(sa.func.max(table.c[check.columns[0]]).label(f"f{i}"))
+        if check.counted == "scan":
+            parts.append(sa.func.sum(sa.case((check.condition(context), 1), else_=0)).label(f"f{i}"))
+        elif check.counted == "aggregate":
+            parts.append(check.aggregate(context).label(f"f{i}"))
     with engine.connect() as conn:
-        found = conn.execute(sa.select(*parts).select_from(table)).mappings().one()
-    results = []
+        found = conn.execute(sa.select(*parts).select_from(context.table)).mappings().one()
+    counted = {}
     for i, check in enumerate(checks):
-        if f"f{i}" in found:
-            results.append((check, found[f"f{i}"] or 0 if check.kind != "fresh" else found[f"f{i}"], found["rows"]))
-    return results
+        if f"f{i}" in found:  # a sum over no rows is NULL: none failed
+            counted[id(check)] = found[f"f{i}"] or 0 if check.counted == "scan" else found[f"f{i}"]
+    return counted, found["rows"]
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000012
-def count_duplicates(engine: Engine, table: sa.Table, columns: Sequence[str]) -> tuple[int, tuple]:
-    "How many values of `columns` (together, NULLs aside) appear in more than one row, and a few of them."
-    cols = [table.c[c] for c in columns]
-    dupes = sa.select(*cols).where(*[c.is_not(None) for c in cols]).group_by(*cols).having(sa.func.count() > 1)
+def count_query(engine: Engine, query: sa.Select) -> tuple[int, tuple]:
+    "How many rows `query` returns (a kind's failing values or rows), and a few of them."
     with engine.connect() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(dupes.subquery())).scalar_one()
-        found = conn.execute(dupes.limit(5)).all() if count else []
+        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        found = conn.execute(query.limit(5)).all() if count else []
     return count, tuple(r[0] if len(r) == 1 else tuple(r) for r in found)
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000016
@@ -118,41 +101,12 @@ def function_failures(engine: Engine, staged: str, ref: str) -> tuple[int, tuple
         rows = conn.execute(sa.select(query).limit(5)).all() if count else []
     return count, tuple(tuple(r) for r in rows)
 
-# %% ../../nbs/12_common.datachecks.ipynb #dc000019
-def as_moment(value) -> dt.datetime | None:
-    "A date, timestamp or its text (as the kit stores them in SQLite) as a UTC datetime; None for None."
-    if value is None:
-        return None
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
 # %% ../../nbs/12_common.datachecks.ipynb #dc00001b
-def count_result(name: str, check: CheckSpec, failing: int, found: tuple, what: str = "rows") -> CheckResult:
-    "The result of a check that counts failing rows (or values)."
-    detail = f"{failing:,} {what} fail it" + (f", e.g. {', '.join(map(repr, found))}" if found else "")
-    return CheckResult(name, check.text, failing == 0, detail if failing else "passed", check.severity, failing, found)
-
-
-def rows_result(name: str, check: CheckSpec, rows: int, previous: int | None) -> CheckResult:
-    "The result of `rows`: the count against its minimum, maximum and the previous run's count."
-    problems = [f"under {check.min_rows:,}" for _ in [0] if check.min_rows is not None and rows < check.min_rows]
-    problems += [f"over {check.max_rows:,}" for _ in [0] if check.max_rows is not None and rows > check.max_rows]
-    if check.change is not None and previous:
-        change = abs(rows - previous) / previous
-        if change > check.change:
-            problems.append(f"{change:.0%} from the previous run's {previous:,} (at most {check.change:.0%})")
-    detail = f"{rows:,} rows" + (f": {'; '.join(problems)}" if problems else "")
-    return CheckResult(name, check.text, not problems, detail, check.severity)
-
-
-def fresh_result(name: str, check: CheckSpec, newest, now: dt.datetime | None = None) -> CheckResult:
-    "The result of `fresh`: the newest value's age against the check's."
-    moment, now = as_moment(newest), now or dt.datetime.now(dt.UTC)
-    if moment is None:
-        return CheckResult(name, check.text, False, f"{check.columns[0]} has no value at all", check.severity)
-    age = (now - moment).total_seconds()
-    detail = f"newest {moment:%Y-%m-%d %H:%M} UTC, {age / 86400:,.1f} days old (at most {check.max_age / 86400:,.1f})"
-    return CheckResult(name, check.text, age <= check.max_age, detail, check.severity)
+def check_result(name: str, check: CheckSpec, passed: bool, detail: str, found: Any, shown: tuple = ()) -> CheckResult:
+    "A check's verdict as a result: a kind that counts failures keeps their number, and a few of them in its words."
+    counts = check.counted in ("scan", "query", "function")
+    words = detail + (f", e.g. {', '.join(map(repr, shown))}" if shown else "")
+    return CheckResult(name, check.text, passed, words, check.severity, found if counts else None, shown)
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc00001d
 def run_data_checks(
@@ -165,39 +119,32 @@ def run_data_checks(
     previous: int | None = None,
 ) -> list[CheckResult]:
     "Run `checks` on the table `staged` (about to become `name`); `rows`: its row count once published (default: staged)."
-    checks = expand_checks(checks)
+    checks = [part for check in checks for part in check.split()]
     if not checks:
         return []
     table = reflect_table(engine, staged)
     keys = [k for k in key if k in table.c] or [next(iter(table.c)).name]
-    results, present = {}, set(sa.inspect(engine).get_table_names())
-    for check in [c for c in checks if c.kind == "relationship" and c.ref_table not in present]:
-        detail = (
-            f"not checked: {check.ref_table} is not in the warehouse yet (python -m my_package run {check.ref_table})"
-        )
-        results[id(check)] = CheckResult(name, check.text, False, detail, "warn")  # nothing to look up: say so
-    scanned = scan_checks(engine, table, [c for c in checks if id(c) not in results], keys)
-    for check, found, _ in scanned:
-        if check.kind == "fresh":
-            results[id(check)] = fresh_result(name, check, found)
-            continue
-        distinct = check.kind in ("accepted_values", "between", "relationship")  # the offending values show best
-        condition = failing_rows(check, table, engine.dialect.name, lookups_of(engine, [check])) if found else None
-        shown = samples(engine, table, condition, check.columns if distinct else keys, distinct) if found else ()
-        results[id(check)] = count_result(name, check, found, shown)
-    counted = scanned[0][2] if scanned else None  # the scan counted the staged rows too
+    context, results = check_context(engine, table, checks), {}
     for check in checks:
-        if id(check) in results:
-            continue
-        if check.kind == "unique":
-            results[id(check)] = count_result(name, check, *count_duplicates(engine, table, check.columns), "values")
-        elif check.kind == "function":
-            results[id(check)] = count_result(name, check, *function_failures(engine, staged, check.ref))
-        elif check.kind == "rows":
-            if rows is None and counted is None:
-                with engine.connect() as conn:
-                    counted = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            results[id(check)] = rows_result(name, check, counted if rows is None else rows, previous)
+        absent = [t for t in check.reads if t not in context.lookups]
+        if absent:  # nothing to look values up in: say so
+            detail = f"not checked: {absent[0]} is not in the warehouse yet (python -m my_package run {absent[0]})"
+            results[id(check)] = CheckResult(name, check.text, False, detail, "warn")
+    todo = [check for check in checks if id(check) not in results]
+    counted, scanned = scan_checks(engine, context, todo)
+    for check in todo:
+        found, shown = counted.get(id(check)), ()
+        if check.counted == "query":
+            found, shown = count_query(engine, check.query(context))
+        elif check.counted == "function":
+            found, shown = function_failures(engine, staged, check.ref)
+        elif check.counted == "rows":
+            found = scanned if rows is None else rows
+        passed, detail = check.verdict(found, scanned, previous)
+        if not passed and check.counted == "scan":  # a few failing rows' keys, or the failing values themselves
+            values = check.shows == "values"
+            shown = samples(engine, table, check.condition(context), check.columns if values else keys, values)
+        results[id(check)] = check_result(name, check, passed, detail, found, shown)
     return [results[id(check)] for check in checks]
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000022
@@ -208,46 +155,67 @@ def live_checks(run) -> list[CheckResult]:
 
 def data_checks(table: str, profile: str | None = None):
     "The checks `table` declares, run on its live table, as a DataFrame: one row per check (status, failing, samples)."
-    import pandas as pd
-
-    from my_package.common.runs import resolve_run
+    import pandas as pd  # a notebook's helper: the commands never pay pandas' import
 
     return pd.DataFrame([r.as_dict() for r in live_checks(resolve_run(table, profile))])
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000023b
 def checks_of_live_tables(settings, names: list[str], profile: str | None = None) -> dict[str, list[CheckResult]]:
     "`live_checks` of each of `names` (default: every table and transform that declares checks), by name."
-    from my_package.common.runs import resolve_run
-
     names = names or [n for n in [*settings.tables, *settings.transforms] if settings.entry(n).checks]
     return {name: live_checks(resolve_run(name, profile, settings)) for name in names}
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000025
+def compile_problems(warehouse: Engine, check: CheckSpec, context: CheckContext) -> list[str]:
+    "The warehouse's complaint, as one line, when it cannot run `check`'s condition on `context`'s table."
+    try:
+        with warehouse.connect() as conn:
+            conn.execute(sa.select(sa.func.count()).select_from(context.table).where(check.condition(context)))
+    except sa.exc.DBAPIError as e:
+        return [f"checks: `{check.text}` does not compile: {str(e.orig).splitlines()[0]}."]
+    return []
+
+
 def check_problems(warehouse: Engine, checks: Sequence[CheckSpec], columns: Sequence[sa.Column]) -> list[str]:
     "What is wrong with `checks` for a table of `columns` in `warehouse`, one line each (empty when nothing is)."
-    names, problems = [c.name for c in columns], []
+    empty = sa.select(*[sa.cast(sa.null(), c.type).label(c.name) for c in columns]).where(sa.false()).cte("t")
+    context, problems = check_context(warehouse, empty, checks), []
     for check in checks:
-        missing = [c for c in check.columns if c not in names]
-        if missing:
-            problems.append(
-                f"checks: `{check.text}`: {', '.join(map(repr, missing))} is not a column ({', '.join(names)})."
-            )
-        elif check.kind == "relationship" and sa.inspect(warehouse).has_table(check.ref_table):
-            ref_column = check.ref.rsplit(".", 1)[1]
-            if ref_column not in [c.name for c in reflect_table(warehouse, check.ref_table).columns]:
-                problems.append(f"checks: `{check.text}`: {check.ref_table} has no column {ref_column!r}.")
-        elif check.kind == "expression":
-            empty = sa.select(*[sa.cast(sa.null(), c.type).label(c.name) for c in columns]).where(sa.false()).cte("t")
-            try:
-                with warehouse.connect() as conn:
-                    conn.execute(
-                        sa.select(sa.func.count()).select_from(empty).where(sa.text(f"(({check.sql}) IS NOT TRUE)"))
-                    )
-            except sa.exc.DBAPIError as e:
-                problems.append(f"checks: `{check.text}` does not compile: {str(e.orig).splitlines()[0]}.")
-        elif check.kind == "function":
+        found = check.problems(columns, context.lookups)
+        if not found and check.counted == "scan" and all(t in context.lookups for t in check.reads):
+            found = compile_problems(warehouse, check, context)
+        elif not found and check.counted == "function":
             try:
                 resolve_function(check.ref, "check function")
-            except Exception as e:
-                problems.append(f"checks: `{check.text}`: {e}")
+            except Exception as e:  # importing a notebook's module runs it: any error it raises is the answer
+                found = [f"checks: `{check.text}`: {e}"]
+        problems += found
     return problems
+
+# %% ../../nbs/12_common.datachecks.ipynb #260fbc75
+def source_check_problems(source: Engine | FolderSource, spec: TableSpec, warehouse: Engine) -> list[str]:
+    "What is wrong with a table's declared checks, against its source's columns as the warehouse will type them."
+    if not spec.checks or source_mismatch(source, spec):
+        return []
+    try:
+        columns = source_columns(source, spec)
+    except (PipelineError, sa.exc.SQLAlchemyError):  # why its columns cannot be read, `table_problems` says
+        return []
+    typed = [sa.Column(c.name, sa_type_for(arrow_type_for(c.type))) for c in columns]
+    return check_problems(warehouse, spec.checks, typed)
+
+
+def transform_check_problems(warehouse: Engine, spec: TransformSpec) -> list[str]:
+    "What is wrong with a transform's declared checks, against its query's columns (known once its inputs are loaded)."
+    if not spec.checks or missing_inputs(warehouse, spec):
+        return []
+    try:
+        if spec.function and not builds_a_query(resolve_function(spec.function, "function")):
+            return []  # a DataFrame's columns are known when its flow runs
+        result = transform_result(warehouse, spec)
+        columns = None if is_frame(result) else query_columns(warehouse, result)
+    except (
+        Exception
+    ):  # what is wrong with the transform itself (a notebook's function may raise anything), `transform_problems` says
+        return []
+    return check_problems(warehouse, spec.checks, columns) if columns is not None else []

@@ -38,7 +38,7 @@ def declared_checks(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
     if not run.spec.checks:
         return []
     wh, rows = run.warehouse, None
-    if staged.mode == "incremental" and any(c.kind == "rows" for c in run.spec.checks):
+    if staged.mode == "incremental" and any(c.counted == "rows" for c in run.spec.checks):
         rows = rows_once_published(wh, staged, run.spec.primary_key)
     return run_data_checks(
         wh, staged.staging, run.name, run.spec.checks, run.spec.primary_key, rows, previous_rows(wh, run.name)
