@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import Webhook, fresh_clone, load, table_rows, write_project
 
+from my_package.commands.diagnose import find_problems
 from my_package.common.bookkeeping import latest_checks
 from my_package.common.db import make_engine
 from my_package.errors import QualityCheckError
@@ -202,3 +203,26 @@ def test_bad_check_definitions_are_refused_in_one_line_and_change_nothing(cli, t
         checked.returncode == 1
         and "table fleet: checks: `not_null(wingspan)`: 'wingspan' is not a column" in checked.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "ends", [("postgresql", "postgresql"), ("sqlite", "duckdb")], indirect=True, ids=["postgresql", "duckdb"]
+)
+def test_a_value_its_column_cannot_hold_is_refused_before_a_load(ends, tmp_path, monkeypatch):
+    # every condition is run by the warehouse on no rows: a bound that is not a number fails there, in one line
+    fill_source(make_engine(ends["source"]))
+    settings = tmp_path / "settings.ini"
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    settings.write_text(settings_text(ends, ["between(qty, 1, 30)"]))
+    load("customers")  # the warehouse exists
+    assert find_problems()[0] == []
+    wrong = ["between(qty, one, 30)", "accepted_values(qty, 1, 2, many)", "relationship(customer, customers.name)"]
+    settings.write_text(settings_text(ends, wrong))
+    problems = find_problems()[0]
+    said = [
+        "table orders: checks: `between(qty, one, 30)`: a value does not fit its column (",
+        "table orders: checks: `accepted_values(qty, 1, 2, many)`: a value does not fit its column (",
+        "table orders: checks: `relationship(customer, customers.name)` does not compile: ",
+    ]
+    assert len(problems) == 3 and all(p.startswith(s) for p, s in zip(problems, said, strict=True)), problems
+    assert all(len(p.splitlines()) == 1 for p in problems)

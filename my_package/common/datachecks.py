@@ -5,6 +5,7 @@
 # %% ../../nbs/12_common.datachecks.ipynb #dc000004
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -167,12 +168,26 @@ def checks_of_live_tables(settings, names: list[str], profile: str | None = None
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000025
 def compile_problems(warehouse: Engine, check: CheckSpec, context: CheckContext) -> list[str]:
-    "The warehouse's complaint, as one line, when it cannot run `check`'s condition on `context`'s table."
+    "The warehouse's complaint, as one line, when it cannot run `check`'s condition, or read its values, on no rows."
+    values = []
+
+    def literal(value: str, column: sa.Column) -> sa.ColumnElement:
+        values.append(context.literal(value, column))
+        return values[-1]
+
+    condition = check.condition(dataclasses.replace(context, literal=literal))
     try:
         with warehouse.connect() as conn:
-            conn.execute(sa.select(sa.func.count()).select_from(context.table).where(check.condition(context)))
+            conn.execute(sa.select(sa.func.count()).select_from(context.table).where(condition))
     except sa.exc.DBAPIError as e:
         return [f"checks: `{check.text}` does not compile: {str(e.orig).splitlines()[0]}."]
+    if not values:
+        return []
+    try:  # a condition on no rows may never read its values: a value its column cannot hold fails here
+        with warehouse.connect() as conn:
+            conn.execute(sa.select(*values))
+    except sa.exc.DBAPIError as e:
+        return [f"checks: `{check.text}`: a value does not fit its column ({str(e.orig).splitlines()[0]})."]
     return []
 
 
