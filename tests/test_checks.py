@@ -15,7 +15,11 @@ from conftest import Webhook, fresh_clone, load, table_rows, write_project
 from my_package.commands.diagnose import find_problems
 from my_package.common.bookkeeping import latest_checks
 from my_package.common.db import make_engine
+from my_package.common.runs import resolve_run
 from my_package.errors import QualityCheckError
+from my_package.tasks.checks import check_staged_table
+from my_package.tasks.extract import extract_table
+from my_package.tasks.load import load_table_atomically
 
 BIN = Path(sys.executable).parent
 ODD = 'we"ird; DROP TABLE customers'  # a hostile column name: quoted everywhere, never executed
@@ -226,3 +230,37 @@ def test_a_value_its_column_cannot_hold_is_refused_before_a_load(ends, tmp_path,
     ]
     assert len(problems) == 3 and all(p.startswith(s) for p, s in zip(problems, said, strict=True)), problems
     assert all(len(p.splitlines()) == 1 for p in problems)
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "duckdb")],
+    indirect=True,
+    ids=["sqlite", "postgresql", "duckdb"],
+)
+def test_max_null_share_allows_a_share_of_nulls_and_blocks_more(ends, tmp_path, monkeypatch):
+    source, warehouse = make_engine(ends["source"]), make_engine(ends["warehouse"])
+    fill_source(source)
+    with source.begin() as conn:  # 3 of 30 rows: 10%
+        conn.exec_driver_sql("UPDATE orders SET status = NULL WHERE id IN (3, 6, 9)")
+    settings = tmp_path / "settings.ini"
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    settings.write_text(settings_text(ends, ["max_null_share(status, 10%)"]))
+    load("customers")
+    assert load("orders") == 30
+    published = table_rows(warehouse, "orders")
+    with source.begin() as conn:  # 4 of 30: 13.3%
+        conn.exec_driver_sql("UPDATE orders SET status = NULL WHERE id = 12")
+    with pytest.raises(QualityCheckError) as failed:
+        load("orders")
+    said = "max_null_share(status, 10%) (NULL in 4 of 30 rows (13.3%; at most 10%), e.g. "
+    assert said in str(failed.value), str(failed.value)
+    assert table_rows(warehouse, "orders") == published, "the previous table stays"
+    settings.write_text(settings_text(ends, ["warn max_null_share(status, 10%)"]))  # a warning publishes
+    run = resolve_run("orders")
+    staged = extract_table.fn(run)
+    [warned] = [r for r in check_staged_table.fn(run, staged) if r.check == "max_null_share(status, 10%)"]
+    assert (warned.status, warned.failing, sorted(warned.samples)) == ("WARN", 4, [3, 6, 9, 12])
+    load_table_atomically.fn(run, staged)
+    with warehouse.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM orders WHERE status IS NULL").scalar_one() == 4

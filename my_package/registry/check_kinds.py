@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, SerializeAsAny
 # %% auto #0
 __all__ = ['CHECK_KINDS', 'Checks', 'AGE_UNITS', 'identifier', 'CheckContext', 'check_kind', 'CheckSpec', 'check_arguments',
            'parse_check', 'parse_checks', 'NotNull', 'Unique', 'AcceptedValues', 'Between', 'Relationship',
-           'Expression', 'Rows', 'as_moment', 'Fresh', 'Function']
+           'Expression', 'Rows', 'as_moment', 'Fresh', 'Function', 'MaxNullShare']
 
 # %% ../../nbs/01_registry.check_kinds.ipynb #81c5ee8d
 def identifier(name: str, label: str = "identifier") -> str:
@@ -350,3 +351,30 @@ class Function(CheckSpec):
     def arguments(cls, raw: str) -> dict[str, Any] | None:
         args = check_arguments(raw)
         return {"ref": args[0]} if len(args) == 1 and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", args[0]) else None
+
+# %% ../../nbs/01_registry.check_kinds.ipynb #3e0226ef
+@check_kind
+class MaxNullShare(CheckSpec):
+    "At most a share of its column's values are NULL: a column that may be empty, but seldom is."
+
+    kind: ClassVar[str] = "max_null_share"
+    takes: ClassVar[str] = "a column, then the largest share of NULLs, such as 5%"
+    max_percent: Decimal  # exact, so that 29 NULLs in 100 rows are 29%
+
+    @classmethod
+    def arguments(cls, raw: str) -> dict[str, Any] | None:
+        args = check_arguments(raw)
+        share = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", args[1]) if len(args) == 2 else None
+        if not share or Decimal(share[1]) > 100:
+            return None
+        return {"columns": (identifier(args[0], "column"),), "max_percent": Decimal(share[1])}
+
+    def condition(self, context: CheckContext) -> sa.ColumnElement:
+        return context.table.c[self.columns[0]].is_(None)
+
+    def verdict(self, found: Any, rows: int, previous: int | None = None) -> tuple[bool, str]:
+        share = f"{found / rows:.1%}" if rows else "no rows"
+        return (
+            found * 100 <= self.max_percent * rows,
+            f"NULL in {found:,} of {rows:,} rows ({share}; at most {self.max_percent}%)",
+        )
