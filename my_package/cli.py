@@ -398,7 +398,7 @@ def check(
         return exit_if_late(load_settings(), profile)
 
     if data:
-        from my_package.common.datachecks import checks_of_live_tables
+        from my_package.common.declared_checks import checks_of_live_tables
 
         found = checks_of_live_tables(load_settings(), table or [], profile)
         Console(force_jupyter=False).print(show.checks_table(found))

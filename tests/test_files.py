@@ -24,9 +24,9 @@ from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
 from my_package.flows.factory import dropped_on_failure
 from my_package.registry.settings import load_settings
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 ROWS = 3000  # with chunk_size 500: several batches per file
 TEXTS = ["plain", "with, a comma", 'with "quotes"', "naïve café ✓ 日本語 🚀", "", "'; DROP TABLE x; --"]

@@ -26,7 +26,7 @@ def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: 
         return []
     # the checks' runner imports pyarrow (with the load's own checks): `check` of a project without declared checks,
     # or with its warehouse out of reach, does without it
-    from my_package.common.datachecks import source_check_problems, transform_check_problems
+    from my_package.common.declared_checks import source_check_problems, transform_check_problems
 
     if spec.kind == "table":
         return source_check_problems(source, spec, warehouse)

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..common.datachecks import source_check_problems, transform_check_problems
 from ..common.db import make_engine
+from ..common.declared_checks import source_check_problems, transform_check_problems
 from ..common.sources import open_source, table_problems
 from ..common.transforms import transform_problems
 from ..dev.deployments import render_prefect_yaml

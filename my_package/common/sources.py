@@ -85,7 +85,7 @@ def source_mismatch(source: Engine | FolderSource, spec: TableSpec) -> str | Non
 
 # %% ../../nbs/15_common.sources.ipynb #d98b63f2
 def table_problems(source: Engine | FolderSource, spec: TableSpec) -> list[str]:
-    "What would stop `spec` from loading from `source`, one line each (its declared checks: `common.datachecks`)."
+    "What would stop `spec` from loading from `source`, one line each (its declared checks: `common.declared_checks`)."
     if mismatch := source_mismatch(source, spec):
         return [mismatch]
     if spec.source_table and spec.source_table not in (known := sa.inspect(source).get_table_names()):
