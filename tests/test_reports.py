@@ -267,3 +267,17 @@ def test_the_generic_report_renders_every_type_on_every_warehouse(tmp_path, pg_d
         else:
             assert f"2 rows</strong>, {len(columns)} columns" in page, where
             assert all(f">{name}<" in page for name in columns), where  # every column profiled
+
+
+def test_a_report_that_fails_before_its_notebook_runs_is_recorded_and_shown_failed(cli, tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    assert cli("run", "airlines", "--no-reports", settings=settings).returncode == 0
+    missing = {"MY_PACKAGE_REPORT_NOTEBOOK": str(tmp_path / "gone.ipynb")}  # fails before any cell runs
+    out = cli("report", "airlines", settings=settings, env=missing)
+    assert out.returncode == 1, out.stdout + out.stderr
+    entry = json.loads((tmp_path / "reports" / "default" / "reports.json").read_text())["airlines"]
+    assert entry["status"] == "failed" and "gone.ipynb not found" in entry["error"], entry
+    index = (tmp_path / "reports" / "default" / "index.html").read_text()
+    assert "FAILED at" in index and "gone.ipynb not found" in index
+    listed = cli("tables", settings=settings)
+    assert "FAILED" in listed.stdout and "report of airlines FAILED" in listed.stderr, listed.stdout + listed.stderr
