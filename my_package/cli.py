@@ -162,10 +162,11 @@ def run(
     with cancellable(cancel), show.interrupts(cancel), show.watch_server(os.environ.get("PREFECT_API_URL"), lost):
         results = show.run_with_progress(settings, tables, transforms, profile, parallel)
         loaded = [r.name for r in results if r.ok]
-        behind = reports and loaded and not cancel.cancelled and is_project_server(settings.path.parent) and not wait
-        log = render_in_background(settings, loaded, profile) if behind else None  # its reports: `rendering` now
-        # then every outcome shows in the index at once (a second Ctrl-C meanwhile still quits at once)
-        problem = refresh_index(settings, make_engine(urls.warehouse), urls.name)
+        # with the project's server up, a process of its own writes the index (first), then renders the reports
+        behind = not cancel.cancelled and not wait and is_project_server(settings.path.parent)
+        log = render_in_background(settings, loaded if reports else [], profile) if behind else None
+        # else the index here: every outcome at once (a second Ctrl-C meanwhile still quits at once)
+        problem = None if behind else refresh_index(settings, make_engine(urls.warehouse), urls.name)
     Console(force_jupyter=False).print(show.summary_table(results))
     if problem:
         console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
@@ -175,9 +176,9 @@ def run(
         )
         raise typer.Exit(130)
     failed = [r.name for r in results if r.status == "failed"]
-    if log:
+    if log and reports and loaded:
         console.print(f"Reports of {len(loaded)} render in the background into reports/{urls.name}/ (log: {log}).")
-    elif reports and loaded:
+    elif reports and loaded and not log:
         failed += render_and_print(loaded, profile)
     exit_if_failed(failed)
 
@@ -213,15 +214,27 @@ def report(
         bool, typer.Option("--force", help="Render even the reports whose content did not change.")
     ] = False,
     profile: ProfileOption = None,
+    index_only: Annotated[
+        bool, typer.Option("--index-only", help="Write the index only (each table's last run and report).")
+    ] = False,
 ) -> None:
     """Render each table's report notebook with papermill into reports/<profile>/ (.ipynb, .html) and its index.html.
 
-    A report whose data, registry entry, notebook and kit did not change since it was rendered is kept as it is.
+    The index is written first, then again once the reports are. A report whose data, registry entry, notebook
+    and kit did not change since it was rendered is kept as it is.
     Examples: python -m my_package report --all;  python -m my_package report flights --force
     """
+    from my_package.common.db import make_engine
+    from my_package.reporting.index import refresh_index
+
     settings = load_settings()
-    names = selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
-    settings.profile(profile)
+    names = [] if index_only else selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
+    urls = settings.profile(profile)
+    problem = refresh_index(settings, make_engine(urls.warehouse), urls.name)  # every run shows there at once
+    if problem:
+        console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
+    if index_only:
+        raise typer.Exit(1 if problem else 0)
     show.server_hint()
     exit_if_failed(render_and_print(names, profile, force))
 

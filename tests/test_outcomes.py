@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, write_project
+import test_truth
+from conftest import ROOT, wait_for, write_project
 from test_browser import launch_chromium
 from test_truth import kit, make_big_source, start_kit, stopped_in_its_copy
 
@@ -19,6 +20,7 @@ from my_package.reporting.lineage import COLOURS
 
 SHOTS = ROOT / "reports" / "outcomes"  # screenshots at 1400 px, to look at (reports/ is not committed)
 FAILED_RUN = ("failed", "crashed")
+project_server = test_truth.project_server  # the fixture: a project whose own local server the test starts
 
 
 def index_says(page, index: Path, table: str) -> dict:
@@ -208,5 +210,38 @@ def test_every_outcome_shows_in_the_index_and_the_report_within_seconds(tmp_path
             assert "crashed at" in told["banner"] and "killed before it ended" in told["banner"], told
             assert told["run"] == warned["run"], "the same data as the warned run's report: not rendered again"
             assert "The data this page shows did not change in the last run" in told["banner"], told
+        finally:
+            browser.close()
+
+
+def test_with_the_projects_server_up_the_index_follows_every_run_within_seconds(project_server, demo_source):
+    # with the project's own server up, `run` hands the index to the process it starts for the reports (or to one
+    # of its own, `report --index-only`, when there is no report to render): the command does not wait for it
+    from playwright.sync_api import sync_playwright
+
+    project, home, port = project_server["project"], project_server["home"], project_server["port"]
+    write_project(project, ("planes",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    assert kit("server", "start", project=project, home=home, extra={"PREFECT_PORT": port}).returncode == 0
+    index = project / "reports" / "default" / "index.html"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            ran = kit("run", "planes", project=project, home=home)  # its report renders in the background
+            assert ran.returncode == 0 and "render in the background" in ran.stderr, ran.stdout + ran.stderr
+            assert wait_for(index.exists, timeout=10, every=0.1), "no index 10 s after the command's exit"
+            said = index_within(page, index, "planes", "ok")
+            assert said["status"] == "ok", said
+            settings = project / "settings.ini"
+            settings.write_text(settings.read_text() + "checks =\n    between(seats, 1, 10)\n")
+            for args in (["run", "planes"], ["run", "planes", "--no-reports"]):  # nothing to render: the index alone
+                written = index.stat().st_mtime_ns
+                failed = kit(*args, project=project, home=home)
+                assert failed.returncode == 1, failed.stdout + failed.stderr
+                changed = wait_for(lambda w=written: index.stat().st_mtime_ns != w, timeout=10, every=0.1)
+                assert changed, f"`{' '.join(args)}`: the index was not written within 10 s of the command's exit"
+                said = index_within(page, index, "planes", "failed")
+                assert said["status"] == "failed" and "between(seats, 1, 10)" in said["row"], said
+                shoot(page, f"server_up_{'_'.join(args[1:])}_index")
         finally:
             browser.close()

@@ -340,14 +340,15 @@ def render_report(
 
 # %% ../../nbs/20_reporting.render.ipynb #d9180a3b
 def render_in_background(settings: Settings, names: list[str], profile: str | None) -> Path:
-    "Start `report NAMES` in a process of its own, which outlives this one; return its log file."
+    "Start `report NAMES` (no names: `report --index-only`) in a process of its own, which outlives this one; return its log."
     log = settings.path.parent / ".prefect" / "reports.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     directory = reports_dir(settings, settings.profile(profile).name)
     for name in names:  # `tables` says `rendering` from now on, until the process records how each one went
         previous = last_rendering(directory, name)
         record_report(directory, name, status="rendering", **({"previous": previous} if previous else {}))
-    args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
+    what = names or ["--index-only"]
+    args = [sys.executable, "-m", "my_package", "report", *what, *(["--profile", profile] if profile else [])]
     held = hold_for_background(settings.path.parent)  # `server stop` waits while the process holds this
     try:
         with open(log, "ab") as out:
