@@ -228,7 +228,9 @@ def report(
     from my_package.reporting.index import refresh_index
 
     settings = load_settings()
-    names = [] if index_only else selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
+    names = (
+        [] if index_only else selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
+    )
     urls = settings.profile(profile)
     problem = refresh_index(settings, make_engine(urls.warehouse), urls.name)  # every run shows there at once
     if problem:
