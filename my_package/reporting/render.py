@@ -21,9 +21,9 @@ from filelock import FileLock
 
 import my_package
 from ..common.runs import Stopwatch, TableRun, error_line
-from ..dev.server import hold_for_background
 from ..errors import ReportError
 from ..registry.settings import Settings
+from .background import hold_for_background
 from .lineage import run_key
 
 # %% auto #0
