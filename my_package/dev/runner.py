@@ -25,8 +25,8 @@ __all__ = ['SERVED', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 
            'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of', 'standard_fds',
            'forwarding', 'connect', 'exit_status', 'hand_over', 'environment_fingerprint', 'drop_kit_modules',
            'preload', 'started_threads', 'use_stream_fds', 'take_request', 'refresh_prefect', 'die_with_parent',
-           'finish', 'exit_code', 'run_command', 'Runner', 'listen', 'serve_commands', 'runner_pid', 'start_runner',
-           'stop_runner', 'runner_main']
+           'finish', 'exit_code', 'run_command', 'Runner', 'listen', 'serve_commands', 'runner_pid', 'launch_runner',
+           'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
 # the commands a runner runs; not `server` (it starts and stops the runner), `lab` and `worker` (they replace their
@@ -242,8 +242,9 @@ def environment_fingerprint() -> str:
         with contextlib.suppress(OSError):
             stat = os.stat(path)
             parts.append(f"{path} {stat.st_ino} {stat.st_mtime_ns}")
-    with contextlib.suppress(OSError):  # by content: an export rewrites the file whether or not it changed
-        parts.append(hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+    code = globals().get("__file__")  # this module's file (none in its notebook)
+    with contextlib.suppress(OSError, TypeError):  # by content: an export rewrites the file whether or not it changed
+        parts.append(hashlib.sha256(Path(code).read_bytes()).hexdigest())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400029
@@ -429,6 +430,7 @@ class Runner:
                 else:
                     self.client_gone(key.data)
             self.reap()
+        self.close_listener()
 
     def accept(self) -> None:
         "Take one command: run it in a fresh child, or tell its client why to run it itself."
@@ -584,28 +586,31 @@ def runner_pid(project: Path) -> int | None:
     return record["pid"] if mine else None
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400043
-def start_runner(project: Path, timeout: float = 120) -> int | None:
-    "Start the project's runner unless it runs, and wait until it listens: its process id (None: it did not start)."
-    pid = runner_pid(project)
-    if pid:
-        return pid
-    files = runner_files(project)
-    files["log"].parent.mkdir(parents=True, exist_ok=True)
-    with open(files["log"], "ab") as log:
-        process = subprocess.Popen(
+def launch_runner(project: Path) -> subprocess.Popen | None:
+    "Start the project's runner in the background unless it runs (None then); `await_runner` waits until it listens."
+    if runner_pid(project):
+        return None
+    log = runner_files(project)["log"]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
             [sys.executable, "-m", "my_package.dev.runner", str(project.resolve())],
-            cwd=project, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=project, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
+
+
+def await_runner(project: Path, process: subprocess.Popen | None, timeout: float = 120) -> int | None:
+    "Wait until the runner `launch_runner` started listens: its process id (None when it failed; commands then run cold)."
     deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
+    while process and process.poll() is None and time.monotonic() < deadline:
         if runner_pid(project) == process.pid:
             return process.pid
         time.sleep(0.1)
-    if process.poll() is None:
+    if process and process.poll() is None:  # too slow: stopped, rather than found half-ready by a command
         from my_package.dev.server import stop_process
 
         stop_process(process.pid)
-    return None
+    return runner_pid(project)
 
 
 def stop_runner(project: Path) -> bool:
@@ -619,7 +624,7 @@ def stop_runner(project: Path) -> bool:
     runner_files(project)["record"].unlink(missing_ok=True)
     return True
 
-# %% ../../nbs/54_dev.runner.ipynb #r5400044
+# %% ../../nbs/54_dev.runner.ipynb #r5400046
 def runner_main(argv: list[str] | None = None) -> None:
     "`python -m my_package.dev.runner PROJECT` (the project's runner) or `--socket PATH` (one for any project)."
     import argparse
@@ -633,6 +638,6 @@ def runner_main(argv: list[str] | None = None) -> None:
     project = args.project.resolve() if args.project else None
     serve_commands(args.socket or runner_files(project)["socket"], project)
 
-# %% ../../nbs/54_dev.runner.ipynb #r5400045
+# %% ../../nbs/54_dev.runner.ipynb #r5400047
 if __name__ == "__main__":
     runner_main()
