@@ -553,6 +553,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'my_package.dev.runner.hand_over': ('dev.runner.html#hand_over', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.launch_runner': ('dev.runner.html#launch_runner', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.listen': ('dev.runner.html#listen', 'my_package/dev/runner.py'),
+                                       'my_package.dev.runner.prefect_inputs': ( 'dev.runner.html#prefect_inputs',
+                                                                                 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.preload': ('dev.runner.html#preload', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.reachable': ('dev.runner.html#reachable', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.receive_exactly': ( 'dev.runner.html#receive_exactly',

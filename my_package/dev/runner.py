@@ -24,9 +24,9 @@ from pathlib import Path
 __all__ = ['SERVED', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 'runner_files', 'find_project', 'runner_address',
            'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of', 'standard_fds',
            'forwarding', 'connect', 'exit_status', 'hand_over', 'environment_fingerprint', 'drop_kit_modules',
-           'preload', 'started_threads', 'use_stream_fds', 'take_request', 'refresh_prefect', 'die_with_parent',
-           'finish', 'exit_code', 'run_command', 'Runner', 'listen', 'serve_commands', 'runner_pid', 'launch_runner',
-           'await_runner', 'stop_runner', 'runner_main']
+           'preload', 'started_threads', 'use_stream_fds', 'take_request', 'prefect_inputs', 'refresh_prefect',
+           'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner', 'listen', 'serve_commands', 'runner_pid',
+           'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
 # the commands a runner runs; not `server` (it starts and stops the runner), `lab` and `worker` (they replace their
@@ -258,9 +258,14 @@ KIT_MODULES = (
 LIBRARIES = (
     "pandas", "pyarrow", "pyarrow.dataset", "pyarrow.csv", "papermill", "nbformat", "nbconvert", "jinja2",
     "jupyter_client", "dotenv", "networkx", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql.psycopg",
-    "psycopg", "adbc_driver_sqlite.dbapi", "adbc_driver_postgresql.dbapi", "duckdb", "duckdb_engine",
+    "psycopg", "adbc_driver_sqlite.dbapi", "adbc_driver_postgresql.dbapi", "duckdb", "duckdb_sqlalchemy",
     "prefect.client.orchestration", "prefect.deployments", "prefect.runtime", "prefect.states", "rich.progress",
     "rich.tree", "ipykernel.kernelapp",
+    # what Prefect imports as a flow first runs
+    "prefect.flow_engine", "prefect.task_engine", "prefect.engine", "prefect._internal.control_listener",
+    "prefect._internal.attempt_control", "prefect.concurrency.v1.context", "prefect.telemetry.run_telemetry",
+    "prefect.utilities.visualization", "fastapi", "graphviz", "anyio.streams.tls", "anyio.streams.stapled",
+    "pydantic.color",
 )  # fmt: skip
 
 
@@ -321,15 +326,31 @@ def take_request(request: dict) -> None:
     drop_kit_modules()
 
 
-def refresh_prefect() -> None:
-    "Make Prefect, imported by the runner, read its settings from this process's environment again (as at its import)."
-    if "prefect.context" not in sys.modules:
-        return
+def prefect_inputs() -> list:
+    "What Prefect reads its settings from: its variables, and the files it reads in the working folder and its home."
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    stamps = []
+    for path in (
+        Path(".env").resolve(),
+        Path("prefect.toml").resolve(),
+        Path("pyproject.toml").resolve(),
+        home / "profiles.toml",
+    ):
+        with contextlib.suppress(OSError):
+            stamps.append([str(path), path.stat().st_mtime_ns, path.stat().st_size])
+    return [sorted((k, v) for k, v in os.environ.items() if k.startswith("PREFECT_")), stamps]
+
+
+def refresh_prefect(imported_with: list | None = None) -> bool:
+    "Make Prefect, imported by the runner, read its settings again, unless they come from what it read them (`imported_with`)."
+    if "prefect.context" not in sys.modules or prefect_inputs() == imported_with:
+        return False  # building Prefect's settings again costs a few tenths of a second
     import prefect.context
     import prefect.logging.configuration
 
     prefect.context.refresh_global_settings_context()
     prefect.logging.configuration.setup_logging(incremental=False)
+    return True
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400034
 def die_with_parent() -> None:
@@ -361,8 +382,8 @@ def exit_code(e: SystemExit) -> int:
     return 1
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400036
-def run_command(request: dict, fds: list[int], runner: int) -> None:
-    "In a runner's fresh child: run the command of `request` with the client's streams `fds`; never returns."
+def run_command(request: dict, fds: list[int], runner: int, prefect_read: list | None = None) -> None:
+    "In a runner's fresh child: run the command of `request` with the client's streams `fds`; never returns.\n\n    `prefect_read`: what the runner's Prefect read its settings from (`prefect_inputs`), when it imported it.\n"
     code = 1
     try:
         die_with_parent()
@@ -374,7 +395,7 @@ def run_command(request: dict, fds: list[int], runner: int) -> None:
         from my_package.cli import main_here, prepare_process
 
         prepare_process()
-        refresh_prefect()
+        refresh_prefect(prefect_read)
         main_here(request["argv"])
         code = 0
     except SystemExit as e:
@@ -397,7 +418,7 @@ class Runner:
     def __init__(self, address: Path, project: Path | None):
         self.address, self.project = address, project
         self.listener, self.inode = listen(address)
-        self.fingerprint = environment_fingerprint()
+        self.fingerprint, self.prefect_read = environment_fingerprint(), prefect_inputs()
         self.commands: dict[int, socket.socket] = {}  # a running child's process id -> its client's connection
         self.stopping = self.restarting = False
         self.selector = selectors.DefaultSelector()
@@ -486,7 +507,7 @@ class Runner:
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        run_command(request, fds, runner)
+        run_command(request, fds, runner, self.prefect_read)
 
     def client_gone(self, pid: int) -> None:
         "A client closed its connection while its command runs (it was killed): its command is killed, as it would be."
