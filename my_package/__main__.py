@@ -8,12 +8,12 @@ __all__ = []
 # %% ../nbs/61_main.ipynb #6de86dfe
 import sys
 
-from .dev.runner import hand_over
+from .dev.runner import exit_now, hand_over
 
 if __name__ == "__main__":
     status = hand_over(sys.argv[1:])  # before the kit's own imports: a runner has them already
     if status is not None:
-        sys.exit(status)
+        exit_now(status)
     from my_package.cli import main_here
 
     main_here()

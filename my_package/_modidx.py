@@ -546,6 +546,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'my_package.dev.runner.environment_fingerprint': ( 'dev.runner.html#environment_fingerprint',
                                                                                           'my_package/dev/runner.py'),
                                        'my_package.dev.runner.exit_code': ('dev.runner.html#exit_code', 'my_package/dev/runner.py'),
+                                       'my_package.dev.runner.exit_now': ('dev.runner.html#exit_now', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.exit_status': ('dev.runner.html#exit_status', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.find_project': ('dev.runner.html#find_project', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.finish': ('dev.runner.html#finish', 'my_package/dev/runner.py'),

@@ -501,9 +501,9 @@ def main_here(argv: list[str] | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     "The command line: handed over to the project's runner when one is up (`dev.runner`), else run in this process."
     if argv is None:  # typed, not called: a runner may run it (a call's output stays where the caller captures it)
-        from my_package.dev.runner import hand_over
+        from my_package.dev.runner import exit_now, hand_over
 
         status = hand_over(sys.argv[1:])
         if status is not None:
-            sys.exit(status)
+            exit_now(status)
     main_here(argv)

@@ -103,6 +103,26 @@ def seed_prefect(tmp_path_factory):
     return seed
 
 
+def start_runner(directory: Path) -> dict:
+    "A runner (`python -m my_package.dev.runner --socket`) that runs the commands of every project of the test run."
+    address, log = directory / "runner.sock", directory / "runner.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "my_package.dev.runner", "--socket", str(address)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    wait_for(lambda: address.exists() or process.poll() is not None, timeout=300, every=0.1)
+    if not address.exists():
+        raise RuntimeError(f"the tests' runner did not start: {log.read_text()[-2000:]}")
+    return {"socket": str(address), "pid": process.pid, "log": str(log)}
+
+
+@pytest.fixture(scope="session")
+def runner(tmp_path_factory) -> dict:
+    "One runner for the whole run's command-line runs: each command forks from it instead of importing the kit again."
+    return start_once(tmp_path_factory, "runner", start_runner)
+
+
 def pytest_sessionfinish(session) -> None:
     "The controller (the only process without PYTEST_XDIST_WORKER) stops the shared services once every test is done."
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -110,6 +130,8 @@ def pytest_sessionfinish(session) -> None:
     from my_package.dev.server import stop_process
 
     directory = shared_dir(session.config._tmp_path_factory.getbasetemp())
+    if (directory / "runner.json").exists():  # first: its commands use the server
+        stop_process(json.loads((directory / "runner.json").read_text())["pid"])
     if (directory / "prefect.json").exists():
         stop_process(json.loads((directory / "prefect.json").read_text())["pid"])
     if (directory / "postgres.json").exists():
@@ -199,8 +221,8 @@ def write_project(directory: Path, tables: tuple[str, ...], source: str, warehou
 
 
 @pytest.fixture
-def cli(prefect_home, prefect_server):
-    "Run `python -m my_package ARGS` in a subprocess against a settings file (and the session's Prefect server)."
+def cli(prefect_home, prefect_server, runner):
+    "Run `python -m my_package ARGS` in a subprocess against a settings file (the session's Prefect server and runner)."
 
     def run(*args: str, settings: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
         full_env = {
@@ -208,6 +230,7 @@ def cli(prefect_home, prefect_server):
             "MY_PACKAGE_SETTINGS": str(settings),
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_API_URL": prefect_server["api"],
+            "MY_PACKAGE_RUNNER": runner["socket"],
             "COLUMNS": "200",
             **(env or {}),
         }

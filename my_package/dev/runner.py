@@ -21,12 +21,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SERVED', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 'runner_files', 'find_project', 'runner_address',
-           'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of', 'standard_fds',
-           'forwarding', 'connect', 'exit_status', 'hand_over', 'environment_fingerprint', 'drop_kit_modules',
-           'preload', 'started_threads', 'use_stream_fds', 'take_request', 'prefect_inputs', 'refresh_prefect',
-           'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner', 'listen', 'serve_commands', 'runner_pid',
-           'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
+__all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 'runner_files', 'find_project',
+           'runner_address', 'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of',
+           'standard_fds', 'forwarding', 'connect', 'exit_now', 'exit_status', 'hand_over', 'environment_fingerprint',
+           'drop_kit_modules', 'preload', 'started_threads', 'use_stream_fds', 'take_request', 'prefect_inputs',
+           'refresh_prefect', 'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner', 'listen',
+           'serve_commands', 'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
 # the commands a runner runs; not `server` (it starts and stops the runner), `lab` and `worker` (they replace their
@@ -121,6 +121,9 @@ def receive_message(sock: socket.socket, fds: int = 0) -> tuple[dict | None, lis
     return json.loads(body), received
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400017
+CUSTOMIZE = ("sitecustomize", "usercustomize")  # the modules Python's start imports from the import path
+
+
 def request_of(argv: list[str], project: Path | None) -> dict:
     "What a runner needs to run `argv` as this process would: arguments, folder, environment, import path, umask, streams."
     umask = os.umask(0o077)  # read only by setting it: put straight back
@@ -139,6 +142,8 @@ def request_of(argv: list[str], project: Path | None) -> dict:
         "executable": sys.executable,
         "umask": umask,
         "streams": streams,
+        # a `sitecustomize` of the client's own (PYTHONPATH) runs in the command's process, as it would at its start
+        "customize": {name: getattr(sys.modules.get(name), "__file__", None) for name in CUSTOMIZE},
     }
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400019
@@ -194,6 +199,14 @@ def connect(address: Path) -> socket.socket | None:
         sock.close()
         return None
     return sock
+
+
+def exit_now(status: int) -> None:
+    "End this client with the command's `status`, its streams flushed: exit handlers belong to the command's process."
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def exit_status(ended: dict) -> int:
@@ -324,6 +337,13 @@ def take_request(request: dict) -> None:
     sys.path[:] = request["path"]
     sys.argv = ["python -m my_package", *request["argv"]]
     drop_kit_modules()
+    for name, origin in request.get("customize", {}).items():
+        if origin and origin != getattr(sys.modules.get(name), "__file__", None):
+            sys.modules.pop(name, None)
+            try:
+                __import__(name)
+            except Exception as e:  # as Python's start says it
+                print(f"Error in {name}; set PYTHONVERBOSE for traceback:\n{type(e).__name__}: {e}", file=sys.stderr)
 
 
 def prefect_inputs() -> list:
