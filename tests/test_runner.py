@@ -205,12 +205,36 @@ def test_a_change_to_the_installed_packages_starts_the_runner_again(tmp_path, de
         runner.wait(60)
 
 
-def test_importing_what_the_runner_holds_starts_no_thread():
-    # Prefect's engine deadlocks in a child forked from a process whose client, loop or threads have started
-    code = "from my_package.dev.runner import preload, started_threads\npreload()\nprint(started_threads())"
+def test_importing_what_the_runner_holds_starts_no_thread_and_leaves_matplotlib_to_kernels():
+    # Prefect's engine deadlocks in a child forked from a process whose client, loop or threads have started; and
+    # matplotlib imported before a kernel's IPython runs shows nothing on plt.show()
+    code = (
+        "import sys\nfrom my_package.dev.runner import preload, started_threads\nmissing = preload()\n"
+        "print(started_threads(), 'matplotlib' in sys.modules, 'prefect' in sys.modules, missing)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]", out.stdout
+    assert out.stdout.strip() == "[] False True []", out.stdout
+
+
+def test_a_report_renders_on_a_kernel_forked_from_the_runner_and_shows_its_figures(cli, runner, tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    page = json.loads((Path(__file__).parents[1] / "nbs" / "tables" / "table_report.ipynb").read_text())
+    shown = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"  # the inline backend's own display
+    page["cells"].insert(3, nbformat.v4.new_code_cell(shown, id="pltshow1"))
+    (tmp_path / "nbs" / "tables").mkdir(parents=True)
+    (tmp_path / "nbs" / "tables" / "airlines.ipynb").write_text(json.dumps(page))
+    assert cli("run", "airlines", "--no-reports", settings=settings).returncode == 0
+    log = Path(runner["log"])
+    kernels = log.read_text().count("kernel: started in process")
+    reported = cli("report", "airlines", settings=settings)
+    assert reported.returncode == 0, reported.stdout + reported.stderr
+    assert log.read_text().count("kernel: started in process") > kernels  # (other tests' may start meanwhile)
+    executed = nbformat.read(tmp_path / "reports" / "default" / "airlines.ipynb", as_version=4)
+    [cell] = [c for c in executed.cells if c.get("id") == "pltshow1"]
+    assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.outputs
+    html = (tmp_path / "reports" / "default" / "airlines.html").read_text()
+    assert html.count("data:image/png") >= 2 and "Traceback" not in html
 
 
 def test_a_runner_records_itself_for_its_own_project_only(tmp_path):

@@ -24,9 +24,10 @@ from pathlib import Path
 __all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 'runner_files', 'find_project',
            'runner_address', 'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of',
            'standard_fds', 'forwarding', 'connect', 'exit_now', 'exit_status', 'hand_over', 'environment_fingerprint',
-           'drop_kit_modules', 'preload', 'started_threads', 'use_stream_fds', 'take_request', 'prefect_inputs',
-           'refresh_prefect', 'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner', 'listen',
-           'serve_commands', 'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
+           'drop_kit_modules', 'warm_up', 'preload', 'started_threads', 'use_stream_fds', 'take_request',
+           'prefect_inputs', 'refresh_prefect', 'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner',
+           'run_kernel', 'forked_kernel_manager', 'own_python_kernel', 'use_runner_kernels', 'listen', 'serve_commands',
+           'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
 # the commands a runner runs; not `server` (it starts and stops the runner), `lab` and `worker` (they replace their
@@ -279,6 +280,9 @@ LIBRARIES = (
     "prefect._internal.attempt_control", "prefect.concurrency.v1.context", "prefect.telemetry.run_telemetry",
     "prefect.utilities.visualization", "fastapi", "graphviz", "anyio.streams.tls", "anyio.streams.stapled",
     "pydantic.color",
+    # what report notebooks import, for the kernels forked from the runner; never matplotlib: imported before
+    # IPython runs, its inline backend shows nothing on plt.show() (tests/test_runner.py)
+    "IPython", "IPython.display", "numpy",
 )  # fmt: skip
 
 
@@ -293,6 +297,20 @@ def drop_kit_modules() -> int:
     return len(names)
 
 
+def warm_up() -> None:
+    "Convert a small notebook to HTML as a report is: nbconvert imports and caches the rest of what it needs then."
+    import tempfile
+
+    import nbformat
+
+    from my_package.reporting.render import to_html
+
+    with tempfile.TemporaryDirectory() as folder:
+        cells = [nbformat.v4.new_markdown_cell("# Warm-up\n\n> *a* `b`"), nbformat.v4.new_code_cell("1")]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), Path(folder) / "warm.ipynb")
+        to_html(Path(folder) / "warm.ipynb", Path(folder) / "warm.html")
+
+
 def preload() -> list[str]:
     "Import the kit's modules and the libraries they use, then drop the kit's: what could not be imported."
     from my_package.dev.server import skip_slow_imports
@@ -304,6 +322,8 @@ def preload() -> list[str]:
             __import__(name)
         except Exception as e:  # an optional library missing; a command that needs it imports it (and says so)
             missing.append(f"{name} ({type(e).__name__})")
+    with contextlib.suppress(Exception):  # a warm-up only: the reports still render without it
+        warm_up()
     drop_kit_modules()
     return missing
 
@@ -402,8 +422,14 @@ def exit_code(e: SystemExit) -> int:
     return 1
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400036
-def run_command(request: dict, fds: list[int], runner: int, prefect_read: list | None = None) -> None:
-    "In a runner's fresh child: run the command of `request` with the client's streams `fds`; never returns.\n\n    `prefect_read`: what the runner's Prefect read its settings from (`prefect_inputs`), when it imported it.\n"
+def run_command(
+    request: dict, fds: list[int], runner: int, prefect_read: list | None = None, address: Path | None = None
+) -> None:
+    """In a runner's fresh child: run the command of `request` with the client's streams `fds`; never returns.
+
+    `prefect_read`: what the runner's Prefect read its settings from (`prefect_inputs`), when it imported it;
+    `address`: the runner's socket, where the command's report notebooks get their kernels.
+    """
     code = 1
     try:
         die_with_parent()
@@ -416,6 +442,8 @@ def run_command(request: dict, fds: list[int], runner: int, prefect_read: list |
 
         prepare_process()
         refresh_prefect(prefect_read)
+        if address:
+            use_runner_kernels(address)
         main_here(request["argv"])
         code = 0
     except SystemExit as e:
@@ -440,6 +468,7 @@ class Runner:
         self.listener, self.inode = listen(address)
         self.fingerprint, self.prefect_read = environment_fingerprint(), prefect_inputs()
         self.commands: dict[int, socket.socket] = {}  # a running child's process id -> its client's connection
+        self.kinds: dict[int, str] = {}  # what each child runs: a command's name, or "kernel"
         self.stopping = self.restarting = False
         self.selector = selectors.DefaultSelector()
         self.wakeup, self.wakeup_write = socket.socketpair()  # signals wake the loop through it
@@ -494,7 +523,8 @@ class Runner:
         finally:
             for fd in fds:  # the child has them: this process keeps none (the client sees its streams close)
                 os.close(fd)
-        self.log(f"{request['argv'][0]}: started in process {pid}")
+        self.kinds[pid] = "kernel" if "kernel" in request else request["argv"][0]
+        self.log(f"{self.kinds[pid]}: started in process {pid}")
         sock.settimeout(None)
         self.commands[pid] = sock
         self.selector.register(sock, selectors.EVENT_READ, pid)
@@ -527,7 +557,9 @@ class Runner:
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        run_command(request, fds, runner, self.prefect_read)
+        if "kernel" in request:
+            run_kernel(request, fds, runner)
+        run_command(request, fds, runner, self.prefect_read, self.address)
 
     def client_gone(self, pid: int) -> None:
         "A client closed its connection while its command runs (it was killed): its command is killed, as it would be."
@@ -538,7 +570,8 @@ class Runner:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         self.selector.unregister(sock)
-        self.log(f"process {pid}: its client went away, so it was killed")
+        if self.kinds.get(pid) != "kernel":  # a kernel ends so: its notebook is done
+            self.log(f"process {pid}: its client went away, so it was killed")
 
     def reap(self) -> None:
         "Collect the children that ended, and tell each one's client how it ended."
@@ -553,7 +586,8 @@ class Runner:
             if sock is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            self.log(f"process {pid}: ended with {code}")
+            if self.kinds.pop(pid, None) != "kernel":
+                self.log(f"process {pid}: ended with {code}")
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(sock)
             with contextlib.suppress(OSError):
@@ -577,6 +611,155 @@ class Runner:
                 os.unlink(self.address)
         self.selector.unregister(self.listener)
         self.listener.close()
+
+# %% ../../nbs/54_dev.runner.ipynb #6bc0b8b1
+def run_kernel(request: dict, fds: list[int], runner: int) -> None:
+    "In a runner's fresh child: become the kernel of `request` (`python -m ipykernel_launcher -f FILE ...`); never returns."
+    code = 1
+    try:
+        die_with_parent()
+        if os.getppid() != runner:
+            os._exit(1)
+        os.setpgid(0, 0)
+        use_stream_fds(fds, request["streams"])
+        take_request(request)
+        sys.argv = [sys.executable, "-m", "ipykernel_launcher", *request["kernel"]]
+        os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+        from ipykernel.kernelapp import IPKernelApp
+
+        IPKernelApp.launch_instance(argv=request["kernel"])
+        code = 0
+    except SystemExit as e:
+        code = exit_code(e)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finish(code)
+
+# %% ../../nbs/54_dev.runner.ipynb #4dee81bc
+def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
+    "A started kernel manager whose kernel the runner at `address` forked, in `cwd` (None when it could not)."
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ForkedKernelManager(AsyncKernelManager):
+        "A kernel the runner forked: started already; interrupted by a signal, ended by closing its connection."
+
+        sock: socket.socket | None = None
+        pid: int = 0
+
+        @property
+        def has_kernel(self) -> bool:
+            return self.sock is not None
+
+        async def _async_is_alive(self) -> bool:
+            try:
+                os.kill(self.pid, 0)
+            except OSError:
+                return False
+            return self.sock is not None
+
+        is_alive = _async_is_alive
+
+        async def _async_interrupt_kernel(self) -> None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGINT)
+
+        interrupt_kernel = _async_interrupt_kernel
+
+        async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            self.release()
+
+        shutdown_kernel = _async_shutdown_kernel
+
+        def release(self) -> None:
+            "End the kernel (the runner kills it as its connection closes) and remove its connection file."
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            self.cleanup_connection_file()
+
+    manager = ForkedKernelManager()
+    manager.write_connection_file()
+    sock = connect(address)
+    if sock is None:
+        manager.cleanup_connection_file()
+        return None
+    project = find_project(os.environ, Path(cwd))
+    request = {**request_of([], project), "cwd": cwd, "kernel": ["-f", manager.connection_file, *extra]}
+    request["path"] = [cwd, *sys.path[1:]]  # as `python -m ipykernel_launcher` started in `cwd` has it
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        send_message(sock, request, [null, 1, 2])
+        started, _ = receive_message(sock)
+    except OSError:
+        started = None
+    finally:
+        os.close(null)
+    if not started or "pid" not in started:
+        sock.close()
+        manager.cleanup_connection_file()
+        return None
+    manager.sock, manager.pid = sock, started["pid"]
+    return manager
+
+# %% ../../nbs/54_dev.runner.ipynb #2338e194
+def own_python_kernel(name: str) -> bool:
+    "True when the kernel `name` is `python -m ipykernel_launcher` of this very Python (one a runner can fork)."
+    from jupyter_client.kernelspec import NoSuchKernel, get_kernel_spec
+
+    try:
+        spec = get_kernel_spec(name)
+    except NoSuchKernel:
+        return False
+    pythons = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2]), sys.executable}
+    return not spec.env and spec.argv[:1] and spec.argv[0] in pythons and spec.argv[1:3] == ["-m", "ipykernel_launcher"]
+
+
+def use_runner_kernels(address: Path) -> None:
+    "Make papermill's default engine run notebooks on kernels the runner at `address` forks (in a runner's child)."
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class RunnerKernelEngine(NBClientEngine):
+        "papermill's nbclient engine, on a kernel forked by the runner when the notebook's kernel is this Python's."
+
+        @classmethod
+        def execute_managed_notebook(
+            cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None, start_timeout=60,
+            execution_timeout=None, **kwargs,
+        ):  # fmt: skip
+            cwd = (kwargs.get("resources") or {}).get("metadata", {}).get("path") or os.getcwd()
+            extra = list(kwargs.get("extra_arguments") or [])
+            manager = forked_kernel_manager(address, str(cwd), extra) if own_python_kernel(kernel_name) else None
+            if manager is None:
+                return super().execute_managed_notebook(
+                    nb_man,
+                    kernel_name,
+                    log_output,
+                    stdout_file,
+                    stderr_file,
+                    start_timeout,
+                    execution_timeout,
+                    **kwargs,
+                )
+            settings = merge_kwargs(  # as papermill's own engine sets its client up
+                remove_args(["input_path", "timeout", "startup_timeout"], **kwargs),
+                timeout=execution_timeout or kwargs.get("timeout"), startup_timeout=start_timeout,
+                kernel_name=kernel_name, log=logger, log_output=log_output, stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )  # fmt: skip
+            client = PapermillNotebookClient(nb_man, km=manager, **settings)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+                manager.release()
+
+    papermill_engines.register(None, RunnerKernelEngine)  # papermill's default, as `nbclient` is otherwise
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400038
 def listen(address: Path) -> tuple[socket.socket, int]:
