@@ -531,6 +531,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'my_package/dev/runner.py'),
                                        'my_package.dev.runner.Runner.close_listener': ( 'dev.runner.html#runner.close_listener',
                                                                                         'my_package/dev/runner.py'),
+                                       'my_package.dev.runner.Runner.handle': ('dev.runner.html#runner.handle', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.Runner.log': ('dev.runner.html#runner.log', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.Runner.reap': ('dev.runner.html#runner.reap', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.Runner.refusal': ( 'dev.runner.html#runner.refusal',

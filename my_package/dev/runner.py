@@ -491,22 +491,33 @@ class Runner:
             if self.restarting or self.stopping:
                 self.close_listener()
             for key, _ in self.selector.select(timeout=1):
-                if key.data == "listener":
-                    self.accept()
-                elif key.data == "wakeup":
-                    with contextlib.suppress(BlockingIOError):
-                        while self.wakeup.recv(512):
-                            pass
-                else:
-                    self.client_gone(key.data)
+                try:
+                    self.handle(key.data)
+                except Exception as e:  # one command's trouble never ends the runner (nor the others' commands)
+                    self.log(f"{type(e).__name__} while serving: {e}")
             self.reap()
         self.close_listener()
+
+    def handle(self, what: str | int) -> None:
+        "Act on what the loop saw: a new connection, a signal, or a client's connection closing (its process id)."
+        if what == "listener":
+            self.accept()
+        elif what == "wakeup":
+            with contextlib.suppress(BlockingIOError):
+                while self.wakeup.recv(512):
+                    pass
+        else:
+            self.client_gone(what)
 
     def accept(self) -> None:
         "Take one command: run it in a fresh child, or tell its client why to run it itself."
         sock, _ = self.listener.accept()
         sock.settimeout(30)  # a client that connects and says nothing does not hold up the others
-        request, fds = receive_message(sock, fds=3)
+        try:
+            request, fds = receive_message(sock, fds=3)
+        except (OSError, ValueError):  # timed out, or not a request at all
+            sock.close()
+            return
         try:
             refused = "no request" if request is None or len(fds) != 3 else self.refusal(sock, request)
             if refused:
