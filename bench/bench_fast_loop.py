@@ -74,7 +74,7 @@ def median(fn, runs: int) -> tuple[float, list[float]]:
 
 def line(label: str, seconds: float, figures: list[float]) -> str:
     "One row of the side-by-side output."
-    return f"  {label:52} {seconds:7.2f} s  ({', '.join(f'{s:.2f}' for s in figures)})"
+    return f"  {label:62} {seconds:7.2f} s  ({', '.join(f'{s:.2f}' for s in figures)})"
 
 
 def project_with(base: Path, tables: tuple[str, ...]) -> Path:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import nbformat
 from conftest import PG_PASSWORD, fresh_clone, wait_for, write_project
 
-from my_package.dev.runner import await_runner, launch_runner, runner_files, runner_pid, stop_runner
+from my_package.dev.runner import await_runner, launch_runner, reachable, runner_files, runner_pid, stop_runner
 from my_package.dev.server import free_port
 
 BIN = Path(sys.executable).parent
@@ -248,5 +249,13 @@ def test_a_runner_records_itself_for_its_own_project_only(tmp_path):
         listed = typed("tables", cwd=copy)
         assert listed.returncode == 0, listed.stderr  # run by itself: the copied socket leads nowhere
         assert served(project) == [] and served(copy) == []
+
+        # a client that sends garbage, or connects and goes, does not end the runner: the next command is served
+        for garbage in (b"\x00\x00\x00\x05{{{{{", b"", b"\xff" * 4):
+            with socket.socket(socket.AF_UNIX) as sock, reachable(runner_files(project)["socket"]) as where:
+                sock.connect(where)
+                sock.sendall(garbage)
+        assert typed("tables", cwd=project).returncode == 0
+        assert served(project) == ["tables"] and runner_pid(project) == pid
     finally:
         stop_runner(project)
