@@ -156,6 +156,10 @@ LONGEST = {
     "test_fast_loop.py::test_run_typed_directly_keeps_prefect_out_of_home_and_quiet": 111,
     "test_fast_loop.py::test_one_local_server_serves_every_command_and_the_kit_runs_without_it": 104,
     "test_lineage.py::test_history_freshness_and_the_tree_after_real_runs": 63,
+    # not yet measured in a suite: the runner's, from their runs beside other sessions' tests (about half of that idle)
+    "test_runner.py::test_an_exported_edit_and_a_settings_change_run_through_a_runner_started_before_them": 120,
+    "test_truth.py::test_a_runner_killed_during_a_load_is_said_at_once_and_its_load_is_as_after_a_crash": 100,
+    "test_runner.py": 60,
     "test_table_notebooks.py::test_a_tables_own_notebook_is_scaffolded_edited_and_rendered": 49,
     "test_daily_loop.py::test_a_new_table_in_one_step_as_a_new_user_would": 40,
     "test_browser.py": 30,
