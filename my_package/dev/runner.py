@@ -30,15 +30,15 @@ __all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES
            'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
-# the commands a runner runs; not `server` (it starts and stops the runner), `lab` and `worker` (they replace their
-# process with another program, which then belongs in the user's terminal, not in a runner's child)
+# the commands a runner runs; not `server stop` (it stops the runner, which would wait for it), `lab` and `worker`
+# (they replace their process with another program, which then belongs in the user's terminal, not in a runner's child)
 SERVED = frozenset({"run", "report", "check", "tables", "demo", "new-table", "new-transform", "new-check",
-                    "deployments", "deploy"})  # fmt: skip
+                    "deployments", "deploy", "server"})  # fmt: skip
 
 
 def served(argv: list[str]) -> bool:
     "True when the command `argv` (the arguments after `python -m my_package`) runs through a runner."
-    return bool(argv) and argv[0] in SERVED
+    return bool(argv) and argv[0] in SERVED and argv[:2] != ["server", "stop"]
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400007
 def runner_files(project: Path) -> dict[str, Path]:

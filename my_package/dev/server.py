@@ -205,8 +205,9 @@ def start_project_server(project: Path, port: int | None = None) -> str:
         home = project / ".prefect"
         try:
             process = start_server(home, port, home / "server.log")
-        except BaseException:  # no server, no runner
-            stop_runner(project)
+        except BaseException:  # no server, no runner (unless it ran already: a command through it may be this one)
+            if runner:
+                stop_runner(project)
             raise
         api = f"http://127.0.0.1:{port}/api"
         record = {"pid": process.pid, "api": api, "ui": api.removesuffix("/api"), "project": str(project.resolve())}
