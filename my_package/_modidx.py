@@ -585,6 +585,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'my_package.dev.runner.started_threads': ( 'dev.runner.html#started_threads',
                                                                                   'my_package/dev/runner.py'),
                                        'my_package.dev.runner.stop_runner': ('dev.runner.html#stop_runner', 'my_package/dev/runner.py'),
+                                       'my_package.dev.runner.sync_matplotlib': ( 'dev.runner.html#sync_matplotlib',
+                                                                                  'my_package/dev/runner.py'),
                                        'my_package.dev.runner.take_request': ('dev.runner.html#take_request', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.use_runner_kernels': ( 'dev.runner.html#use_runner_kernels',
                                                                                      'my_package/dev/runner.py'),

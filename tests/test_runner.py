@@ -206,12 +206,12 @@ def test_a_change_to_the_installed_packages_starts_the_runner_again(tmp_path, de
         runner.wait(60)
 
 
-def test_importing_what_the_runner_holds_starts_no_thread_and_leaves_matplotlib_to_kernels():
+def test_importing_what_the_runner_holds_starts_no_thread_and_leaves_pyplot_to_kernels():
     # Prefect's engine deadlocks in a child forked from a process whose client, loop or threads have started; and
-    # matplotlib imported before a kernel's IPython runs shows nothing on plt.show()
+    # matplotlib.pyplot imported before a kernel's IPython runs shows nothing on plt.show()
     code = (
         "import sys\nfrom my_package.dev.runner import preload, started_threads\nmissing = preload()\n"
-        "print(started_threads(), 'matplotlib' in sys.modules, 'prefect' in sys.modules, missing)"
+        "print(started_threads(), 'matplotlib.pyplot' in sys.modules, 'prefect' in sys.modules, missing)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -25,9 +25,9 @@ __all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES
            'runner_address', 'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of',
            'standard_fds', 'forwarding', 'connect', 'exit_now', 'exit_status', 'hand_over', 'environment_fingerprint',
            'drop_kit_modules', 'warm_up', 'preload', 'started_threads', 'use_stream_fds', 'take_request',
-           'prefect_inputs', 'refresh_prefect', 'die_with_parent', 'finish', 'exit_code', 'run_command', 'Runner',
-           'run_kernel', 'forked_kernel_manager', 'own_python_kernel', 'use_runner_kernels', 'listen', 'serve_commands',
-           'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
+           'sync_matplotlib', 'prefect_inputs', 'refresh_prefect', 'die_with_parent', 'finish', 'exit_code',
+           'run_command', 'Runner', 'run_kernel', 'forked_kernel_manager', 'own_python_kernel', 'use_runner_kernels',
+           'listen', 'serve_commands', 'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400005
 # the commands a runner runs; not `server stop` (it stops the runner, which would wait for it), `lab` and `worker`
@@ -280,9 +280,9 @@ LIBRARIES = (
     "prefect._internal.attempt_control", "prefect.concurrency.v1.context", "prefect.telemetry.run_telemetry",
     "prefect.utilities.visualization", "fastapi", "graphviz", "anyio.streams.tls", "anyio.streams.stapled",
     "pydantic.color",
-    # what report notebooks import, for the kernels forked from the runner; never matplotlib: imported before
-    # IPython runs, its inline backend shows nothing on plt.show() (tests/test_runner.py)
-    "IPython", "IPython.display", "numpy",
+    # what report notebooks and the index's lineage figure import; never matplotlib.pyplot: imported before a
+    # kernel's IPython runs, its inline backend shows nothing on plt.show() (tests/test_runner.py)
+    "IPython", "IPython.display", "numpy", "matplotlib", "matplotlib.figure", "matplotlib.patches",
 )  # fmt: skip
 
 
@@ -364,6 +364,17 @@ def take_request(request: dict) -> None:
                 __import__(name)
             except Exception as e:  # as Python's start says it
                 print(f"Error in {name}; set PYTHONVERBOSE for traceback:\n{type(e).__name__}: {e}", file=sys.stderr)
+    sync_matplotlib()
+
+
+def sync_matplotlib() -> None:
+    "Give matplotlib, imported by the runner, the backend this process's environment names, as its import would."
+    # only a backend named: setting matplotlib's own default back (its "auto" marker) first kept pyplot from ever
+    # loading the inline backend set next, and a kernel's plt.show() from showing anything
+    if "matplotlib" in sys.modules and os.environ.get("MPLBACKEND"):
+        import matplotlib
+
+        matplotlib.rcParams["backend"] = os.environ["MPLBACKEND"]
 
 
 def prefect_inputs() -> list:
@@ -636,6 +647,7 @@ def run_kernel(request: dict, fds: list[int], runner: int) -> None:
         take_request(request)
         sys.argv = [sys.executable, "-m", "ipykernel_launcher", *request["kernel"]]
         os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+        sync_matplotlib()
         from ipykernel.kernelapp import IPKernelApp
 
         IPKernelApp.launch_instance(argv=request["kernel"])
