@@ -555,6 +555,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'my_package/dev/runner.py'),
                                        'my_package.dev.runner.forwarding': ('dev.runner.html#forwarding', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.hand_over': ('dev.runner.html#hand_over', 'my_package/dev/runner.py'),
+                                       'my_package.dev.runner.kit_modules': ('dev.runner.html#kit_modules', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.launch_runner': ('dev.runner.html#launch_runner', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.listen': ('dev.runner.html#listen', 'my_package/dev/runner.py'),
                                        'my_package.dev.runner.own_python_kernel': ( 'dev.runner.html#own_python_kernel',

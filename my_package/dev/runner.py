@@ -21,10 +21,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'KIT_MODULES', 'LIBRARIES', 'served', 'runner_files', 'find_project',
-           'runner_address', 'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of',
-           'standard_fds', 'forwarding', 'connect', 'exit_now', 'exit_status', 'hand_over', 'environment_fingerprint',
-           'drop_kit_modules', 'warm_up', 'preload', 'started_threads', 'use_stream_fds', 'take_request',
+__all__ = ['SERVED', 'CUSTOMIZE', 'FORWARDED', 'LOST', 'LIBRARIES', 'served', 'runner_files', 'find_project', 'runner_address',
+           'reachable', 'send_message', 'receive_exactly', 'receive_message', 'request_of', 'standard_fds',
+           'forwarding', 'connect', 'exit_now', 'exit_status', 'hand_over', 'environment_fingerprint',
+           'drop_kit_modules', 'warm_up', 'kit_modules', 'preload', 'started_threads', 'use_stream_fds', 'take_request',
            'sync_matplotlib', 'prefect_inputs', 'refresh_prefect', 'die_with_parent', 'finish', 'exit_code',
            'run_command', 'Runner', 'run_kernel', 'forked_kernel_manager', 'own_python_kernel', 'use_runner_kernels',
            'listen', 'serve_commands', 'runner_pid', 'launch_runner', 'await_runner', 'stop_runner', 'runner_main']
@@ -262,13 +262,8 @@ def environment_fingerprint() -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 # %% ../../nbs/54_dev.runner.ipynb #r5400029
-# Imported once by the runner, so that a command's process has them: the kit's own modules (then dropped, so each
-# command imports them afresh) and what they import inside their functions
-KIT_MODULES = (
-    "my_package.cli", "my_package.terminal", "my_package.flows.ingestion", "my_package.flows.transform",
-    "my_package.flows.reports", "my_package.reporting.index", "my_package.reporting.lineage",
-    "my_package.registry.problems", "my_package.common.datachecks", "my_package.dev.deployments",
-)  # fmt: skip
+# Imported once by the runner, so that a command's process has them: the kit's own modules (`kit_modules`, then
+# dropped, so each command imports them afresh) and the libraries they import inside their functions
 LIBRARIES = (
     "pandas", "pyarrow", "pyarrow.dataset", "pyarrow.csv", "papermill", "nbformat", "nbconvert", "jinja2",
     "jupyter_client", "dotenv", "networkx", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql.psycopg",
@@ -311,13 +306,26 @@ def warm_up() -> None:
         to_html(Path(folder) / "warm.ipynb", Path(folder) / "warm.html")
 
 
+def kit_modules() -> list[str]:
+    "The kit's own modules, from its files: all but the data scientist's (transforms, checks) and its entry points."
+    import importlib.util
+
+    root = Path(importlib.util.find_spec("my_package").submodule_search_locations[0])
+    names = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if parts[0] not in ("transforms", "checks") and parts[-1] not in ("__init__", "__main__", "_modidx"):
+            names.append(".".join(("my_package", *parts)))
+    return names
+
+
 def preload() -> list[str]:
     "Import the kit's modules and the libraries they use, then drop the kit's: what could not be imported."
     from my_package.dev.server import skip_slow_imports
 
     skip_slow_imports()
     missing = []
-    for name in (*KIT_MODULES, *LIBRARIES):
+    for name in (*kit_modules(), *LIBRARIES):
         try:
             __import__(name)
         except Exception as e:  # an optional library missing; a command that needs it imports it (and says so)
