@@ -104,23 +104,33 @@ def seed_prefect(tmp_path_factory):
 
 
 def start_runner(directory: Path) -> dict:
-    "A runner (`python -m my_package.dev.runner --socket`) that runs the commands of every project of the test run."
+    "A runner (`python -m my_package.dev.runner --socket`) for every project of the test run, started in the background."
     address, log = directory / "runner.sock", directory / "runner.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "my_package.dev.runner", "--socket", str(address)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    wait_for(lambda: address.exists() or process.poll() is not None, timeout=300, every=0.1)
-    if not address.exists():
-        raise RuntimeError(f"the tests' runner did not start: {log.read_text()[-2000:]}")
     return {"socket": str(address), "pid": process.pid, "log": str(log)}
 
 
+def runner_ready(record: dict) -> dict:
+    "Wait until the tests' runner listens (it imports for seconds); fail naming its log's end when it does not."
+    if not wait_for(lambda: Path(record["socket"]).exists(), timeout=300, every=0.1):
+        pytest.fail(f"the tests' runner did not start: {Path(record['log']).read_text()[-2000:]}")
+    return record
+
+
 @pytest.fixture(scope="session")
-def runner(tmp_path_factory) -> dict:
-    "One runner for the whole run's command-line runs: each command forks from it instead of importing the kit again."
+def runner_started(tmp_path_factory) -> dict:
+    "The tests' runner, launched once for the whole run; it imports while the Prefect server starts (see `cli`)."
     return start_once(tmp_path_factory, "runner", start_runner)
+
+
+@pytest.fixture(scope="session")
+def runner(runner_started) -> dict:
+    "One runner for the whole run's command-line runs, listening: each command forks from it instead of starting afresh."
+    return runner_ready(runner_started)
 
 
 def pytest_sessionfinish(session) -> None:
@@ -225,10 +235,11 @@ def write_project(directory: Path, tables: tuple[str, ...], source: str, warehou
 
 
 @pytest.fixture
-def cli(prefect_home, prefect_server, runner):
+def cli(prefect_home, runner_started, prefect_server):
     "Run `python -m my_package ARGS` in a subprocess against a settings file (the session's Prefect server and runner)."
 
     def run(*args: str, settings: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+        runner = runner_ready(runner_started)  # started before the server: ready by now, as a rule
         full_env = {
             **os.environ,
             "MY_PACKAGE_SETTINGS": str(settings),
