@@ -37,7 +37,7 @@ dev: $(VENV)/.dev-installed ## Install the package with the dev extras
 
 # The project's local Prefect server and its runner are started (unless PREFECT_API_URL names another server) and
 # left up: the next command reuses the server instead of paying for a temporary one (about 15 s), its UI shows the
-# runs, and each command runs in a fork of the runner, which holds the kit's libraries imported (dev.runner).
+# runs, and each command runs in a fork of the runner, which holds the kit's libraries imported (my_package/runner.py).
 run: install ## Build the demo source if missing, start the local Prefect server, run every flow, print a summary
 	$(PY) -m my_package demo
 	@test -n "$$PREFECT_API_URL" || $(PY) -m my_package server start

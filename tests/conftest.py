@@ -104,11 +104,11 @@ def seed_prefect(tmp_path_factory):
 
 
 def start_runner(directory: Path) -> dict:
-    "A runner (`python -m my_package.dev.runner --socket`) for every project of the test run, started in the background."
+    "A runner (`python -m my_package.runner --socket`) for every project of the test run, started in the background."
     address, log = directory / "runner.sock", directory / "runner.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "my_package.dev.runner", "--socket", str(address)],
+            [sys.executable, "-m", "my_package.runner", "--socket", str(address)],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     return {"socket": str(address), "pid": process.pid, "log": str(log)}

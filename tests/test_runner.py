@@ -181,7 +181,7 @@ def test_a_change_to_the_installed_packages_starts_the_runner_again(tmp_path, de
     env = {**os.environ, "PYTHONPATH": str(packages)}
     with open(log, "ab") as out:
         runner = subprocess.Popen(
-            [sys.executable, "-m", "my_package.dev.runner", "--socket", str(address)],
+            [sys.executable, "-m", "my_package.runner", "--socket", str(address)],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     extra = {"MY_PACKAGE_RUNNER": str(address), "MY_PACKAGE_SETTINGS": str(settings)}
@@ -210,7 +210,7 @@ def test_importing_what_the_runner_holds_starts_no_thread_and_leaves_pyplot_to_k
     # Prefect's engine deadlocks in a child forked from a process whose client, loop or threads have started; and
     # matplotlib.pyplot imported before a kernel's IPython runs shows nothing on plt.show()
     code = (
-        "import sys\nfrom my_package.dev.runner import preload, started_threads\nmissing = preload()\n"
+        "import sys\nfrom my_package.runner import preload, started_threads\nmissing = preload()\n"
         "print(started_threads(), 'matplotlib.pyplot' in sys.modules, 'prefect' in sys.modules, missing)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
