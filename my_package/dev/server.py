@@ -174,7 +174,7 @@ def project_port() -> tuple[int, bool]:
 
 # %% ../../nbs/50_dev.server.ipynb #a1000012s
 def start_project_server(project: Path, port: int | None = None) -> str:
-    "Start the project's own local server (unless it is up) and its runner (`dev.runner`, unless it runs); the API URL."
+    "Start the project's own local server (unless it is up) and its runner (`my_package.runner`, unless it runs); the API URL."
     runner = launch_runner(project)  # it imports the kit's libraries while the server starts
     api = running_server(project)
     if not api:
