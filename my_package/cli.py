@@ -24,7 +24,7 @@ from .terminal import console
 # %% auto #0
 __all__ = ['app', 'CheckOption', 'ProfileOption', 'demo', 'tables', 'exit_if_failed', 'selected_entries', 'run',
            'render_and_print', 'report', 'new_table', 'new_transform', 'new_check', 'deployments', 'deploy', 'worker',
-           'check', 'exit_if_late', 'server', 'lab', 'main']
+           'check', 'exit_if_late', 'server', 'lab', 'prepare_process', 'main_here', 'main']
 
 # %% ../nbs/60_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -495,11 +495,9 @@ def lab() -> None:
     os.execv(args[0], args)
 
 # %% ../nbs/60_cli.ipynb #b9968d37
-def main(argv: list[str] | None = None) -> None:
-    "Run the command line; exit 0 on success, 1 on a failure, 2 on a usage error or an unknown name."
-    from my_package.common.db import scrub
+def prepare_process() -> None:
+    "Set a command's process up: slow imports skipped, the project's Prefect settings, Prefect's console quiet."
     from my_package.dev.server import apply_prefect_settings, skip_slow_imports
-    from my_package.registry.settings import urls_to_mask
 
     skip_slow_imports()
     try:  # a missing settings.ini is reported by the command that needs it
@@ -508,6 +506,14 @@ def main(argv: list[str] | None = None) -> None:
         pass
     if not os.environ.get("MY_PACKAGE_DEBUG"):  # the progress lines and the summary report each run; Prefect's log
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # (API, UI) keeps everything
+
+
+def main_here(argv: list[str] | None = None) -> None:
+    "Run the command line in this process; exit 0 on success, 1 on a failure, 2 on a usage error or an unknown name."
+    from my_package.common.db import scrub
+    from my_package.registry.settings import urls_to_mask
+
+    prepare_process()
     try:
         app(args=argv, prog_name="python -m my_package", standalone_mode=True)
     except UsageError as e:
@@ -523,3 +529,14 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {message}", soft_wrap=True)
         console.print("Set MY_PACKAGE_DEBUG=1 to see the traceback.")
         sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    "The command line: handed over to the project's runner when one is up (`dev.runner`), else run in this process."
+    if argv is None:  # typed, not called: a runner may run it (a call's output stays where the caller captures it)
+        from my_package.dev.runner import exit_now, hand_over
+
+        status = hand_over(sys.argv[1:])
+        if status is not None:
+            exit_now(status)
+    main_here(argv)
