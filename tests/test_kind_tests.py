@@ -31,6 +31,8 @@ PLANTED = textwrap.dedent(
         if isinstance(source, FolderSource):
             pass
         insert = {"sqlite": 1}
+        local = backend in ("sqlite", "duckdb")
+        preloaded = ["psycopg", "duckdb"]  # module names, not tested against: no test
         raise ValueError(f"no driver for {url.drivername}")  # shown in a message: no test
     """
 )
@@ -50,6 +52,7 @@ def test_every_spelling_is_found_and_a_message_is_not(tmp_path):
         "if isinstance(source, (str, Engine)):": "isinstance(..., Engine)",
         "if isinstance(source, FolderSource):": "isinstance(..., FolderSource)",
         'insert = {"sqlite": 1}': "'sqlite'",
+        'local = backend in ("sqlite", "duckdb")': "'duckdb', 'sqlite'",
     }
 
 

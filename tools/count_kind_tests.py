@@ -6,7 +6,8 @@ module's (`my_package/common/sources/`), and everything else asks them. This scr
 by its spelling, read from the syntax tree (comments, and names shown in a message's f-string, do not count):
 
     x.dialect.name   x.dialect.driver   x.drivername   x.get_backend_name()
-    the string "sqlite", "postgresql", "postgres" or "duckdb" (compared, or a key)
+    the string "sqlite", "postgresql", "postgres" or "duckdb" tested against (compared, a key, a case, a prefix;
+    in a list of module names it tests nothing)
     sqlite_file(...)   database_file(...)   duckdb_file(...)   is_folder(...)   and the old pairings'
     same_sqlite_files(...)   same_postgres(...)   adbc_supported(...)   duckdb_can_scan(...)
     isinstance(x, Engine)   isinstance(x, FolderSource)   and the other classes of a kind
@@ -69,15 +70,34 @@ def final_name(node: ast.AST) -> str | None:
     return None
 
 
-def spelling(node: ast.AST) -> str | None:
-    "How `node` tests a kind, or None when it does not."
+def tested_strings(tree: ast.AST) -> set[int]:
+    "The ids of the string constants that `tree` tests a value against: compared, a key, a case, a prefix asked."
+    found: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            found += [node.left, *node.comparators]
+        elif isinstance(node, ast.Dict):
+            found += [k for k in node.keys if k is not None]
+        elif isinstance(node, ast.Subscript):
+            found.append(node.slice)
+        elif isinstance(node, ast.MatchValue):
+            found.append(node.value)
+        elif isinstance(node, ast.Call) and final_name(node.func) in ("startswith", "endswith", "get"):
+            found += node.args[:1]
+    # a collection tested (`x in ("sqlite", "duckdb")`) tests each of its strings
+    found += [e for n in found if isinstance(n, (ast.Tuple, ast.List, ast.Set)) for e in n.elts]
+    return {id(n) for n in found}
+
+
+def spelling(node: ast.AST, tested: set[int]) -> str | None:
+    "How `node` tests a kind (`tested`: the ids of the strings tested against), or None when it does not."
     if isinstance(node, ast.Attribute):
         if node.attr in ("name", "driver") and isinstance(node.value, ast.Attribute) and node.value.attr == "dialect":
             return f".dialect.{node.attr}"
         if node.attr == "drivername":
             return ".drivername"
     if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in KIND_NAMES:
-        return repr(node.value)
+        return repr(node.value) if id(node) in tested else None
     if isinstance(node, ast.Call):
         name = final_name(node.func)
         if name in KIND_CALLS:
@@ -96,11 +116,11 @@ def places(path: Path) -> list[tuple[int, str, str]]:
     tree = ast.parse(text, str(path))
     # a kind's name shown in a message (an f-string) is no test of it
     shown = {id(n) for s in ast.walk(tree) if isinstance(s, ast.JoinedStr) for n in ast.walk(s)}
-    lines, found = text.splitlines(), {}
+    lines, found, tested = text.splitlines(), {}, tested_strings(tree)
     for node in ast.walk(tree):
         if id(node) in shown:
             continue
-        how = spelling(node)
+        how = spelling(node, tested)
         if how is not None:
             found.setdefault(node.lineno, []).append(how)
     return [(n, ", ".join(sorted(set(found[n]))), lines[n - 1].strip()) for n in sorted(found)]

@@ -10,13 +10,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import reflect_table
+from .db import reflect_table, warehouse_for
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['ORDERED', 'PROFILE_GROUP', 'registry_frame', 'is_numeric', 'comparable', 'column_profile', 'time_column',
-           'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame',
-           'data_signature', 'show']
+__all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
+           'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -47,23 +46,13 @@ def is_numeric(col: sa.Column) -> bool:
     "True for integer, float and decimal columns (not booleans)."
     return isinstance(col.type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(col.type, sa.Boolean)
 
-# %% ../../nbs/18_common.reports.ipynb #b61bf0af
-ORDERED = (sa.Integer, sa.Numeric, sa.Float, sa.String, sa.Date, sa.DateTime, sa.Time)  # every warehouse compares these
-
-
-def comparable(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    "`col` as the warehouse (`dialect`) can take its min, max and distinct values: itself, a boolean as 0/1, or its text."
-    if dialect == "sqlite" or (isinstance(col.type, ORDERED) and not isinstance(col.type, sa.Boolean)):
-        return col
-    return sa.cast(col, sa.Integer if isinstance(col.type, sa.Boolean) else sa.Text)
-
 # %% ../../nbs/18_common.reports.ipynb #fa957ae1
 PROFILE_GROUP = 200  # columns per profiling query: at most 1 + 5 * 200 result columns
 
 
 def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd.DataFrame:
     "Per column: type, NULL share, distinct values, and min / mean / max for numbers."
-    t, dialect = reflect_table(engine, table), engine.dialect.name
+    t, warehouse = reflect_table(engine, table), warehouse_for(engine)
     columns, r = list(t.columns), {}
     with engine.connect() as conn:
         for start in range(0, len(columns), group):
@@ -71,7 +60,7 @@ def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd
             for i, c in enumerate(columns[start : start + group], start):
                 parts += [
                     sa.func.count(c).label(f"n{i}"),
-                    sa.func.count(sa.distinct(comparable(c, dialect))).label(f"d{i}"),
+                    sa.func.count(sa.distinct(warehouse.comparable(c))).label(f"d{i}"),
                 ]
                 if is_numeric(c):
                     parts += [
@@ -177,13 +166,13 @@ def data_signature(engine: Engine, table: str) -> str:
     "A short digest of `table`'s data: its row count and, per column, count, min, max and sum (of lengths, for text)."
     import hashlib
 
-    t, found, dialect = reflect_table(engine, table), [], engine.dialect.name
+    t, found, warehouse = reflect_table(engine, table), [], warehouse_for(engine)
     columns = list(t.columns)
     with engine.connect() as conn:
         for start in range(0, max(len(columns), 1), 300):  # 4 aggregates a column: under PostgreSQL's 1,664 a query
             parts = [sa.func.count()]
             for c in columns[start : start + 300]:
-                summed, ordered = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text)), comparable(c, dialect)
+                summed, ordered = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text)), warehouse.comparable(c)
                 parts += [sa.func.count(c), sa.func.min(ordered), sa.func.max(ordered), sa.func.sum(summed)]
             found += list(conn.execute(sa.select(*parts).select_from(t)).one())
     # a float sum may differ in its last digits with the order rows are added in (PostgreSQL's parallel scans)

@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # pyarrow and pandas are imported where rows move: a command 
     from my_package.common.arrow import Misfit
 
 # %% auto #0
-__all__ = ['Capability', 'log', 'PROBE', 'Rows', 'SQLiteFile', 'PostgresDatabase', 'ParquetFiles', 'Offers', 'DatabaseCopy',
-           'reads_another_file', 'adbc_batches', 'cancellable_file_lock', 'on_conflict', 'pandas_batches',
-           'query_columns', 'index_names', 'add_primary_key', 'Warehouse']
+__all__ = ['Capability', 'log', 'PROBE', 'ORDERED', 'Rows', 'SQLiteFile', 'PostgresDatabase', 'ParquetFiles', 'Offers',
+           'DatabaseCopy', 'reads_another_file', 'adbc_batches', 'cancellable_file_lock', 'on_conflict',
+           'pandas_batches', 'query_columns', 'index_names', 'add_primary_key', 'Warehouse']
 
 # %% ../../../nbs/11_common.warehouses.base.ipynb #f9689d73
 @dataclass(frozen=True)
@@ -204,6 +204,9 @@ def add_primary_key(conn: sa.Connection, table: str, key: tuple[str, ...], name:
     conn.execute(sa.schema.AddConstraint(constraint))
 
 # %% ../../../nbs/11_common.warehouses.base.ipynb #c8834186
+ORDERED = (sa.Integer, sa.Numeric, sa.Float, sa.String, sa.Date, sa.DateTime, sa.Time)  # every database orders these
+
+
 class Warehouse:
     "A database the kit writes into or reads from, through SQLAlchemy alone: the class of any database it has none for."
 
@@ -383,6 +386,13 @@ class Warehouse:
     def misfits(self, table: sa.Table) -> dict[str, Misfit]:
         "The stored values of `table` that do not fit their column's type, by column (none: the types refuse them)."
         return {}
+
+    # ---- profiled (a report's figures)
+    def comparable(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        "`column` as this database takes its min, max and distinct values: itself, a boolean as 0/1, or its text."
+        if isinstance(column.type, ORDERED) and not isinstance(column.type, sa.Boolean):
+            return column
+        return sa.cast(column, sa.Integer if isinstance(column.type, sa.Boolean) else sa.Text)
 
     # ---- copied into
     def copy_in(self, reading: Offers, staging: str) -> DatabaseCopy | None:

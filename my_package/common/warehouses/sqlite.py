@@ -554,6 +554,11 @@ class SQLiteWarehouse(Warehouse):
         "Its file, to a copy that takes a SQLite file (SQLite's own ATTACH, DuckDB's sqlite scanner)."
         return SQLiteFile(self.file, rows) if capability is SQLiteFile and self.file else None
 
+    # ---- profiled
+    def comparable(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        "`column` itself: SQLite compares any two values (by their storage class first)."
+        return column
+
     # ---- written
     def append_batch(self, sink: Any, name: str, table: pa.Table) -> None:
         "Append through sqlite3, one statement per batch (a parallel load's write waits its turn)."
