@@ -290,13 +290,14 @@ def server_action(project: Path, action: str, say: Callable[[str], None] = print
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013x
 def worker_command(settings, name: str | None = None, limit: int | None = None) -> tuple[str, list[str], dict]:
-    "The program, arguments and environment of a Prefect worker on the project's work pool and server."
+    "A Prefect worker on the project's pool and server, taking `limit` runs at once ([deployments] worker_limit)."
     api = os.environ.get("PREFECT_API_URL") or running_server(settings.path.parent)
     if not api:
         raise PipelineError("No Prefect server to work for: set PREFECT_API_URL, or run `python -m my_package deploy`.")
     prefect = str(Path(sys.executable).parent / "prefect")
     args = [prefect, "worker", "start", "--pool", settings.deployments.work_pool]
-    args += (["--name", name] if name else []) + (["--limit", str(limit)] if limit else [])
+    # never without a limit: a process worker takes every run it has room for, and one worker took all 35 tables
+    args += (["--name", name] if name else []) + ["--limit", str(limit or settings.deployments.worker_limit)]
     env = {"MY_PACKAGE_SETTINGS": str(settings.path), **os.environ, "PREFECT_API_URL": api}
     return prefect, args, env
 
