@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -24,8 +25,9 @@ from .cancel import NEVER, current_cancellation
 from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
-           'database_file', 'interrupter', 'watch_statements', 'DuckDBFilePool', 'wait_for_duckdb', 'make_engine',
+__all__ = ['DUCKDB_LOCKED', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'PROBE', 'mask_url', 'url_password', 'scrub',
+           'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
+           'DuckDBFilePool', 'wait_for_duckdb', 'refusal_fix', 'retry_refused_connections', 'make_engine',
            'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
            'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
            'key_name', 'add_key', 'has_key']
@@ -194,6 +196,50 @@ def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
             current_cancellation().check()
             time.sleep(0.05)
 
+# %% ../../nbs/10_common.db.ipynb #cad4631b
+CONNECT_PATIENCE = 60.0  # seconds a new connection waits out a database that refuses it for now
+REFUSALS = ("too many clients", "remaining connection slots are reserved", "the database system is")
+GONE = ("connection refused", "could not connect", "server closed the connection", "connection reset")
+
+
+def refusal_fix(reason: str) -> str:
+    "What to do about a database that kept refusing connections for the `reason` it gave."
+    if any(m in reason.lower() for m in REFUSALS[:2]):
+        return (
+            "lower [deployments] concurrency (runs at once) or raise the server's max_connections: the README's "
+            "Deploying gives the sum"
+        )
+    return "check that the server is running and reachable"
+
+
+def retry_refused_connections(engine: Engine, patience: float = CONNECT_PATIENCE) -> None:
+    "Let each new connection of `engine` wait out a refusal that passes (every slot taken, a restart), saying so."
+    reached, log = [], logging.getLogger("my_package")
+    where = engine.url.render_as_string(hide_password=True)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):
+        deadline, pause = time.monotonic() + patience, 1.0
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+                reached.append(True)
+                return connection
+            except Exception as e:
+                text, reason = str(e).lower(), (str(e).strip().splitlines() or [type(e).__name__])[0]
+                passing = any(m in text for m in REFUSALS) or (reached and any(m in text for m in GONE))
+                if not passing:
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise DatabaseUnavailableError(
+                        f"The database {where} refused connections for {patience:.0f} s ({reason}): "
+                        f"{refusal_fix(reason)}."
+                    ) from None
+                log.warning("The database %s refused a connection (%s); trying again in %.0f s.", where, reason, pause)
+            current_cancellation().check()
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache
 def make_engine(url: str, must_exist: bool = False) -> Engine:
@@ -230,6 +276,8 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         sqlite_transactional_ddl(engine)
     if database_file(u) and u.get_backend_name() == "duckdb":
         wait_for_duckdb(engine)
+    if u.get_backend_name() == "postgresql":
+        retry_refused_connections(engine)
     watch_statements(engine)
     return engine
 
