@@ -29,7 +29,7 @@ from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
-from ..tasks.runtime import task_logger
+from ..tasks.runtime import call_api, task_logger
 
 # %% auto #0
 __all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'clear_leftovers',
@@ -49,12 +49,14 @@ def log_run(run: TableRun, outcome: RunOutcome) -> None:
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73b
 @contextlib.contextmanager
 def dropped_on_failure(run: TableRun) -> Iterator[None]:
-    "Drop the run's staging table if the steps inside fail (the live table is never touched by a failed run)."
+    "Drop the run's staging table if the steps inside fail or the process is stopped (the live table is never touched)."
     try:
         yield
-    except Exception:
+    except BaseException as exc:  # SystemExit too: a worker killed mid-run breaks its flows' stdout, and rich exits
         with contextlib.suppress(Exception), uncancellable():  # the original error is what matters
             drop_table(run.warehouse, staging_name(run.name))
+            if not isinstance(exc, Exception):
+                task_logger().warning("%s: dropped %s (%s).", run.name, staging_name(run.name), type(exc).__name__)
         raise
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73c
@@ -89,12 +91,13 @@ def crash_flow_run(flow_run_id: str) -> bool:
     )
     with get_client(sync_client=True) as client:
         try:
-            left = client.read_flow_run(flow_run_id)
+            left = call_api(lambda: client.read_flow_run(flow_run_id), f"read the run {flow_run_id}")
         except Exception:  # a run of another server, or one deleted since: nothing to mark
             return False
         if not (left.state and left.state.is_running()):
             return False
-        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+        crashed = Crashed(message=message)
+        call_api(lambda: client.set_flow_run_state(flow_run_id, crashed, force=True), f"mark {flow_run_id} Crashed")
     return True
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74e
@@ -125,7 +128,10 @@ def warn_of_checks(run: TableRun, outcome: RunOutcome) -> None:
     if warned:
         lines = [f"table: {run.name} (published; {len(warned)} warning check(s) failed)"]
         lines += [f"check {r['check']}: {r['detail']}" for r in warned]
-        send_alert("\n".join(lines), title=f"Warning: {run.name}")
+        try:
+            send_alert("\n".join(lines), title=f"Warning: {run.name}")
+        except Exception as exc:  # the rows are published: an alert that cannot go out never fails the run
+            task_logger().error("Could not send the warning alert of %s (%s): %s", run.name, exc, "; ".join(lines))
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74
 def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
@@ -135,6 +141,8 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
     try:
         with table_lock(run.warehouse, run.name), loading(run), dropped_on_failure(run):
             outcome.notes = clear_leftovers(run)
+            for note in outcome.notes:  # said in the run's log too (a deployed run has no terminal)
+                task_logger().warning("%s: %s.", run.name, note)
             staged = stage(run)
             outcome.rows_extracted, step = staged.rows, "check_staged_table"
             cancel.check()
@@ -163,14 +171,17 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74r
 def report_in_flow(run: TableRun, outcome: RunOutcome) -> None:
-    "Render the run's report and its profile's index; a report that fails is an alert, not a failed load."
+    "Render the run's report and its profile's index; a report or an index that fails is an alert, never a failed load."
     try:
         outcome.report = str(render_table_report(run).html)
+        write_index(run.settings, run.warehouse, run.profile.name)
     except Exception as exc:  # the rows are published: the run stands, and whoever must act hears of the report
         outcome.report_error = str(exc)
-        failed = {run.name: ReportResult(run.name, error=str(exc))}
-        send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
-    write_index(run.settings, run.warehouse, run.profile.name)
+        failed = {run.name: ReportResult(run.name, error=outcome.report_error)}
+        try:
+            send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
+        except Exception as undelivered:
+            task_logger().error("Could not send the alert of %s's report (%s)", run.name, undelivered)
 
 # %% ../../nbs/40_flows.factory.ipynb #b4f9b51h
 def waits_for_inputs(run: TableRun) -> RunOutcome | None:
