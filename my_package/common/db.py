@@ -13,8 +13,9 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
@@ -24,13 +25,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchT
 from .cancel import NEVER, current_cancellation
 from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
 
+T = TypeVar("T")
+
 # %% auto #0
-__all__ = ['DUCKDB_LOCKED', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'PROBE', 'mask_url', 'url_password', 'scrub',
+__all__ = ['T', 'DUCKDB_LOCKED', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'REACHED', 'PROBE', 'mask_url', 'url_password', 'scrub',
            'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
-           'DuckDBFilePool', 'wait_for_duckdb', 'refusal_fix', 'retry_refused_connections', 'make_engine',
-           'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
-           'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
-           'key_name', 'add_key', 'has_key']
+           'DuckDBFilePool', 'wait_for_duckdb', 'refusal_fix', 'refusal_reason', 'connect_patiently',
+           'retry_refused_connections', 'make_engine', 'begin_write', 'check_connection', 'reflect_table', 'count_rows',
+           'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table',
+           'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -212,33 +215,47 @@ def refusal_fix(reason: str) -> str:
     return "check that the server is running and reachable"
 
 
-def retry_refused_connections(engine: Engine, patience: float = CONNECT_PATIENCE) -> None:
+def refusal_reason(error: BaseException) -> str:
+    "What a refused connection's error says, without libpq's preamble: `sorry, too many clients already`."
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.split(r"(?:FATAL|failed):\s*", line)[-1].strip() or line
+
+
+REACHED: set[str] = set()  # the databases (masked URLs) this process has connected to once
+
+
+def connect_patiently(connect: Callable[[], T], where: str, patience: float | None = None) -> T:
+    "`connect()` to the database at `where`, tried again while it refuses for now (slots all taken, a restart), said."
+    waits = CONNECT_PATIENCE if patience is None else patience  # read now: a test may shorten it
+    deadline, pause = time.monotonic() + waits, 1.0
+    while True:
+        try:
+            connection = connect()
+            REACHED.add(where)
+            return connection
+        except Exception as e:
+            text, reason = str(e).lower(), refusal_reason(e)
+            if not (any(m in text for m in REFUSALS) or (where in REACHED and any(m in text for m in GONE))):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseUnavailableError(
+                    f"The database {where} refused connections for {waits:.0f} s ({reason}): {refusal_fix(reason)}."
+                ) from None
+            logging.getLogger("my_package").warning(
+                "The database %s refused a connection (%s); trying again in %.0f s.", where, reason, pause
+            )
+        current_cancellation().check()
+        time.sleep(pause)
+        pause = min(pause * 2, 10.0)
+
+
+def retry_refused_connections(engine: Engine, patience: float | None = None) -> None:
     "Let each new connection of `engine` wait out a refusal that passes (every slot taken, a restart), saying so."
-    reached, log = [], logging.getLogger("my_package")
     where = engine.url.render_as_string(hide_password=True)
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, conn_rec, cargs, cparams):
-        deadline, pause = time.monotonic() + patience, 1.0
-        while True:
-            try:
-                connection = dialect.connect(*cargs, **cparams)
-                reached.append(True)
-                return connection
-            except Exception as e:
-                text, reason = str(e).lower(), (str(e).strip().splitlines() or [type(e).__name__])[0]
-                passing = any(m in text for m in REFUSALS) or (reached and any(m in text for m in GONE))
-                if not passing:
-                    raise
-                if time.monotonic() + pause > deadline:
-                    raise DatabaseUnavailableError(
-                        f"The database {where} refused connections for {patience:.0f} s ({reason}): "
-                        f"{refusal_fix(reason)}."
-                    ) from None
-                log.warning("The database %s refused a connection (%s); trying again in %.0f s.", where, reason, pause)
-            current_cancellation().check()
-            time.sleep(pause)
-            pause = min(pause * 2, 10.0)
+        return connect_patiently(lambda: dialect.connect(*cargs, **cparams), where, patience)
 
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache

@@ -26,7 +26,16 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
+from my_package.common.db import (
+    begin_write,
+    compile_sql,
+    connect_patiently,
+    count_rows,
+    drop_table,
+    first_line,
+    scrub,
+    sqlite_file,
+)
 from ..errors import PipelineError
 
 if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
@@ -313,7 +322,8 @@ def adbc_connection(engine: Engine):
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
 
-        return adbc_driver_postgresql.dbapi.connect(libpq_uri(url))
+        where = url.render_as_string(hide_password=True)  # a refusal that passes is waited out, as the engine's are
+        return connect_patiently(lambda: adbc_driver_postgresql.dbapi.connect(libpq_uri(url)), where)
     return None
 
 # %% ../../nbs/11_common.transfer.ipynb #a5461556
