@@ -136,24 +136,24 @@ def silent_runs(api: str, flow_names: list[str], quiet: float, now: dt.datetime 
     quiet_ones = [r for r in runs if dt.datetime.fromisoformat(r["state"]["timestamp"]) < since]
     if not quiet_ones:
         return []
-    beats = {
-        "event": {"name": ["prefect.flow-run.heartbeat"]},
-        "resource": {"id": [f"prefect.flow-run.{r['id']}" for r in quiet_ones]},
-        "occurred": {"since": since.isoformat(), "until": now.isoformat()},
-    }
-    alive = {
-        e["resource"]["prefect.resource.id"]
-        for e in api_post(api, "/events/filter", {"filter": beats, "limit": 200})["events"]
-    }
-    return [{**r, "flow_name": flows[r["flow_id"]]} for r in quiet_ones if f"prefect.flow-run.{r['id']}" not in alive]
+
+    def heartbeat(run: dict) -> bool:  # one since `since`: the run's process is alive
+        beats = {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run['id']}"]},
+            "occurred": {"since": since.isoformat(), "until": now.isoformat()},
+        }
+        return bool(api_post(api, "/events/filter", {"filter": beats, "limit": 1})["events"])
+
+    return [{**r, "flow_name": flows[r["flow_id"]]} for r in quiet_ones if not heartbeat(r)]
 
 # %% ../../nbs/03_registry.problems.ipynb #ce303bd6
-def left_running(settings, api: str) -> list[str]:
+def left_running(settings, api: str, now: dt.datetime | None = None) -> list[str]:
     "One problem line per deployed run of a registered flow left RUNNING or PENDING, silent for twice `crash_after`."
     entries = {spec.flow_name: spec for spec in [*settings.tables.values(), *settings.transforms.values()]}
     quiet = 2 * settings.deployments.crash_after
     found = []
-    for run in silent_runs(api, list(entries), quiet):
+    for run in silent_runs(api, list(entries), quiet, now):
         spec, state = entries[run["flow_name"]], run["state"]
         since = dt.datetime.fromisoformat(state["timestamp"]).strftime("%Y-%m-%d %H:%M:%S")
         found.append(
