@@ -8,12 +8,13 @@ from __future__ import annotations
 from prefect import Flow, flow, get_run_logger
 from prefect.states import Failed
 
+from ..errors import PipelineError
 from .factory import create_ingestion_flow, flow_module_hooks
 from .orchestration import fan_out, run_entries
 from ..registry.settings import load_settings
 
 # %% auto #0
-__all__ = ['ingestion_flows', 'failure_message', 'ingest_all']
+__all__ = ['ingestion_flows', 'failure_message', 'TablesFailed', 'ingest_all']
 
 # %% ../../nbs/42_flows.ingestion.ipynb #28cd4629
 # `ingest_<table>`: the flow of each table registered in settings.ini now (what deployments' entrypoints import)
@@ -32,6 +33,17 @@ def failure_message(results: list) -> str | None:
         return None
     why = lambda r: next((f" ({k})" for k in ("crashed", "not finished") if k in (r.error or "").lower()), "")  # noqa: E731
     return f"{len(failed)} of {len(results)} failed: {', '.join(r.name + why(r) for r in failed)}"
+
+
+class TablesFailed(PipelineError):
+    "What a run of `ingest_all` in which tables failed ends with (its Failed state's data): every outcome in `results`."
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self):
+        return (TablesFailed, (str(self), self.results))
 
 # %% ../../nbs/42_flows.ingestion.ipynb #4611bce2
 @flow(name="ingest-all")  # no alert of its own: each failed flow has sent one
@@ -58,4 +70,5 @@ def ingest_all(
         for line in [*([f"{outcome.status}: {outcome.error}"] if outcome.error else []), *outcome.notes]:
             get_run_logger().warning("%s: %s", outcome.name, line)
     message = failure_message(results)
-    return Failed(message=message, data=results) if message else results
+    # an exception as the Failed state's data: Prefect raises it from the run's result, naming the tables
+    return Failed(message=message, data=TablesFailed(message, results)) if message else results

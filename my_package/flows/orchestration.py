@@ -199,7 +199,7 @@ def child_outcome(name: str, child, timeout: float, warehouse=None) -> RunOutcom
     said = f"{state.name}: {state.message or 'no message'}"
     if warehouse is not None and child.start_time and loaded_since(warehouse, name, child.start_time):
         return RunOutcome(name, notes=[f"loaded (the run log says ok); its run then ended {said}"])
-    return RunOutcome(name, "cancelled" if state.is_cancelled() else "failed", error=said)
+    return RunOutcome(name, "failed", error=said)  # Crashed, Failed, or Cancelled (by hand, in the UI)
 
 # %% ../../nbs/41_flows.orchestration.ipynb #cdb591cc
 def warehouse_or_none(settings: Settings, profile: str | None):

@@ -45,7 +45,7 @@ def publish_run_artifact(outcome: RunOutcome) -> None:
     try:
         call_api(
             lambda: create_markdown_artifact(key=key, markdown=markdown, description=description),
-            f"the artifact of {outcome.name}",
+            f"publish the artifact of {outcome.name}",
             ARTIFACT_PATIENCE,
         )
     except Exception as exc:  # the load has committed: an artifact never fails it

@@ -101,6 +101,6 @@ def call_api(call: Callable[[], T], what: str, patience: float = API_PATIENCE) -
             trouble = api_trouble(exc)
             if trouble is None or time.monotonic() + pause > deadline or current_cancellation().cancelled:
                 raise
-            task_logger().warning("Prefect API: %s to %s; trying again in %.0f s.", trouble, what, pause)
+            task_logger().warning("Prefect API: %s while trying to %s; trying again in %.0f s.", trouble, what, pause)
             time.sleep(pause)
             pause = min(pause * 2, 15.0)
