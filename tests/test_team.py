@@ -133,6 +133,7 @@ def test_a_teams_production_survives_a_killed_worker_and_server_errors(tmp_path,
         # 2. a new worker; the next ingest-all makes every table exact, while the server answers 500 for 8 s (and
         # drops every connection) as its tables run: no table is reported failed, no alert is sent
         stack["start"]("w3", WORKER_LIMIT)
+        survivor, rerun_at = next(name for name in ("w1", "w2") if name != victim), datetime.datetime.now(datetime.UTC)
         peaks = ConnectionPeaks(stack["cluster"]["admin_url"])
         [everything] = start_runs(api, ["ingest-all"])
         running = lambda: [r for r in table_runs(api, everything.created) if r.state.type.value == "RUNNING"]  # noqa: E731
@@ -146,6 +147,11 @@ def test_a_teams_production_survives_a_killed_worker_and_server_errors(tmp_path,
         assert any("500 Internal Server Error while trying to follow the runs" in m for m in run_log(api, done.id))
         assert {r.state.type.value for r in table_runs(api, everything.created)} == {"COMPLETED"}
         exact(source, warehouse)
+        with warehouse.connect() as conn:  # every worker with a limit takes some of the tables
+            runners = conn.execute(
+                sa.text("SELECT DISTINCT runner FROM _pipeline_runs WHERE finished_at > :t"), {"t": rerun_at}
+            )
+            assert {r for (r,) in runners} == {survivor, "w3"}
         assert hook.received == [], [a["title"] for a in hook.received]  # no alert: no table failed
         assert connections["warehouse"] <= CONCURRENCY * PER_RUN + 1, connections
         assert connections["*"] < 50, connections

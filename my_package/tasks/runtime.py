@@ -14,7 +14,7 @@ from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 from ..common.cancel import current_cancellation
-from ..errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError, PipelineError
 
 T = TypeVar("T")
 
@@ -90,7 +90,7 @@ def api_trouble(exc: BaseException) -> str | None:
 # %% ../../nbs/30_tasks.runtime.ipynb #f0ab942e
 def call_api(call: Callable[[], T], what: str, patience: float = API_PATIENCE) -> T:
     "`call()` (a Prefect API call), tried again with backoff while the API's trouble passes; each retry logged."
-    from prefect.settings import temporary_settings
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline, pause = time.monotonic() + patience, 1.0
     while True:
@@ -99,8 +99,13 @@ def call_api(call: Callable[[], T], what: str, patience: float = API_PATIENCE) -
                 return call()
         except Exception as exc:
             trouble = api_trouble(exc)
-            if trouble is None or time.monotonic() + pause > deadline or current_cancellation().cancelled:
+            if trouble is None or current_cancellation().cancelled:
                 raise
+            if time.monotonic() + pause > deadline:  # a lasting refusal: one line, naming the server and the fix
+                raise PipelineError(
+                    f"The Prefect API at {PREFECT_API_URL.value()} answered {trouble} for {patience:.0f} s while "
+                    f"trying to {what}: check that the server runs and that its database answers (its log)."
+                ) from exc
             task_logger().warning("Prefect API: %s while trying to %s; trying again in %.0f s.", trouble, what, pause)
             time.sleep(pause)
             pause = min(pause * 2, 15.0)
