@@ -50,11 +50,13 @@ browser: ## Debian's chromium for the JupyterLab browser test (apt-get install w
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
 	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
-lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports in my_package/; examples after functions
+lint: dev ## ruff, unused imports, an example after each function, the floors, the paths the docs name
 	$(BIN)/ruff check nbs tests bench tools
 	$(BIN)/ruff format --check nbs tests bench tools
 	$(BIN)/ruff check --select F401,F821 my_package
 	$(PY) tools/count_examples.py
+	$(PY) tools/check_layers.py
+	$(PY) tools/check_doc_paths.py
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh

@@ -32,9 +32,9 @@ def prepare(base: Path) -> Path:
     os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
     os.environ["MY_PACKAGE_REPORT_NOTEBOOK"] = str(TEMPLATE)
     from my_package.common.runs import resolve_run
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     for table in DEMO_TABLES:
         run = resolve_run(table)

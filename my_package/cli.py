@@ -141,8 +141,8 @@ def run(
 
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
+    from my_package.commands.diagnose import check_reachable
     from my_package.dev.server import is_project_server
-    from my_package.registry.problems import check_reachable
     from my_package.reporting.render import render_in_background
 
     settings = load_settings()
@@ -242,7 +242,7 @@ def new_table(
     Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
     From files: python -m my_package new-table trips --from exports --source "trips/*.parquet" --key id
     """
-    from my_package.registry.entries import NewTable, register_table
+    from my_package.commands.register import NewTable, register_table
 
     settings = load_settings()
     table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()), by_file)
@@ -276,9 +276,9 @@ def new_transform(
       --sql "SELECT carrier, count(*) AS late FROM flights WHERE arr_delay > 60 GROUP BY carrier";
       python -m my_package new-transform daily_origin_delays --inputs flights,airports --key origin,year,month,day --notebook
     """
+    from my_package.commands.register import NewTransform, register_transform
     from my_package.common.db import make_engine
     from my_package.common.transforms import missing_inputs
-    from my_package.registry.entries import NewTransform, register_transform
 
     transform = NewTransform(name, inputs, key, sql, schedule, description, tuple(checks or ()))
     updated = register_transform(load_settings(), transform, notebook, profile)
@@ -303,7 +303,7 @@ def new_check(
 
     Example: python -m my_package new-check flights late_without_delay
     """
-    from my_package.registry.entries import new_check as start_check
+    from my_package.commands.register import new_check as start_check
 
     page = start_check(load_settings(), table, name)
     console.print(
@@ -396,13 +396,13 @@ def check(
     cron job or a CI gate). Examples: python -m my_package check --profile postgres;  python -m my_package check
     --data flights;  python -m my_package check --fresh
     """
-    from my_package.registry.problems import find_problems
+    from my_package.commands.diagnose import find_problems
 
     if fresh:
         return exit_if_late(load_settings(), profile)
 
     if data:
-        from my_package.common.datachecks import checks_of_live_tables
+        from my_package.common.declared_checks import checks_of_live_tables
 
         found = checks_of_live_tables(load_settings(), table or [], profile)
         Console(force_jupyter=False).print(show.checks_table(found))

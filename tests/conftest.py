@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from my_package.common.runs import resolve_run
 from my_package.dev.demo import DEMO_TABLES, build_demo_source, example_settings
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))

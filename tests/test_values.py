@@ -12,9 +12,9 @@ from my_package.common.db import make_engine
 from my_package.common.runs import resolve_run
 from my_package.errors import QualityCheckError
 from my_package.flows.factory import dropped_on_failure
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 # Misfits only arise in a SQLite source (PostgreSQL's types are strict): into a SQLite, a PostgreSQL and a DuckDB
 # warehouse

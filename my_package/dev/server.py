@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -19,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import PipelineError, UsageError
+from ..reporting.background import wait_for_background
 
 # %% auto #0
 __all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
            'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
            'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'stop_process', 'project_port',
-           'start_project_server', 'background_lock', 'hold_for_background', 'wait_for_background',
-           'stop_project_server', 'is_project_server', 'server_action', 'worker_command', 'lab_command']
+           'start_project_server', 'stop_project_server', 'is_project_server', 'server_action', 'worker_command',
+           'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -208,40 +208,6 @@ def start_project_server(project: Path, port: int | None = None) -> str:
     record = {"pid": process.pid, "api": api, "ui": api.removesuffix("/api"), "project": str(project.resolve())}
     state_file(project).write_text(json.dumps(record))
     return api
-
-# %% ../../nbs/50_dev.server.ipynb #a1000012x
-def background_lock(project: Path) -> Path:
-    "The file every background process of `project` holds (shared) while it runs."
-    return project / ".prefect" / "background.lock"
-
-
-def hold_for_background(project: Path) -> int:
-    "A descriptor holding `background_lock` shared: pass it to a process (`pass_fds`), which holds it until it ends."
-    path = background_lock(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
-
-
-def wait_for_background(project: Path, timeout: float) -> bool:
-    "Wait until no background process of `project` runs (True), or `timeout` seconds pass (False)."
-    try:
-        fd = os.open(background_lock(project), os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free only when no process holds it shared
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.2)
-    finally:
-        os.close(fd)  # and with it the exclusive lock, at once
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013
 def stop_project_server(project: Path, say: Callable[[str], None] = print, wait: float = 600) -> bool:

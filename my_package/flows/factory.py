@@ -24,12 +24,12 @@ from ..registry.settings import TableSpec, TransformSpec, load_settings
 from ..reporting.index import write_index
 from ..reporting.render import ReportResult
 from ..tasks.build import build_transform
-from ..tasks.checks import check_staged_table
 from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
 from ..tasks.runtime import call_api, task_logger
+from ..tasks.verify import check_staged_table
 
 # %% auto #0
 __all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'clear_leftovers',

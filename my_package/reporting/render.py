@@ -21,9 +21,9 @@ from filelock import FileLock
 
 import my_package
 from ..common.runs import Stopwatch, TableRun
-from ..dev.server import hold_for_background
 from ..errors import ReportError
 from ..registry.settings import Settings
+from .background import hold_for_background
 
 # %% auto #0
 __all__ = ['GENERIC', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places', 'own_notebook', 'ReportResult',
