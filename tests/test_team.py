@@ -235,7 +235,7 @@ def test_check_lists_a_deployed_run_left_running(cli, prefect_server, tmp_path, 
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Crashed, Running
 
-    from my_package.registry.problems import left_running
+    from my_package.commands.diagnose import left_running
     from my_package.registry.settings import load_settings
 
     settings = tmp_path / "settings.ini"  # a table no other test registers: the session's server is shared
