@@ -131,9 +131,10 @@ def main() -> None:
         started = time.perf_counter()
         [everything] = start_runs(api, ["ingest-all"])
         done = wait_for_run(api, everything.id, 3600)
+        seconds = time.perf_counter() - started
         wrong, stuck = inexact(source, warehouse, tables), flow_runs(api, states=["RUNNING", "PENDING"])
         print(
-            f"rerun on the two workers left: {done.state.type.value} in {time.perf_counter() - started:.0f} s; "
+            f"rerun on the two workers left: {done.state.type.value} in {seconds:.0f} s; "
             f"every table exact: {'yes' if not wrong else 'NO: ' + ', '.join(wrong)}; "
             f"runs left RUNNING or PENDING: {len(stuck)}"
         )
