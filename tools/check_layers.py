@@ -10,7 +10,7 @@ The package is built in floors, each importing only from the floors below it (or
     5  flows/         flow factories and orchestration
     6  commands/  terminal  dev/   what the commands do and print; the project's own tooling
     7  cli            the command line
-    8  __main__
+    8  __main__  runner   the entry points: `python -m my_package`; the runner, whose children run the command line
 
 `dev/` is for the project (scaffolding, the local server, the demo, prefect.yaml): no module a worker runs (the
 flows and everything they import) may import it. Lazy imports (inside a function) are imports: an arrow that runs
@@ -45,6 +45,7 @@ FLOORS = {  # the first part of a module's name below the package (or the module
     "dev": 6,
     "cli": 7,
     "__main__": 8,
+    "runner": 8,  # the runner's serving side runs the command line in its children; its client is in dev/
 }
 WORKER_ROOTS = ("flows",)  # a worker imports the flows (deployments' entrypoints) and what they import
 

@@ -78,7 +78,7 @@ def check_staged_table(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
         logger.info(str(r))
     failed = [r for r in results if r.blocking]
     if failed:
-        raise QualityCheckError(run.name, failed, results)
+        raise QualityCheckError(run.name, failed, results, kept=sa.inspect(wh).has_table(staged.target))
     # a transform is rebuilt whole from its own definition: its columns follow it; a table's drift has a policy
     drift = (
         check_schema_drift(wh, staged.staging, staged.target, run.spec.schema_drift) if run.spec.kind == "table" else {}
