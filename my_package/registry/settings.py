@@ -368,10 +368,10 @@ class DeploymentsSection(_Section):
 
     @model_validator(mode="after")
     def _heartbeats_fit(self):
-        if self.crash_after < 2 * self.heartbeat:
+        if self.crash_after < 3 * self.heartbeat:  # at two, one heartbeat lost (a server's 500) races the next
             raise ValueError(
-                f"crash_after: {self.crash_after} s is less than two heartbeats ({self.heartbeat} s each): "
-                "a live run would be marked Crashed; make it at least twice heartbeat"
+                f"crash_after: {self.crash_after} s is less than three heartbeats ({self.heartbeat} s each): "
+                "a live run that lost one would be marked Crashed; make it at least 3 x heartbeat"
             )
         return self
 
