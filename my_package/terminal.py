@@ -172,7 +172,7 @@ def progress_line(outcome) -> str:
         line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
     line += f"; {checks_summary(outcome.results)}" if outcome.results else ""
     line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
-    return f"{line} {outcome.url}" if outcome.url else line
+    return f"{line}\n    {outcome.url}" if outcome.url else line  # on a line of its own: the line fits 80 columns
 
 # %% ../nbs/59_terminal.ipynb #ed73e82a
 def run_with_progress(
