@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import write_project
+from conftest import load, write_project
 
 
 def test_help_lists_every_command_with_an_example(cli, tmp_path):
@@ -153,3 +153,26 @@ def test_one_run_reads_settings_ini_once(cli, tmp_path, demo_source):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert reads.read_text().split() == ["1"], f"settings.ini was read {reads.read_text().split()} times (per process)"
+
+
+PLANES_PER_MAKER = "SELECT manufacturer, count(*) AS planes FROM planes GROUP BY manufacturer"
+
+
+def test_check_and_new_transform_read_a_sql_transforms_columns_on_duckdb(cli, tmp_path, demo_source, monkeypatch):
+    settings = write_project(tmp_path, ("planes",), f"sqlite:///{demo_source}", "duckdb:///wh.duckdb")
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    assert load("planes") == 3322  # the input in the warehouse: the transform's SQL is compiled there
+    added = cli(
+        "new-transform", "per_maker", "--inputs", "planes", "--key", "manufacturer", "--sql", PLANES_PER_MAKER,
+        settings=settings,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    checked = cli("check", settings=settings)
+    assert checked.returncode == 0, checked.stderr
+    assert "look right" in checked.stderr
+    wrong = cli(
+        "new-transform", "per_wing", "--inputs", "planes", "--key", "wings", "--sql", "SELECT wings FROM planes",
+        settings=settings,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "The query does not compile" in wrong.stderr, wrong.stderr
+    assert "Unexpected error" not in checked.stderr + added.stderr + wrong.stderr
