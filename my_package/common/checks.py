@@ -28,11 +28,16 @@ from ..errors import SchemaDriftError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['MOMENT_SHAPE', 'LAST_MILLISECOND', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count',
-           'check_key_not_null', 'check_key_unique', 'build_key', 'column_kinds', 'schema_drift', 'check_schema_drift',
-           'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges',
-           'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits',
-           'describe_misfit', 'check_values_fit']
+__all__ = ['MOMENT_SHAPE', 'LAST_MILLISECOND', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'counted', 'CheckResult',
+           'check_row_count', 'check_key_not_null', 'check_key_unique', 'build_key', 'column_kinds', 'schema_drift',
+           'check_schema_drift', 'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of',
+           'rowid_ends', 'rowid_ranges', 'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable',
+           'blocking_misfits', 'describe_misfit', 'check_values_fit']
+
+# %% ../../nbs/12_common.checks.ipynb #a525544f
+def counted(n: int, noun: str) -> str:
+    "`n` and `noun`, in the plural unless `n` is 1: `1 row`, `336,776 rows`."
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 # %% ../../nbs/12_common.checks.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class CheckResult:
 # %% ../../nbs/12_common.checks.ipynb #c3a00009
 def check_row_count(rows: int, expected: int, name: str) -> CheckResult:
     "The load staged exactly the `expected` rows (`rows` as the database reported writing them)."
-    return CheckResult(name, "row count", rows == expected, f"{rows} rows, source has {expected}")
+    return CheckResult(name, "row count", rows == expected, f"{counted(rows, 'row')}, source has {expected:,}")
 
 # %% ../../nbs/12_common.checks.ipynb #c3a0000b
 def check_key_not_null(engine: Engine, table: str, key: Sequence[str], name: str) -> CheckResult:
@@ -76,7 +81,9 @@ def check_key_not_null(engine: Engine, table: str, key: Sequence[str], name: str
     stmt = sa.select(sa.func.count()).select_from(sa.table(table, *cols)).where(sa.or_(*[c.is_(None) for c in cols]))
     with engine.connect() as conn:
         nulls = conn.execute(stmt).scalar_one()
-    return CheckResult(name, "primary key not null", nulls == 0, f"{nulls} rows with a NULL in ({', '.join(key)})")
+    return CheckResult(
+        name, "primary key not null", nulls == 0, f"{counted(nulls, 'row')} with a NULL in ({', '.join(key)})"
+    )
 
 # %% ../../nbs/12_common.checks.ipynb #c3a0000d
 def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) -> CheckResult:
@@ -87,7 +94,7 @@ def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) 
         if engine.dialect.name == "postgresql":  # room for an in-memory hash aggregate instead of a sort on disk
             conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         n = conn.execute(sa.select(sa.func.count()).select_from(dupes.subquery())).scalar_one()
-    return CheckResult(name, "primary key unique", n == 0, f"{n} duplicated keys in ({', '.join(key)})")
+    return CheckResult(name, "primary key unique", n == 0, f"{counted(n, 'duplicated key')} in ({', '.join(key)})")
 
 # %% ../../nbs/12_common.checks.ipynb #c3a0000f1
 def build_key(

@@ -12,15 +12,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .checks import CheckResult
+from .checks import CheckResult, counted
 from .db import reflect_table
 from .sources import resolve_function
 from ..registry.settings import CheckSpec
 
 # %% auto #0
 __all__ = ['typed_value', 'failing_rows', 'expand_checks', 'samples', 'lookups_of', 'scan_checks', 'count_duplicates',
-           'function_failures', 'as_moment', 'count_result', 'rows_result', 'fresh_result', 'run_data_checks',
-           'live_checks', 'data_checks', 'checks_of_live_tables', 'check_problems']
+           'function_failures', 'as_moment', 'count_result', 'rows_result', 'fresh_result', 'broken_result',
+           'scan_or_say', 'run_data_checks', 'live_checks', 'data_checks', 'checks_of_live_tables', 'check_problems']
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000007
 def typed_value(value: str, column: sa.Column, dialect: str) -> sa.ColumnElement:
@@ -110,7 +110,8 @@ def function_failures(engine: Engine, staged: str, ref: str) -> tuple[int, tuple
         return len(found), tuple(tuple(row) for row in found.head(5).itertuples(index=False))
     if not isinstance(found, sa.Selectable):
         raise TypeError(
-            f"check function {ref!r} returned a {type(found).__name__}: return a SQLAlchemy query or a DataFrame"
+            f"check function {ref!r} returned a value of type {type(found).__name__}: return a SQLAlchemy query or a "
+            "DataFrame"
         )
     query = found.subquery()
     with engine.connect() as conn:
@@ -127,9 +128,10 @@ def as_moment(value) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc00001b
-def count_result(name: str, check: CheckSpec, failing: int, found: tuple, what: str = "rows") -> CheckResult:
-    "The result of a check that counts failing rows (or values)."
-    detail = f"{failing:,} {what} fail it" + (f", e.g. {', '.join(map(repr, found))}" if found else "")
+def count_result(name: str, check: CheckSpec, failing: int, found: tuple, what: str = "row") -> CheckResult:
+    "The result of a check that counts failing rows (or values: `what`)."
+    detail = f"{counted(failing, what)} {'fails' if failing == 1 else 'fail'} it"
+    detail += f", e.g. {', '.join(map(repr, found))}" if found else ""
     return CheckResult(name, check.text, failing == 0, detail if failing else "passed", check.severity, failing, found)
 
 
@@ -141,7 +143,7 @@ def rows_result(name: str, check: CheckSpec, rows: int, previous: int | None) ->
         change = abs(rows - previous) / previous
         if change > check.change:
             problems.append(f"{change:.0%} from the previous run's {previous:,} (at most {check.change:.0%})")
-    detail = f"{rows:,} rows" + (f": {'; '.join(problems)}" if problems else "")
+    detail = counted(rows, "row") + (f": {'; '.join(problems)}" if problems else "")
     return CheckResult(name, check.text, not problems, detail, check.severity)
 
 
@@ -153,6 +155,33 @@ def fresh_result(name: str, check: CheckSpec, newest, now: dt.datetime | None = 
     age = (now - moment).total_seconds()
     detail = f"newest {moment:%Y-%m-%d %H:%M} UTC, {age / 86400:,.1f} days old (at most {check.max_age / 86400:,.1f})"
     return CheckResult(name, check.text, age <= check.max_age, detail, check.severity)
+
+
+def broken_result(name: str, check: CheckSpec, error: Exception) -> CheckResult:
+    "The result of a check that could not run (its function raised, the warehouse refused its SQL): it fails, saying why."
+    cause = getattr(error, "orig", None) or error
+    said = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}".rstrip(": ")
+    if check.kind == "function":
+        detail = f"the function raised {said}; fix it in its notebook, then export it (nbdev_export)"
+    else:
+        detail = f"the warehouse could not run it: {said}"
+    return CheckResult(name, check.text, False, detail, check.severity)
+
+# %% ../../nbs/12_common.datachecks.ipynb #3ce52016
+def scan_or_say(
+    engine: Engine, table: sa.Table, checks: Sequence[CheckSpec], key: Sequence[str], name: str, results: dict
+) -> list[tuple]:
+    "`scan_checks` of `checks`; when the warehouse refuses the scan, each alone, each refused one put in `results`."
+    try:
+        return scan_checks(engine, table, checks, key)
+    except sa.exc.DBAPIError:
+        scanned = []
+        for check in checks:
+            try:
+                scanned += scan_checks(engine, table, [check], key)
+            except sa.exc.DBAPIError as e:
+                results[id(check)] = broken_result(name, check, e)
+        return scanned
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc00001d
 def run_data_checks(
@@ -176,7 +205,7 @@ def run_data_checks(
             f"not checked: {check.ref_table} is not in the warehouse yet (python -m my_package run {check.ref_table})"
         )
         results[id(check)] = CheckResult(name, check.text, False, detail, "warn")  # nothing to look up: say so
-    scanned = scan_checks(engine, table, [c for c in checks if id(c) not in results], keys)
+    scanned = scan_or_say(engine, table, [c for c in checks if id(c) not in results], keys, name, results)
     for check, found, _ in scanned:
         if check.kind == "fresh":
             results[id(check)] = fresh_result(name, check, found)
@@ -185,24 +214,30 @@ def run_data_checks(
         condition = failing_rows(check, table, engine.dialect.name, lookups_of(engine, [check])) if found else None
         shown = samples(engine, table, condition, check.columns if distinct else keys, distinct) if found else ()
         results[id(check)] = count_result(name, check, found, shown)
-    counted = scanned[0][2] if scanned else None  # the scan counted the staged rows too
+    staged_rows = scanned[0][2] if scanned else None  # the scan counted the staged rows too
     for check in checks:
         if id(check) in results:
             continue
         if check.kind == "unique":
-            results[id(check)] = count_result(name, check, *count_duplicates(engine, table, check.columns), "values")
+            results[id(check)] = count_result(name, check, *count_duplicates(engine, table, check.columns), "value")
         elif check.kind == "function":
-            results[id(check)] = count_result(name, check, *function_failures(engine, staged, check.ref))
+            try:
+                results[id(check)] = count_result(name, check, *function_failures(engine, staged, check.ref))
+            except Exception as e:  # the data scientist's code: its failure is this check's, not the others'
+                results[id(check)] = broken_result(name, check, e)
         elif check.kind == "rows":
-            if rows is None and counted is None:
+            if rows is None and staged_rows is None:
                 with engine.connect() as conn:
-                    counted = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-            results[id(check)] = rows_result(name, check, counted if rows is None else rows, previous)
+                    staged_rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            results[id(check)] = rows_result(name, check, staged_rows if rows is None else rows, previous)
     return [results[id(check)] for check in checks]
 
 # %% ../../nbs/12_common.datachecks.ipynb #dc000022
 def live_checks(run) -> list[CheckResult]:
     "Run the checks `run`'s table declares on its live table (nothing is loaded); `rows` without its `change`."
+    if run.spec.checks and not sa.inspect(run.warehouse).has_table(run.name):  # one line says so, not an abort
+        detail = f"not checked: {run.name} is not in the warehouse yet (python -m my_package run {run.name})"
+        return [CheckResult(run.name, counted(len(run.spec.checks), "declared check"), False, detail, "warn")]
     return run_data_checks(run.warehouse, run.name, run.name, run.spec.checks, run.spec.primary_key)
 
 

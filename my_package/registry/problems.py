@@ -5,21 +5,40 @@
 # %% ../../nbs/03_registry.problems.ipynb #415fca04
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import PipelineError
 from .settings import load_settings, profile_name
 
 # %% auto #0
-__all__ = ['find_problems', 'leftovers', 'check_reachable']
+__all__ = ['not_created', 'stand_in', 'find_problems', 'leftovers', 'check_reachable']
+
+# %% ../../nbs/03_registry.problems.ipynb #d944e3a4
+def not_created(url: str) -> str | None:
+    "The file of the SQLite or DuckDB database `url` when it does not exist yet (connecting would create it), else None."
+    import sqlalchemy as sa
+
+    from my_package.common.db import database_file
+
+    path = database_file(sa.make_url(url))
+    return path if path and not Path(path).exists() else None
+
+
+def stand_in(url: str):
+    "An empty in-memory database of the same kind as `url`'s (SQLite or DuckDB): what checks compile against before a first run."
+    from my_package.common.db import make_engine
+
+    return make_engine("duckdb:///:memory:" if url.startswith("duckdb") else "sqlite://")
 
 # %% ../../nbs/03_registry.problems.ipynb #415fca8f
-def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
-    "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
+def find_problems(profile: str | None = None) -> tuple[list[str], list[str], list[str]]:
+    "Every problem, warning and note about settings.ini, its profiles' databases and the registry's sources."
     from my_package.common.db import make_engine
     from my_package.common.sources import check_source, open_source, table_problems
     from my_package.common.transforms import transform_problems
     from my_package.dev.deployments import check_prefect_yaml
 
-    mistakes, warnings = [], []
+    mistakes, warnings, notes = [], [], []
     settings = load_settings(problems=mistakes)  # every mistake in the file, and what is sound in it
     problems = list(mistakes)
     chosen = profile_name(settings, profile)
@@ -29,8 +48,19 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         except PipelineError as e:
             (problems if name == chosen else warnings).append(f"profile {name}: {e}")
             continue
-        reachable = {}
+        reachable, missing = {}, not_created(urls.warehouse)
+        if missing:  # connecting would create it: its checks and transforms compile in an empty one of its kind
+            where, project = Path(missing).resolve(), settings.path.parent.resolve()
+            shown = where.relative_to(project) if where.is_relative_to(project) else where
+            also = f" --profile {name}" if profile or name != chosen else ""
+            notes.append(
+                f"profile {name}: the warehouse {shown} does not exist yet; the first run creates it "
+                f"(python -m my_package run --all{also})."
+            )
+            reachable["warehouse"] = stand_in(urls.warehouse)
         for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
+            if role in reachable:
+                continue
             try:
                 engine = make_engine(url) if role == "warehouse" else open_source(url)
                 check_source(engine, role)
@@ -45,12 +75,12 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
                 problems += [f"table {spec.name}: {p}" for p in found]
         for spec in settings.transforms.values() if name == chosen and "warehouse" in reachable else []:
             problems += [f"transform {spec.name}: {p}" for p in transform_problems(reachable["warehouse"], spec)]
-        if name == chosen and "warehouse" in reachable:
+        if name == chosen and "warehouse" in reachable and not missing:
             problems += leftovers(reachable["warehouse"])
     stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
-    return problems, warnings
+    return problems, warnings, notes
 
 # %% ../../nbs/03_registry.problems.ipynb #415fca8b
 def leftovers(warehouse) -> list[str]:
