@@ -424,6 +424,19 @@ def test_a_table_from_files_runs_with_its_report_from_the_command_line(cli, tmp_
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_a_rerun_by_file_says_it_read_nothing(cli, tmp_path):
+    write_csv(tmp_path / "exports" / "trips" / "2024-01.csv", rows(1, 400))
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[profile:default]\nsource = exports\nwarehouse = sqlite:///{tmp_path / 'warehouse.db'}\n")
+    added = cli("new-table", "trips", "--source", "trips/*.csv", "--key", "id", "--by-file", settings=settings)
+    assert added.returncode == 0, added.stderr
+    first = cli("run", "trips", "--no-reports", settings=settings)
+    assert first.returncode == 0 and "  trips: ok (400 rows, " in first.stderr, first.stderr
+    again = cli("run", "trips", "--no-reports", settings=settings)  # no new or changed file
+    assert again.returncode == 0 and "  trips: ok (0 rows read, 400 in the table, " in again.stderr, again.stderr
+    assert "checks: 4 ok" in again.stderr  # the file reconciled with the table among them
+
+
 @pytest.fixture
 def s3(monkeypatch) -> str:
     "A bucket `lake` on an S3-compatible server (moto) on 127.0.0.1; yields the endpoint host:port."

@@ -72,7 +72,7 @@ def test_an_incremental_load_warns_when_the_table_and_its_source_differ(ends, pr
     rows, result = reconciled("items")
     assert rows == 3 and (result.status, result.severity, result.failing) == ("WARN", "warn", 1)
     assert result.detail.startswith("3 rows, the source has 4: 1 missing"), result.detail
-    assert "a full load catches up (drop the table, then run it)" in result.detail
+    assert "a full load catches up (`mode = full` for one run)" in result.detail
 
     with source.begin() as conn:
         conn.execute(sa.delete(ITEMS).where(ITEMS.c.id.in_([1, 2])))  # deleted in the source: the table keeps them
@@ -134,3 +134,27 @@ def test_a_retyped_key_of_an_incremental_table_is_drift_not_a_failed_comparison(
     with pytest.raises(SchemaDriftError, match=r"retyped: id \(integer -> text\)"):
         load("items")
     assert len(table_rows(warehouse, "items")) == 3
+
+
+def test_a_full_load_for_one_run_catches_an_incremental_table_up_and_keeps_its_watermark(ends, project):
+    source, warehouse = make_engine(ends["source"]), make_engine(ends["warehouse"])
+    ITEMS.create(source)
+    add(source, *[(i, f"item {i}", DAY + dt.timedelta(days=i)) for i in range(1, 4)])
+    project(INCREMENTAL)
+    assert load("items") == 3
+    add(source, (4, "late", DAY))  # below the watermark
+    with source.begin() as conn:  # deleted, and changed without moving its watermark
+        conn.execute(sa.delete(ITEMS).where(ITEMS.c.id == 1))
+        conn.execute(sa.update(ITEMS).where(ITEMS.c.id == 2).values(name="renamed"))
+    assert reconciled("items")[1].status == "PASS"  # 3 rows and 3 in the source: only a full load sees these
+    project(INCREMENTAL.replace("mode = incremental", "mode = full"))  # the catch-up run
+    assert load("items") == 3
+    assert [r[:2] for r in table_rows(warehouse, "items")] == [(2, "renamed"), (3, "item 3"), (4, "late")]
+    assert "2024-01-04" in read_state(warehouse, "items")["watermark"]  # the highest, as an incremental load keeps it
+    project(INCREMENTAL)  # back to incremental: it goes on from there
+    add(source, (5, "new", DAY + dt.timedelta(days=9)))
+    run = resolve_run("items")
+    staged = extract_table.fn(run)
+    assert staged.rows == 1
+    check_staged_table.fn(run, staged)
+    assert load_table_atomically.fn(run, staged) == 4

@@ -186,7 +186,9 @@ def reconcile_result(name: str, rows: int, source: int) -> CheckResult:
         else f"{gap:,} more (deleted in the source: an incremental load keeps them)"
     )
     # the rows the table holds once this load is published: the first words, which a line cut to 80 columns keeps
-    detail = f"{counted(rows, 'row')}, the source has {source:,}: {why}; a full load catches up (drop the table, then run it)"
+    detail = (
+        f"{counted(rows, 'row')}, the source has {source:,}: {why}; a full load catches up (`mode = full` for one run)"
+    )
     return CheckResult(name, RECONCILED, False, detail, "warn", failing=gap)
 
 # %% ../../nbs/12_common.checks.ipynb #487b0f07
