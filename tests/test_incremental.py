@@ -158,3 +158,17 @@ def test_a_full_load_for_one_run_catches_an_incremental_table_up_and_keeps_its_w
     assert staged.rows == 1
     check_staged_table.fn(run, staged)
     assert load_table_atomically.fn(run, staged) == 4
+
+
+def test_a_table_changed_by_hand_is_seen_by_the_load_after_the_next(ends, project):
+    source, warehouse = make_engine(ends["source"]), make_engine(ends["warehouse"])
+    ITEMS.create(source)
+    add(source, *[(i, f"item {i}", DAY + dt.timedelta(days=i)) for i in range(1, 4)])
+    project(INCREMENTAL)
+    assert load("items") == 3
+    with warehouse.begin() as conn:  # a row deleted in the warehouse, outside the kit
+        conn.execute(sa.text("DELETE FROM items WHERE id = 1"))
+    rows, result = reconciled("items")  # compared with the count the last load recorded: not seen yet
+    assert (rows, result.status) == (2, "PASS")
+    rows, result = reconciled("items")  # that publish counted the table: now it is
+    assert (rows, result.status) == (2, "WARN") and result.detail.startswith("2 rows, the source has 3: 1 missing")

@@ -30,10 +30,10 @@ from ..registry.settings import TableSpec
 # %% auto #0
 __all__ = ['RECONCILED', 'MOMENT_SHAPE', 'LAST_MILLISECOND', 'SPLIT_ROWS', 'VALUE_CHECK', 'WHAT_FITS', 'counted', 'CheckResult',
            'check_row_count', 'check_key_not_null', 'check_key_unique', 'build_key', 'column_kinds', 'holds_rows',
-           'schema_drift', 'check_schema_drift', 'reconcile_result', 'rows_by_file', 'reconcile_files_result',
-           'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges',
-           'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable', 'blocking_misfits',
-           'describe_misfit', 'check_values_fit']
+           'schema_drift', 'check_schema_drift', 'reconcile_result', 'probe_keys', 'rows_by_file',
+           'reconcile_files_result', 'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of',
+           'rowid_ends', 'rowid_ranges', 'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'unnullable',
+           'blocking_misfits', 'describe_misfit', 'check_values_fit']
 
 # %% ../../nbs/12_common.checks.ipynb #a525544f
 def counted(n: int, noun: str) -> str:
@@ -192,17 +192,27 @@ def reconcile_result(name: str, rows: int, source: int) -> CheckResult:
     return CheckResult(name, RECONCILED, False, detail, "warn", failing=gap)
 
 # %% ../../nbs/12_common.checks.ipynb #487b0f07
+def probe_keys(conn: sa.Connection, staged: int, live: int) -> None:
+    "In the caller's transaction, have PostgreSQL look `staged` keys up in the key's index of `live` rows, when few."
+    # its planner hashes the whole live table to match a few staged keys: measured on 2M live rows and 20,000 staged
+    # keys, 0.9-1.6 s; looking each up in the live key's index, 0.15-0.44 s
+    if conn.dialect.name == "postgresql" and staged * 20 < live:
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+
+
 def rows_by_file(warehouse: Engine, staged: StagedLoad, key: Sequence[str], column: str) -> dict[str, int]:
     "How many rows of each file (named in `column`) the table holds once the incremental-by-file `staged` is published."
     live = sa.table(staged.target, sa.column(column), *map(sa.column, key))
     new = sa.table(staged.staging, sa.column(column), *map(sa.column, key))
-    with warehouse.connect() as conn:
+    with warehouse.begin() as conn:
         held, moved = {}, {}
         if sa.inspect(conn).has_table(staged.target) and holds_rows(
             conn, staged.target
         ):  # else the staged rows replace it
             held = dict(conn.execute(sa.select(live.c[column], sa.func.count()).group_by(live.c[column])).all())
             # the live rows whose key a staged row takes over (the upsert replaces them), by the file they were from
+            probe_keys(conn, staged.rows, sum(held.values()))
             same_key = sa.and_(*[live.c[k] == new.c[k] for k in key])
             moved = dict(
                 conn.execute(

@@ -5,8 +5,11 @@
 # %% ../../nbs/16_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ from my_package.common.db import (
     add_key,
     add_missing_columns,
     begin_write,
+    count_rows,
     drop_table,
     has_key,
     reflect_table,
@@ -72,8 +76,9 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
 # %% auto #0
 __all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'keyed_by_rowid',
            'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases', 'WatermarkTracker',
-           'stored_watermark', 'stage_table', 'duckdb_file_reader', 'files_to_read', 'untyped_as_live', 'file_counts',
-           'stage_files', 'upsert', 'publish', 'write_frame_atomically']
+           'stored_watermark', 'count_source', 'CountAlongside', 'stage_table', 'stage_rows', 'duckdb_file_reader',
+           'files_to_read', 'untyped_as_live', 'file_counts', 'stage_files', 'upsert', 'publish',
+           'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -237,11 +242,49 @@ def stored_watermark(warehouse: Engine, spec: TableSpec) -> Any:
     state = read_state(warehouse, spec.name)
     return decode_watermark(state["watermark"]) if state else None
 
+# %% ../../nbs/16_common.loads.ipynb #f109b400
+def count_source(source: Engine, spec: TableSpec) -> int:
+    "Rows in `spec`'s database source: its table, or its query's result (SQL by design: settings.ini's)."
+    return count_rows(source, sa.table(spec.source_table) if spec.source_table else sa.text(f"({spec.query}) AS src"))
+
+
+class CountAlongside:
+    "A database source's row count, asked on a thread while the load reads its rows (`count`: None if it failed)."
+
+    def __init__(self, source: Engine, spec: TableSpec):
+        self.count: int | None = None
+        context = contextvars.copy_context()  # the run's cancellation reaches the count's statement too
+        self._thread = threading.Thread(
+            target=context.run, args=(self._count, source, spec), name="count alongside", daemon=True
+        )
+
+    def _count(self, source: Engine, spec: TableSpec) -> None:
+        with contextlib.suppress(Exception):  # a count that fails is asked again by the checks, which say why
+            self.count = count_source(source, spec)
+
+    def __enter__(self) -> CountAlongside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *error) -> None:
+        self._thread.join()
+
 # %% ../../nbs/16_common.loads.ipynb #726f8807
 def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     if isinstance(source, FolderSource):
         return stage_files(source, warehouse, spec, chunk_size)
+    # DuckDB opens its file for one connection at a time: its count waits for the checks
+    if spec.mode != "incremental" or source.url.get_backend_name() == "duckdb":
+        return stage_rows(source, warehouse, spec, chunk_size)
+    with CountAlongside(source, spec) as counting:
+        staged = stage_rows(source, warehouse, spec, chunk_size)
+    staged.source_rows = counting.count
+    return staged
+
+
+def stage_rows(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
+    "Copy the rows of `spec`'s database source (incremental: only those past the stored watermark) into staging."
     stored = stored_watermark(warehouse, spec)
     staging, columns = staging_name(spec.name), source_columns(source, spec)
     targets = {c.name: arrow_type_for(c.type) for c in columns if not isinstance(c.type, sa.types.NullType)}
