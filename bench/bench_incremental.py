@@ -50,7 +50,7 @@ class NoCount:
 def refresh(table: str, reconcile: bool = True) -> tuple[int, float, float, str | None]:
     "One incremental load of `table` as its flow runs it: rows staged, seconds in all, seconds in the check, verdict."
     import my_package.common.loads as loads
-    import my_package.tasks.checks as checks
+    import my_package.tasks.verify as checks
     from my_package.common.runs import resolve_run
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
