@@ -26,7 +26,16 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
+from my_package.common.db import (
+    begin_write,
+    compile_sql,
+    count_rows,
+    drop_table,
+    first_line,
+    scrub,
+    sqlite_connect,
+    sqlite_file,
+)
 from ..errors import PipelineError
 
 if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
@@ -396,7 +405,7 @@ def _sqlite3_batches(
     misfits: dict[str, Misfit] | None = None,
 ) -> Iterator[pa.Table]:
     "Stream `sql` through Python's sqlite3, typing each column from `targets` (the typed fallback for SQLite)."
-    with contextlib.closing(sqlite3.connect(sqlite_file(engine))) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(engine))) as conn:
         run = current_cancellation()
         with run.interruptible(conn.interrupt):
             cur = conn.execute(sql)
@@ -629,7 +638,7 @@ def rewrite_timestamps(conn: sqlite3.Connection, staging: str, schema: pa.Schema
 
 def rewrite_staged_timestamps(warehouse: Engine, staging: str, schema: pa.Schema) -> int:
     "Rewrite the timestamps of a whole table staged as it was (`sqlite_attach_copy(rewrite=False)`); the rows."
-    with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30, isolation_level=None)) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(warehouse), isolation_level=None)) as conn:
         with current_cancellation().interruptible(conn.interrupt):
             conn.execute("BEGIN IMMEDIATE")
             changed = rewrite_timestamps(conn, staging, schema)
@@ -652,7 +661,7 @@ def sqlite_attach_copy(
         drop_table(warehouse, staging)
         create_table_from_schema(warehouse, staging, schema)
     sql = attach_copy_sql(warehouse, stmt, staging, schema.names)
-    with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(warehouse))) as conn:  # it waits for other writers in turns
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         with current_cancellation().interruptible(conn.interrupt):
