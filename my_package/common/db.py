@@ -287,7 +287,7 @@ def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, conn_rec, cargs, cparams):
-        held = []  # what DuckDB said of the last try: who holds the file
+        held = []  # what DuckDB said of the last try: who holds the file (that one alone is kept)
 
         path = shown_path(database_file(engine))
         with Wait(path, lambda: f"held by {duckdb_holder(held[-1])}", timeout) as wait:
@@ -297,7 +297,7 @@ def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
                 except Exception as e:  # duckdb.IOException: the lock is another process's
                     if DUCKDB_LOCKED.search(str(e)) is None:
                         raise
-                    held.append(DUCKDB_LOCKED.search(str(e)))
+                    held[:] = [DUCKDB_LOCKED.search(str(e))]
                 if not wait.turn():
                     raise LockTimeoutError(
                         f"The DuckDB database {path} has been held by {duckdb_holder(held[-1])} for "
