@@ -191,6 +191,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'my_package/common/db.py'),
                                       'my_package.common.db.KitSQLiteConnection.__init__': ( 'common.db.html#kitsqliteconnection.__init__',
                                                                                              'my_package/common/db.py'),
+                                      'my_package.common.db.KitSQLiteConnection._on_its_own_cursor': ( 'common.db.html#kitsqliteconnection._on_its_own_cursor',
+                                                                                                       'my_package/common/db.py'),
                                       'my_package.common.db.KitSQLiteConnection.commit': ( 'common.db.html#kitsqliteconnection.commit',
                                                                                            'my_package/common/db.py'),
                                       'my_package.common.db.KitSQLiteConnection.cursor': ( 'common.db.html#kitsqliteconnection.cursor',

@@ -28,12 +28,13 @@ from .waits import Wait, as_duration, lock_holders, process_name, shown_path
 from ..errors import DatabaseUnavailableError, LockTimeoutError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl',
-           'sqlite_file', 'database_file', 'interrupter', 'watch_statements', 'sqlite_holder', 'waited_for_lock',
-           'in_turns', 'patiently', 'KitSQLiteCursor', 'KitSQLiteConnection', 'sqlite_connect', 'DuckDBFilePool',
-           'duckdb_holder', 'wait_for_duckdb', 'make_engine', 'begin_write', 'check_connection', 'reflect_table',
-           'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql', 'staging_name', 'drop_table',
-           'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key', 'has_key']
+__all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub',
+           'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
+           'sqlite_holder', 'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor', 'KitSQLiteConnection',
+           'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'make_engine', 'begin_write',
+           'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql',
+           'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key',
+           'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -124,6 +125,7 @@ def watch_statements(engine: Engine) -> None:
 # %% ../../nbs/10_common.db.ipynb #ecd97a8a
 SQLITE_TRY = 0.05  # s: SQLite's own busy wait, once; the kit's turns go around it
 SQLITE_WAIT = 600.0  # s: how long a statement waits for another process's lock on a SQLite file
+SQLITE_ALONE = 30.0  # s: how long it waits when this process alone holds the file (SQLite's own timeout, as before)
 
 
 def sqlite_holder(path: str) -> str | None:
@@ -141,15 +143,25 @@ def waited_for_lock(error: Exception, seconds: float) -> bool:
 
 
 def in_turns(path: str, attempt: Callable[[], Any]) -> Any:
-    "`attempt()` (a statement on the SQLite file `path`), tried until it gets past other processes' locks."
+    "`attempt()` (a statement on the SQLite file `path`), tried until it gets past other connections' locks."
     began = time.monotonic()
     try:
         return attempt()
     except sqlite3.OperationalError as e:
         if not waited_for_lock(e, time.monotonic() - began):
             raise
+    others = asked = time.monotonic()  # when another process was last seen holding the file (none yet)
     with Wait(shown_path(path), lambda: sqlite_holder(path), SQLITE_WAIT) as wait:
         while wait.turn():
+            if time.monotonic() - asked > 0.5:  # /proc/locks, twice a second
+                asked = time.monotonic()
+                others = asked if lock_holders(path) else others
+            if asked - others > SQLITE_ALONE:  # two connections of this process wait for each other, most likely
+                raise LockTimeoutError(
+                    f"{shown_path(path)} has been locked for over {as_duration(SQLITE_ALONE)} by another connection "
+                    "of this process (another table's load, or a transaction left open in this notebook): let it "
+                    "end, or run one table at a time (--parallel 1)."
+                )
             began = time.monotonic()
             try:
                 return attempt()
@@ -203,13 +215,23 @@ class KitSQLiteConnection(sqlite3.Connection):
         return super().cursor(factory or KitSQLiteCursor)
 
     def execute(self, sql, parameters=(), /):
-        return self.cursor().execute(sql, parameters)
+        return self._on_its_own_cursor("execute", sql, parameters)
 
     def executemany(self, sql, parameters, /):
-        return self.cursor().executemany(sql, parameters)
+        return self._on_its_own_cursor("executemany", sql, parameters)
 
     def executescript(self, script, /):
-        return self.cursor().executescript(script)
+        return self._on_its_own_cursor("executescript", script)
+
+    def _on_its_own_cursor(self, method: str, *args):
+        cursor = self.cursor()
+        try:
+            return getattr(cursor, method)(*args)
+        except BaseException:
+            # as sqlite3's own shortcuts drop theirs: a cursor the error's frames kept would keep its statement, and a
+            # connection closed with a statement left is closed only once that goes, holding its transaction's locks
+            cursor.close()
+            raise
 
     def commit(self) -> None:
         in_turns(self.path, super().commit)
