@@ -144,7 +144,7 @@ def test_two_runs_at_once_on_one_sqlite_warehouse_queue_table_by_table_and_say_s
         held = paused_in_its_load([first, second], project / "data" / "warehouse.db.flights.lock", "waiting up to")
         waiting = second if held is first else first
         statuses = [first.finish(), second.finish()]
-        assert statuses == [0, 0], [first.said, second.said]
+        assert statuses == [0, 0], "".join(first.lines) + "\n----\n" + "".join(second.lines)
         for run in (first, second):
             assert "database is locked" not in run.said + run.out and "Traceback" not in run.said, run.said
             # what it says fits 80 columns (a progress line ends with its run's URL, which no width holds)

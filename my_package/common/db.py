@@ -138,8 +138,12 @@ def sqlite_holder(path: str) -> str | None:
 
 def waited_for_lock(error: Exception, seconds: float) -> bool:
     "True when `error` is SQLite's answer after waiting its busy timeout for another connection's lock: worth a turn."
-    busy = (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
-    return busy and seconds >= SQLITE_TRY / 2  # at once: a deadlock SQLite refused to wait for
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    # a connection that knows the schema from before another one changed it (a staging table created since) finds no
+    # such table, and SQLite checks that against the file only if it can read it: a writer holding it, the check
+    # waits its busy timeout, gives up, and the statement fails with "no such table"
+    stale = code == sqlite3.SQLITE_ERROR and str(error).startswith("no such ")
+    return (code == sqlite3.SQLITE_BUSY or stale) and seconds >= SQLITE_TRY / 2  # at once: a deadlock SQLite refused
 
 
 def in_turns(path: str, attempt: Callable[[], Any]) -> Any:
