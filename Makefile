@@ -35,8 +35,9 @@ install: $(VENV)/.installed ## Create .venv and install the package
 
 dev: $(VENV)/.dev-installed ## Install the package with the dev extras
 
-# The project's local Prefect server is started (unless PREFECT_API_URL names another) and left up: the next
-# command reuses it instead of paying for a temporary one (about 15 s), and its UI shows the runs.
+# The project's local Prefect server and its runner are started (unless PREFECT_API_URL names another server) and
+# left up: the next command reuses the server instead of paying for a temporary one (about 15 s), its UI shows the
+# runs, and each command runs in a fork of the runner, which holds the kit's libraries imported (my_package/runner.py).
 run: install ## Build the demo source if missing, start the local Prefect server, run every flow, print a summary
 	$(PY) -m my_package demo
 	@test -n "$$PREFECT_API_URL" || $(PY) -m my_package server start
@@ -50,11 +51,13 @@ browser: ## Debian's chromium for the JupyterLab browser test (apt-get install w
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
 	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
-lint: dev ## ruff on the notebooks, tests, benchmarks and tools; unused imports in my_package/; examples after functions
+lint: dev ## ruff, unused imports, an example after each function, the floors, the paths the docs name
 	$(BIN)/ruff check nbs tests bench tools
 	$(BIN)/ruff format --check nbs tests bench tools
 	$(BIN)/ruff check --select F401,F821 my_package
 	$(PY) tools/count_examples.py
+	$(PY) tools/check_layers.py
+	$(PY) tools/check_doc_paths.py
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh
@@ -106,10 +109,10 @@ deploy: install ## Deploy every flow to PREFECT_API_URL, or to the project's loc
 worker: install ## Start a Prefect worker on the work pool (PREFECT_API_URL, default the local server)
 	$(PY) -m my_package worker
 
-server: install ## Start the project's local Prefect server and its UI (127.0.0.1:4200; stop: make server-stop)
+server: install ## Start the project's local Prefect server (UI: 127.0.0.1:4200) and its runner (stop: make server-stop)
 	$(PY) -m my_package server start
 
-server-stop: install ## Stop the project's local Prefect server
+server-stop: install ## Stop the project's local Prefect server and its runner
 	$(PY) -m my_package server stop
 
 clean: ## Stop the local Prefect server; remove data/, reports/ and Prefect's local state (keeps .venv)

@@ -57,9 +57,9 @@ def settings_text(source: str, warehouse: str, table: str) -> str:
 def load(table: str) -> tuple[float, object, object]:
     "Load `table` through the kit's steps; return the seconds, its run and the staged load (kept staged: see below)."
     from my_package.common.runs import resolve_run
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     run = resolve_run(table)
     started = time.perf_counter()
@@ -71,8 +71,8 @@ def load(table: str) -> tuple[float, object, object]:
 
 def time_checks(run, checks: str, runs: int) -> tuple[float, list]:
     "Median seconds of the declared `checks` on the table (as they run on its staged copy), and their results."
-    from my_package.common.datachecks import run_data_checks
-    from my_package.registry.settings import parse_checks
+    from my_package.common.declared_checks import run_data_checks
+    from my_package.registry.check_kinds import parse_checks
 
     specs, times, results = parse_checks(checks), [], []
     for _ in range(runs):

@@ -13,9 +13,15 @@
   make run         `make run` of this checkout (installed, demo source built) with nothing changed: the first starts
                    the project's local server and leaves it up, the warm ones reuse it; the goal is under 25 s warm
                    (no report renders again). The server is stopped afterwards unless it was up before.
+  the runner       `server start` starts the project's runner beside the server: each command is handed to it and
+                   runs in a fresh fork of a process that holds the kit's libraries imported. Side by side, the same
+                   commands by themselves (MY_PACKAGE_RUNNER names no runner): `run airlines --no-reports` (goal
+                   <= 1.0 s and <= 0.5x a bare three-task flow started as a fresh process, shown with Prefect's warm
+                   floor: the same flow in a warm process, heartbeats off as the kit's commands run them),
+                   `report flights --force` (goal <= 3 s) and the warm `make run` (goal <= 6 s).
 
 Each command runs in a throwaway project directory, as typed: no make, no Prefect variables in the environment.
-Run: make bench   (or .venv/bin/python bench/bench_fast_loop.py [--runs 3] [--no-make-run])
+Run: make bench   (or .venv/bin/python bench/bench_fast_loop.py [--runs 3] [--no-make-run] [--runner-only])
 """
 
 from __future__ import annotations
@@ -41,11 +47,18 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MY_PACKAGE_"))}
 
 
-def kit(project: Path, *args: str) -> float:
-    "Seconds that `python -m my_package ARGS` takes in `project`; fail loudly when it fails."
+BY_ITSELF = {"MY_PACKAGE_RUNNER": "/nonexistent/runner.sock"}  # names no runner: a command runs by itself
+
+
+def kit(project: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    "Seconds that `python -m my_package ARGS` takes in `project` (`env` added); fail loudly when it fails."
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "my_package", *args], cwd=project, env=clean_env(), capture_output=True, text=True
+        [sys.executable, "-m", "my_package", *args],
+        cwd=project,
+        env={**clean_env(), **(env or {})},
+        capture_output=True,
+        text=True,
     )
     took = time.perf_counter() - start
     if out.returncode != 0:
@@ -61,7 +74,7 @@ def median(fn, runs: int) -> tuple[float, list[float]]:
 
 def line(label: str, seconds: float, figures: list[float]) -> str:
     "One row of the side-by-side output."
-    return f"  {label:52} {seconds:7.2f} s  ({', '.join(f'{s:.2f}' for s in figures)})"
+    return f"  {label:62} {seconds:7.2f} s  ({', '.join(f'{s:.2f}' for s in figures)})"
 
 
 def project_with(base: Path, tables: tuple[str, ...]) -> Path:
@@ -164,8 +177,12 @@ def served_env(project: Path) -> dict[str, str]:
     "A user's environment pointed at the project's local Prefect server, as the kit points its own commands."
     from my_package.dev.server import prefect_settings, running_server
 
-    api = running_server(project)
-    if api is None:
+    for _ in range(30):  # a busy server may take more than its health check's second to answer
+        api = running_server(project)
+        if api:
+            break
+        time.sleep(1)
+    else:
         raise SystemExit(f"the local server of {project} is not up")
     return {**clean_env(), **prefect_settings(project), "PREFECT_API_URL": api}
 
@@ -195,6 +212,59 @@ def prefect_floor(project: Path, runs: int) -> dict[str, tuple[float, list[float
     return found
 
 
+def through_the_runner(project: Path, runs: int) -> dict[str, tuple[float, list[float]]]:
+    "The commands through the project's runner and by themselves, a bare flow fresh and warm (server and runner up)."
+    found = {}
+    for how, env in (("runner", None), ("itself", BY_ITSELF)):
+        found[f"airlines {how}"] = median(lambda e=env: kit(project, "run", "airlines", "--no-reports", env=e), runs)
+    found["bare fresh on"] = median(lambda: python_script(project, BARE_FLOW, "0", "on")[0], runs)
+    figures = python_script(project, BARE_FLOW, str(runs), "off")[1]["warm"]
+    found["bare warm off"] = statistics.median(figures), figures
+    kit(project, "run", "flights", "--no-reports")
+    for how, env in (("runner", None), ("itself", BY_ITSELF)):
+        found[f"report {how}"] = median(lambda e=env: kit(project, "report", "flights", "--force", env=e), runs)
+    return found
+
+
+def print_runner_rows(found: dict[str, tuple[float, list[float]]]) -> None:
+    "The runner's rows, each beside the command by itself."
+    print("Through the project's runner (server start starts it) vs by itself, server up:")
+    print(line("run airlines --no-reports, through the runner (goal <= 1.0 s)", *found["airlines runner"]))
+    print(line("run airlines --no-reports, by itself", *found["airlines itself"]))
+    print(line("bare three-task flow, fresh process (heartbeats on)", *found["bare fresh on"]))
+    print(line("bare three-task flow, warm process (heartbeats off)", *found["bare warm off"]))
+    ratio = found["airlines runner"][0] / found["bare fresh on"][0]
+    print(f"  through the runner / a bare flow as a fresh process = {ratio:.2f}x (goal <= 0.5x)")
+    print(f"  by itself / through the runner = {found['airlines itself'][0] / found['airlines runner'][0]:.2f}x")
+    print(line("report flights --force, through the runner (goal <= 3 s)", *found["report runner"]))
+    print(line("report flights --force, by itself", *found["report itself"]))
+    print(f"  by itself / through the runner = {found['report itself'][0] / found['report runner'][0]:.2f}x")
+
+
+def warm_make_run(runs: int) -> None:
+    "`make run` of this checkout, nothing changed: the first, then warm through the runner and by itself."
+
+    def make_run(env: dict[str, str] | None = None) -> float:
+        start = time.perf_counter()
+        make = ["make", "-C", str(ROOT), "--no-print-directory", "run"]
+        subprocess.run(make, env={**clean_env(), **(env or {})}, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    from my_package.dev.server import running_server
+
+    was_up = running_server(ROOT) is not None
+    try:  # the first: installed, demo built, the project's server and runner started (make run leaves them up)
+        first = make_run()
+        print("make run of this checkout, nothing changed (reports waited for; goal < 25 s warm, <= 6 s warm with")
+        print("the runner):")
+        print(line(f"first, {'server already up' if was_up else 'starts the local server'}", first, [first]))
+        print(line("warm, through the runner", *median(make_run, runs)))
+        print(line("warm, each command by itself", *median(lambda: make_run(BY_ITSELF), runs)))
+    finally:
+        if not was_up:
+            kit(ROOT, "server", "stop")
+
+
 def with_server(project: Path, work) -> None:
     "Run `work()` with the project's local Prefect server up; stop it afterwards."
     kit(project, "server", "start")
@@ -208,9 +278,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="runs per figure; the median is shown")
     p.add_argument("--no-make-run", action="store_true", help="skip the warm `make run` of this checkout")
+    p.add_argument("--runner-only", action="store_true", help="only the rows of the runner (and `make run`)")
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="kit-bench-loop-"))
     try:
+        if args.runner_only:
+            demo = project_with(base / "demo", ("airlines", "flights"))
+            found: dict[str, tuple[float, list[float]]] = {}
+            with_server(demo, lambda: found.update(through_the_runner(demo, args.runs)))
+            print_runner_rows(found)
+            if not args.no_make_run:
+                warm_make_run(args.runs)
+            return
         demo = project_with(base / "demo", ("airlines", "flights"))
         small = twenty_small_tables(base / "small")
         results: dict[str, tuple[float, list[float]]] = {}
@@ -269,25 +348,10 @@ def main() -> None:
         print(line("--parallel 1", *results["parallel 1"]))
         print(line("--parallel 4", *results["parallel 4"]))
         print(f"  sequential / parallel = {results['parallel 1'][0] / results['parallel 4'][0]:.2f}x")
+        with_server(demo, lambda: results.update(through_the_runner(demo, args.runs)))
+        print_runner_rows(results)
         if not args.no_make_run:
-            make = ["make", "-C", str(ROOT), "--no-print-directory", "run"]
-
-            def make_run() -> float:
-                start = time.perf_counter()
-                subprocess.run(make, env=clean_env(), check=True, capture_output=True)
-                return time.perf_counter() - start
-
-            from my_package.dev.server import running_server
-
-            was_up = running_server(ROOT) is not None
-            try:  # the first: installed, demo built, the project's server started (make run leaves it up)
-                first = make_run()
-                print("make run of this checkout, nothing changed (reports waited for; goal < 25 s warm):")
-                print(line(f"first, {'server already up' if was_up else 'starts the local server'}", first, [first]))
-                print(line("warm (the server it left up)", *median(make_run, args.runs)))
-            finally:
-                if not was_up:
-                    kit(ROOT, "server", "stop")
+            warm_make_run(args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -192,9 +192,9 @@ def run_kit(fmt: str, data: Path, warehouse: str, chunk_size: int, workdir: Path
     os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
     from my_package.common.runs import resolve_run
     from my_package.flows.factory import dropped_on_failure
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     table_run = resolve_run("synth")
     with dropped_on_failure(table_run):
@@ -228,9 +228,9 @@ def one(args: argparse.Namespace) -> None:
     if args.one == "floor":
         import duckdb  # noqa: F401
     else:
-        import my_package.tasks.checks  # noqa: F401
         import my_package.tasks.extract  # noqa: F401
         import my_package.tasks.load  # noqa: F401
+        import my_package.tasks.verify  # noqa: F401
     data, workdir = Path(args.data), Path(args.workdir)
     start = time.perf_counter()
     if args.one == "floor":

@@ -80,9 +80,9 @@ def run_kit(
     (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, chunk_size, batches, incremental))
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
     from my_package.common.runs import resolve_run
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     run = resolve_run(table)
     staged = extract_table.fn(run)
@@ -198,9 +198,9 @@ def one(args: argparse.Namespace) -> None:
     import psycopg  # noqa: F401
     import sqlalchemy  # noqa: F401
 
-    import my_package.tasks.checks  # noqa: F401
     import my_package.tasks.extract  # noqa: F401
     import my_package.tasks.load  # noqa: F401
+    import my_package.tasks.verify  # noqa: F401
 
     start = time.perf_counter()
     if args.one in ("kit", "kit-batches", "incremental"):

@@ -52,8 +52,8 @@ def build(name: str) -> float:
     "Stage, check and publish the transform `name` as its flow does (without Prefect's API); return the seconds."
     from my_package.common.runs import resolve_run
     from my_package.tasks.build import build_transform
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     start = time.perf_counter()
     run = resolve_run(name)
@@ -74,9 +74,9 @@ def bench(label: str, source: str, warehouse: str, runs: int, base: Path) -> Non
     settings.write_text(example_settings(("airlines", "flights"), source, warehouse) + SECTIONS)
     os.environ["MY_PACKAGE_SETTINGS"] = str(settings)
     from my_package.common.runs import resolve_run
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     for table in ("airlines", "flights"):
         run = resolve_run(table)

@@ -51,9 +51,9 @@ def one_run(project: Path, profile: str) -> dict[str, float]:
     from my_package.dev.demo import DEMO_TABLES
     from my_package.reporting.render import render_report
     from my_package.tasks.build import build_transform
-    from my_package.tasks.checks import check_staged_table
     from my_package.tasks.extract import extract_table
     from my_package.tasks.load import load_table_atomically
+    from my_package.tasks.verify import check_staged_table
 
     resolve_run("airlines", profile).warehouse.dispose()  # no connection of the last run to a removed file
     for leftover in (project / "data").glob("warehouse.*"):

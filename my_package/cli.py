@@ -24,7 +24,7 @@ from .terminal import console
 # %% auto #0
 __all__ = ['app', 'CheckOption', 'ProfileOption', 'demo', 'tables', 'exit_if_failed', 'selected_entries', 'run',
            'render_and_print', 'report', 'new_table', 'new_transform', 'new_check', 'deployments', 'deploy', 'worker',
-           'check', 'exit_if_late', 'server', 'lab', 'main']
+           'check', 'exit_if_late', 'server', 'lab', 'prepare_process', 'main_here', 'main']
 
 # %% ../nbs/60_cli.ipynb #64dc6331
 app = typer.Typer(
@@ -142,8 +142,10 @@ def run(
 
     Examples: python -m my_package run --all;  python -m my_package run flights airlines --profile postgres
     """
+    from my_package.commands.diagnose import check_reachable
+    from my_package.common.db import make_engine
     from my_package.dev.server import is_project_server
-    from my_package.registry.problems import check_reachable
+    from my_package.reporting.index import refresh_index
     from my_package.reporting.render import render_in_background
 
     settings = load_settings()
@@ -160,30 +162,47 @@ def run(
     )
     with cancellable(cancel), show.interrupts(cancel), show.watch_server(os.environ.get("PREFECT_API_URL"), lost):
         results = show.run_with_progress(settings, tables, transforms, profile, parallel)
+        loaded = [r.name for r in results if r.ok]
+        # with the project's server up, a process of its own writes the index (first), then renders the reports
+        behind = not cancel.cancelled and not wait and is_project_server(settings.path.parent)
+        log = render_in_background(settings, loaded if reports else [], profile) if behind else None
+        # else the index here: every outcome at once (a second Ctrl-C meanwhile still quits at once)
+        problem = None if behind else refresh_index(settings, make_engine(urls.warehouse), urls.name)
     Console(force_jupyter=False).print(show.summary_table(results))
+    if problem:
+        console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
     if cancel.cancelled:
         console.print(
             "\n".join(["Cancelled:", *show.cancelled_lines(results)]), highlight=False, markup=False, soft_wrap=True
         )
         raise typer.Exit(130)
     failed = [r.name for r in results if r.status == "failed"]
-    loaded = [r.name for r in results if r.ok]
-    if reports and loaded and is_project_server(settings.path.parent) and not wait:
-        log = render_in_background(settings, loaded, profile)
+    if log and reports and loaded:
         console.print(f"Reports of {len(loaded)} render in the background into reports/{urls.name}/ (log: {log}).")
-    elif reports and loaded:
+    elif reports and loaded and not log:
         failed += render_and_print(loaded, profile)
     exit_if_failed(failed)
 
 # %% ../nbs/60_cli.ipynb #d9180a3e
 def render_and_print(names: list[str], profile: str | None, force: bool = False) -> list[str]:
     "Render the reports of `names` (those whose content changed, or all with `force`), print them, return the failed."
+    from my_package.common.db import make_engine
     from my_package.flows.reports import render_reports
+    from my_package.reporting.index import refresh_index
+    from my_package.reporting.render import fail_waiting, reports_dir
 
-    state = render_reports(tables=names, profile=profile, force=force, return_state=True)
-    results = state.result(raise_on_failure=False, _sync=True)
-    if not isinstance(results, list):
-        raise PipelineError(f"render-reports failed: {state.message}")
+    try:
+        state = render_reports(tables=names, profile=profile, force=force, return_state=True)
+        results = state.result(raise_on_failure=False, _sync=True)
+        if not isinstance(results, list):
+            raise PipelineError(f"render-reports failed: {state.message}")
+    except Exception as e:  # whatever stopped it (Prefect out of reach, say): the reports it left waiting failed
+        settings = load_settings()
+        urls = settings.profile(profile)
+        why = str(e) if isinstance(e, PipelineError) else f"render-reports failed: {type(e).__name__}: {e}"
+        fail_waiting(reports_dir(settings, urls.name), names, why)
+        refresh_index(settings, make_engine(urls.warehouse), urls.name)
+        raise
     Console(force_jupyter=False).print(show.reports_table(results))
     return [f"report {r.table}" for r in results if r.error]
 
@@ -196,15 +215,29 @@ def report(
         bool, typer.Option("--force", help="Render even the reports whose content did not change.")
     ] = False,
     profile: ProfileOption = None,
+    index_only: Annotated[
+        bool, typer.Option("--index-only", help="Write the index only (each table's last run and report).")
+    ] = False,
 ) -> None:
     """Render each table's report notebook with papermill into reports/<profile>/ (.ipynb, .html) and its index.html.
 
-    A report whose data, registry entry, notebook and kit did not change since it was rendered is kept as it is.
+    The index is written first, then again once the reports are. A report whose data, registry entry, notebook
+    and kit did not change since it was rendered is kept as it is.
     Examples: python -m my_package report --all;  python -m my_package report flights --force
     """
+    from my_package.common.db import make_engine
+    from my_package.reporting.index import refresh_index
+
     settings = load_settings()
-    names = selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
-    settings.profile(profile)
+    names = (
+        [] if index_only else selected_entries(settings, table, all_tables) or [*settings.tables, *settings.transforms]
+    )
+    urls = settings.profile(profile)
+    problem = refresh_index(settings, make_engine(urls.warehouse), urls.name)  # every run shows there at once
+    if problem:
+        console.print(f"[yellow]{escape(problem)}[/yellow]", soft_wrap=True)
+    if index_only:
+        raise typer.Exit(1 if problem else 0)
     show.server_hint()
     exit_if_failed(render_and_print(names, profile, force))
 
@@ -243,7 +276,7 @@ def new_table(
     Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
     From files: python -m my_package new-table trips --from exports --source "trips/*.parquet" --key id
     """
-    from my_package.registry.entries import NewTable, register_table
+    from my_package.commands.register import NewTable, register_table
 
     settings = load_settings()
     table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()), by_file)
@@ -277,9 +310,9 @@ def new_transform(
       --sql "SELECT carrier, count(*) AS late FROM flights WHERE arr_delay > 60 GROUP BY carrier";
       python -m my_package new-transform daily_origin_delays --inputs flights,airports --key origin,year,month,day --notebook
     """
+    from my_package.commands.register import NewTransform, register_transform
     from my_package.common.db import make_engine
     from my_package.common.transforms import missing_inputs
-    from my_package.registry.entries import NewTransform, register_transform
 
     transform = NewTransform(name, inputs, key, sql, schedule, description, tuple(checks or ()))
     updated = register_transform(load_settings(), transform, notebook, profile)
@@ -304,7 +337,7 @@ def new_check(
 
     Example: python -m my_package new-check flights late_without_delay
     """
-    from my_package.registry.entries import new_check as start_check
+    from my_package.commands.register import new_check as start_check
 
     page = start_check(load_settings(), table, name)
     console.print(
@@ -393,13 +426,13 @@ def check(
     cron job or a CI gate). Examples: python -m my_package check --profile postgres;  python -m my_package check
     --data flights;  python -m my_package check --fresh
     """
-    from my_package.registry.problems import find_problems
+    from my_package.commands.diagnose import find_problems
 
     if fresh:
         return exit_if_late(load_settings(), profile)
 
     if data:
-        from my_package.common.datachecks import checks_of_live_tables
+        from my_package.common.declared_checks import checks_of_live_tables
 
         found = checks_of_live_tables(load_settings(), table or [], profile)
         Console(force_jupyter=False).print(show.checks_table(found))
@@ -463,11 +496,9 @@ def lab() -> None:
     os.execv(args[0], args)
 
 # %% ../nbs/60_cli.ipynb #b9968d37
-def main(argv: list[str] | None = None) -> None:
-    "Run the command line; exit 0 on success, 1 on a failure, 2 on a usage error or an unknown name."
-    from my_package.common.db import scrub
+def prepare_process() -> None:
+    "Set a command's process up: slow imports skipped, the project's Prefect settings, Prefect's console quiet."
     from my_package.dev.server import apply_prefect_settings, skip_slow_imports
-    from my_package.registry.settings import urls_to_mask
 
     skip_slow_imports()
     try:  # a missing settings.ini is reported by the command that needs it
@@ -476,6 +507,14 @@ def main(argv: list[str] | None = None) -> None:
         pass
     if not os.environ.get("MY_PACKAGE_DEBUG"):  # the progress lines and the summary report each run; Prefect's log
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # (API, UI) keeps everything
+
+
+def main_here(argv: list[str] | None = None) -> None:
+    "Run the command line in this process; exit 0 on success, 1 on a failure, 2 on a usage error or an unknown name."
+    from my_package.common.db import scrub
+    from my_package.registry.settings import urls_to_mask
+
+    prepare_process()
     try:
         app(args=argv, prog_name="python -m my_package", standalone_mode=True)
     except UsageError as e:
@@ -491,3 +530,14 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"[red]Unexpected error[/red] {type(e).__name__}: {message}", soft_wrap=True)
         console.print("Set MY_PACKAGE_DEBUG=1 to see the traceback.")
         sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    "The command line: handed over to the project's runner when one is up (`dev.runner`), else run in this process."
+    if argv is None:  # typed, not called: a runner may run it (a call's output stays where the caller captures it)
+        from my_package.dev.runner import exit_now, hand_over
+
+        status = hand_over(sys.argv[1:])
+        if status is not None:
+            exit_now(status)
+    main_here(argv)

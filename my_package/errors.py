@@ -54,13 +54,17 @@ class LockTimeoutError(PipelineError):
 
 # %% ../nbs/00_errors.ipynb #c3a00008
 class QualityCheckError(PipelineError):
-    "A quality check failed: the table was not published (`failed` holds the failed checks)."
+    "A quality check failed: the table was not published (`failed` holds the failed checks; `kept`: a previous one stays)."
 
-    def __init__(self, table: str, failed: list, results: list | None = None):
+    def __init__(self, table: str, failed: list, results: list | None = None, kept: bool = True):
         self.table, self.failed, self.results = table, failed, results or failed  # results: every check that ran
         super().__init__(
             f"Quality check failed for table {table!r}: {'; '.join(str(c) for c in failed)}. "
-            "The previous table was left in place."
+            + (
+                "The previous table was left in place."
+                if kept
+                else "Nothing was published: there is no previous table."
+            )
         )
 
 # %% ../nbs/00_errors.ipynb #c3a00010e

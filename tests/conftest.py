@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from my_package.common.runs import resolve_run
 from my_package.dev.demo import DEMO_TABLES, build_demo_source, example_settings
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -103,6 +103,36 @@ def seed_prefect(tmp_path_factory):
     return seed
 
 
+def start_runner(directory: Path) -> dict:
+    "A runner (`python -m my_package.runner --socket`) for every project of the test run, started in the background."
+    address, log = directory / "runner.sock", directory / "runner.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "my_package.runner", "--socket", str(address)],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    return {"socket": str(address), "pid": process.pid, "log": str(log)}
+
+
+def runner_ready(record: dict) -> dict:
+    "Wait until the tests' runner listens (it imports for seconds); fail naming its log's end when it does not."
+    if not wait_for(lambda: Path(record["socket"]).exists(), timeout=300, every=0.1):
+        pytest.fail(f"the tests' runner did not start: {Path(record['log']).read_text()[-2000:]}")
+    return record
+
+
+@pytest.fixture(scope="session")
+def runner_started(tmp_path_factory) -> dict:
+    "The tests' runner, launched once for the whole run; it imports while the Prefect server starts (see `cli`)."
+    return start_once(tmp_path_factory, "runner", start_runner)
+
+
+@pytest.fixture(scope="session")
+def runner(runner_started) -> dict:
+    "One runner for the whole run's command-line runs, listening: each command forks from it instead of starting afresh."
+    return runner_ready(runner_started)
+
+
 def pytest_sessionfinish(session) -> None:
     "The controller (the only process without PYTEST_XDIST_WORKER) stops the shared services once every test is done."
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -110,6 +140,8 @@ def pytest_sessionfinish(session) -> None:
     from my_package.dev.server import stop_process
 
     directory = shared_dir(session.config._tmp_path_factory.getbasetemp())
+    if (directory / "runner.json").exists():  # first: its commands use the server
+        stop_process(json.loads((directory / "runner.json").read_text())["pid"])
     if (directory / "prefect.json").exists():
         stop_process(json.loads((directory / "prefect.json").read_text())["pid"])
     if (directory / "postgres.json").exists():
@@ -132,10 +164,18 @@ LONGEST = {
     "test_end_to_end.py::test_sqlite_source_into_a_postgresql_warehouse": 139,
     "test_transforms.py::test_a_data_scientist_adds_a_derived_table_from_a_notebook": 134,
     "test_reports.py::test_reports_render_only_when_what_they_show_changed": 132,
+    # measured alone on a loaded 2-core machine (load 10-16), not yet in a suite
+    "test_outcomes.py::test_every_outcome_shows_in_the_index_and_the_report_within_seconds": 275,
+    "test_reports.py::test_the_generic_report_renders_every_type_on_every_warehouse": 153,
+    "test_outcomes.py": 150,
     "test_truth.py::test_a_report_that_fails_in_the_background_is_seen_everywhere": 125,
     "test_fast_loop.py::test_run_typed_directly_keeps_prefect_out_of_home_and_quiet": 111,
     "test_fast_loop.py::test_one_local_server_serves_every_command_and_the_kit_runs_without_it": 104,
     "test_lineage.py::test_history_freshness_and_the_tree_after_real_runs": 63,
+    # not yet measured in a suite: the runner's, from their runs beside other sessions' tests (about half of that idle)
+    "test_runner.py::test_an_exported_edit_and_a_settings_change_run_through_a_runner_started_before_them": 120,
+    "test_truth.py::test_a_runner_killed_during_a_load_is_said_at_once_and_its_load_is_as_after_a_crash": 100,
+    "test_runner.py": 60,
     "test_table_notebooks.py::test_a_tables_own_notebook_is_scaffolded_edited_and_rendered": 49,
     "test_daily_loop.py::test_a_new_table_in_one_step_as_a_new_user_would": 40,
     "test_browser.py": 30,
@@ -202,15 +242,17 @@ def write_project(directory: Path, tables: tuple[str, ...], source: str, warehou
 
 
 @pytest.fixture
-def cli(prefect_home, prefect_server):
-    "Run `python -m my_package ARGS` in a subprocess against a settings file (and the session's Prefect server)."
+def cli(prefect_home, runner_started, prefect_server):
+    "Run `python -m my_package ARGS` in a subprocess against a settings file (the session's Prefect server and runner)."
 
     def run(*args: str, settings: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+        runner = runner_ready(runner_started)  # started before the server: ready by now, as a rule
         full_env = {
             **os.environ,
             "MY_PACKAGE_SETTINGS": str(settings),
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_API_URL": prefect_server["api"],
+            "MY_PACKAGE_RUNNER": runner["socket"],
             "COLUMNS": "200",
             **(env or {}),
         }

@@ -12,9 +12,14 @@ import pytest
 import sqlalchemy as sa
 from conftest import Webhook, fresh_clone, load, table_rows, write_project
 
+from my_package.commands.diagnose import find_problems
 from my_package.common.bookkeeping import latest_checks
 from my_package.common.db import make_engine
+from my_package.common.runs import resolve_run
 from my_package.errors import QualityCheckError
+from my_package.tasks.extract import extract_table
+from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 BIN = Path(sys.executable).parent
 ODD = 'we"ird; DROP TABLE customers'  # a hostile column name: quoted everywhere, never executed
@@ -202,3 +207,60 @@ def test_bad_check_definitions_are_refused_in_one_line_and_change_nothing(cli, t
         checked.returncode == 1
         and "table fleet: checks: `not_null(wingspan)`: 'wingspan' is not a column" in checked.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "ends", [("postgresql", "postgresql"), ("sqlite", "duckdb")], indirect=True, ids=["postgresql", "duckdb"]
+)
+def test_a_value_its_column_cannot_hold_is_refused_before_a_load(ends, tmp_path, monkeypatch):
+    # every condition is run by the warehouse on no rows: a bound that is not a number fails there, in one line
+    fill_source(make_engine(ends["source"]))
+    settings = tmp_path / "settings.ini"
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    settings.write_text(settings_text(ends, ["between(qty, 1, 30)"]))
+    load("customers")  # the warehouse exists
+    assert find_problems()[0] == []
+    wrong = ["between(qty, one, 30)", "accepted_values(qty, 1, 2, many)", "relationship(customer, customers.name)"]
+    settings.write_text(settings_text(ends, wrong))
+    problems = find_problems()[0]
+    said = [
+        "table orders: checks: `between(qty, one, 30)`: a value does not fit its column (",
+        "table orders: checks: `accepted_values(qty, 1, 2, many)`: a value does not fit its column (",
+        "table orders: checks: `relationship(customer, customers.name)` does not compile: ",
+    ]
+    assert len(problems) == 3 and all(p.startswith(s) for p, s in zip(problems, said, strict=True)), problems
+    assert all(len(p.splitlines()) == 1 for p in problems)
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [("sqlite", "sqlite"), ("postgresql", "postgresql"), ("sqlite", "duckdb")],
+    indirect=True,
+    ids=["sqlite", "postgresql", "duckdb"],
+)
+def test_max_null_share_allows_a_share_of_nulls_and_blocks_more(ends, tmp_path, monkeypatch):
+    source, warehouse = make_engine(ends["source"]), make_engine(ends["warehouse"])
+    fill_source(source)
+    with source.begin() as conn:  # 3 of 30 rows: 10%
+        conn.exec_driver_sql("UPDATE orders SET status = NULL WHERE id IN (3, 6, 9)")
+    settings = tmp_path / "settings.ini"
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    settings.write_text(settings_text(ends, ["max_null_share(status, 10%)"]))
+    load("customers")
+    assert load("orders") == 30
+    published = table_rows(warehouse, "orders")
+    with source.begin() as conn:  # 4 of 30: 13.3%
+        conn.exec_driver_sql("UPDATE orders SET status = NULL WHERE id = 12")
+    with pytest.raises(QualityCheckError) as failed:
+        load("orders")
+    said = "max_null_share(status, 10%) (NULL in 4 of 30 rows (13.3%; at most 10%), e.g. "
+    assert said in str(failed.value), str(failed.value)
+    assert table_rows(warehouse, "orders") == published, "the previous table stays"
+    settings.write_text(settings_text(ends, ["warn max_null_share(status, 10%)"]))  # a warning publishes
+    run = resolve_run("orders")
+    staged = extract_table.fn(run)
+    [warned] = [r for r in check_staged_table.fn(run, staged) if r.check == "max_null_share(status, 10%)"]
+    assert (warned.status, warned.failing, sorted(warned.samples)) == ("WARN", 4, [3, 6, 9, 12])
+    load_table_atomically.fn(run, staged)
+    with warehouse.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM orders WHERE status IS NULL").scalar_one() == 4

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
+import pytest
 from conftest import heavy_imports, table_rows, wait_for, write_project
 
 from my_package.common.db import make_engine
@@ -60,12 +62,15 @@ def test_one_local_server_serves_every_command_and_the_kit_runs_without_it(tmp_p
             assert ran.returncode == 0, ran.stdout + ran.stderr
             assert f"{api.removesuffix('/api')}/runs/flow-run/" in ran.stderr  # each run's page in the UI
             assert "No Prefect server is up" not in ran.stderr
+        log = project / ".prefect" / "runner.log"  # server start started the runner: both runs went through it
+        assert log.read_text().count("run: started in process") == 2, log.read_text()
         airlines = runs_of(api, "ingest-airlines")
         assert [r["state_type"] for r in airlines] == ["COMPLETED", "COMPLETED"], airlines
     finally:
         stopped = kit("server", "stop", project=project, home=home)
     assert stopped.returncode == 0 and "stopped" in stopped.stderr
     assert "No Prefect server is running" in kit("server", "status", project=project, home=home).stderr
+    assert not (project / ".prefect" / "runner.sock").exists()  # server stop stopped the runner too
 
     after = kit("run", "planes", "--no-reports", project=project, home=home)  # no server: a temporary one, a hint
     assert after.returncode == 0, after.stdout + after.stderr
@@ -142,7 +147,10 @@ def events_of(api: str, flow_run_id: str) -> list[str]:
     return [e["event"] for e in api_post(f"{api}/events/filter", body)["events"]]
 
 
-def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_path, demo_source, prefect_server):
+@pytest.mark.parametrize("via", ["itself", "runner"])
+def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(
+    tmp_path, demo_source, prefect_server, via, request
+):
     # Prefect's heartbeat thread holds each flow run up to a second as it ends; the command's runs send none, and a
     # user who wants them (an automation that marks dead runs Crashed) sets PREFECT_FLOWS_HEARTBEAT_FREQUENCY
     import re
@@ -151,12 +159,19 @@ def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_pat
     home = tmp_path / "home"
     home.mkdir()
     api = {"PREFECT_API_URL": prefect_server["api"], "PREFECT_HOME": str(prefect_server["home"])}
+    served = lambda: 0  # noqa: E731
+    if via == "runner":  # Prefect, imported by the runner, reads the variable each command sets
+        runner = request.getfixturevalue("runner")
+        api["MY_PACKAGE_RUNNER"] = runner["socket"]
+        served = lambda: Path(runner["log"]).read_text().count("run: started in process")  # noqa: E731
+    before = served()
     runs = {}
     for heartbeats in ("", "30"):
         extra = {**api, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": heartbeats} if heartbeats else api
         ran = kit("run", "airlines", "--no-reports", project=tmp_path, home=home, extra=extra)
         assert ran.returncode == 0, ran.stdout + ran.stderr
         runs[heartbeats] = re.search(r"/runs/flow-run/([0-9a-f-]{36})", ran.stderr).group(1)
+    assert served() >= before + 2 * (via == "runner")  # (other tests' commands may be served meanwhile)
     events = {}
 
     def stored() -> bool:  # the server stores events as it gets round to them, in batches
@@ -171,7 +186,6 @@ def test_a_command_runs_its_flows_without_heartbeats_unless_they_are_set(tmp_pat
 
 
 def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo_source, seed_prefect):
-    import shutil
     import socket
 
     from my_package.dev.server import SERVER_PORT, free_port, port_in_use
@@ -198,9 +212,13 @@ def test_a_server_belongs_to_its_project_and_a_taken_port_is_said(tmp_path, demo
         ran = kit("run", "airlines", "--no-reports", project=second, home=home)  # never the first project's server
         assert ran.returncode == 0 and f"127.0.0.1:{port}" not in ran.stderr, ran.stderr
 
-        # a copy of the first project (its .prefect/server.json too) neither sees nor stops the first's server
-        shutil.copytree(first, copy)
+        # a copy of the first project (its .prefect/server.json and runner's socket too, as `cp -r` copies them)
+        # neither sees nor stops the first's server, and its commands never reach the first's runner
+        subprocess.run(["cp", "-r", str(first), str(copy)], check=True)
         assert kit("server", "status", project=copy, home=home).returncode == 1
+        served = (first / ".prefect" / "runner.log").read_text().count("started in process")
+        assert kit("tables", project=copy, home=home).returncode == 0
+        assert (first / ".prefect" / "runner.log").read_text().count("started in process") == served
         assert "No Prefect server is running" in kit("server", "stop", project=copy, home=home).stderr
         assert kit("server", "status", project=first, home=home).returncode == 0
 

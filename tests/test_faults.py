@@ -115,7 +115,7 @@ def slow(frame):
 """
 LOAD_SCRIPT = """
 import sys
-from my_package.tasks.checks import check_staged_table
+from my_package.tasks.verify import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
 from my_package.common.runs import resolve_run

@@ -17,16 +17,16 @@ import pytest
 import sqlalchemy as sa
 from conftest import table_rows
 
+from my_package.commands.register import NewTable, register_table
 from my_package.common.bookkeeping import read_state
 from my_package.common.db import make_engine
 from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
 from my_package.flows.factory import dropped_on_failure
-from my_package.registry.entries import NewTable, register_table
 from my_package.registry.settings import load_settings
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 ROWS = 3000  # with chunk_size 500: several batches per file
 TEXTS = ["plain", "with, a comma", 'with "quotes"', "naïve café ✓ 日本語 🚀", "", "'; DROP TABLE x; --"]

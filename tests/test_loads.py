@@ -14,9 +14,9 @@ from my_package.common.bookkeeping import read_state
 from my_package.common.db import make_engine
 from my_package.common.runs import resolve_run
 from my_package.errors import QualityCheckError, SchemaDriftError
-from my_package.tasks.checks import check_staged_table
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
+from my_package.tasks.verify import check_staged_table
 
 UTC = dt.UTC
 

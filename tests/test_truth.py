@@ -23,6 +23,7 @@ from conftest import ROOT, Webhook, table_rows, wait_for, write_project
 
 from my_package.common.bookkeeping import loading_marks
 from my_package.common.db import make_engine
+from my_package.dev.runner import LOST, await_runner, launch_runner, stop_runner
 from my_package.dev.server import free_port, start_server, stop_process
 
 BIG_ROWS = 2_000_000
@@ -120,9 +121,34 @@ def wait_until_stopped(pid: int, timeout: float = 30) -> None:
     assert wait_for(stopped, timeout, every=0.001), f"process {pid} did not stop"
 
 
+def commands_of(runner: int) -> list[int]:
+    "The commands a runner runs now: its children that lead a process group of their own."
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            state, parent, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):  # not a process, or one that ended meanwhile
+            continue
+        if int(parent) == runner and int(group) == int(entry.name) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def the_command(process: subprocess.Popen, runner: int | None) -> int | None:
+    "The process group that runs the command `process` typed: its own, or its runner's child for it (None until forked)."
+    if runner is None:
+        return process.pid
+    children = commands_of(runner)
+    assert len(children) <= 1, f"the runner runs {len(children)} commands; this test starts one at a time"
+    return children[0] if children else None
+
+
 @contextlib.contextmanager
-def stopped_in_its_copy(process: subprocess.Popen, warehouse: Path, source: Path, staging: str) -> Iterator[None]:
-    """Stop `process` (SIGSTOP) while its load copies `source` into `staging` of `warehouse`; continue it after the block.
+def stopped_in_its_copy(
+    process: subprocess.Popen, warehouse: Path, source: Path, staging: str, runner: int | None = None
+) -> Iterator[int]:
+    """Stop the command `process` typed (SIGSTOP) while its load copies `source` into `staging` of `warehouse`;
+    continue it after the block, which gets the stopped process group (`process`'s, or its `runner`'s child's).
 
     What the block does (a Ctrl-C, a kill, a lost server) then lands in the copy, whatever the machine's pace: a copy
     holds the source's read lock from its start to its commit, which comes before the checks and the publish. Seeing
@@ -130,24 +156,46 @@ def stopped_in_its_copy(process: subprocess.Popen, warehouse: Path, source: Path
     """
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
-        if has_table(warehouse, staging):
-            os.killpg(process.pid, signal.SIGSTOP)
+        group = the_command(process, runner)
+        if group and has_table(warehouse, staging):
+            os.killpg(group, signal.SIGSTOP)
             try:
-                wait_until_stopped(process.pid)
+                wait_until_stopped(group)
                 copying = source_is_read(source)
             except BaseException:  # never leave it stopped
-                os.killpg(process.pid, signal.SIGCONT)
+                os.killpg(group, signal.SIGCONT)
                 raise
             if copying:
                 try:
-                    yield
+                    yield group
                 finally:
                     with contextlib.suppress(ProcessLookupError):  # the block may have killed it
-                        os.killpg(process.pid, signal.SIGCONT)
+                        os.killpg(group, signal.SIGCONT)
                 return
-            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(group, signal.SIGCONT)
         time.sleep(0.02)
     raise AssertionError(f"the load was never seen copying into {staging}")
+
+
+@contextlib.contextmanager
+def runner_for(project: Path, via: str) -> Iterator[int | None]:
+    "With `via` 'runner', the project's runner up while inside (its process id); with 'itself', none (None)."
+    if via == "itself":
+        yield None
+        return
+    pid = await_runner(project, launch_runner(project), timeout=300)
+    assert pid, (project / ".prefect" / "runner.log").read_text()
+    try:
+        yield pid
+    finally:
+        stop_runner(project)
+
+
+def served_commands(project: Path) -> list[str]:
+    "The commands the project's runner ran, from its log, in order."
+    log = project / ".prefect" / "runner.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line.split()[2].rstrip(":") for line in lines if ": started in process" in line]
 
 
 def flow_run_states(api: str, flow: str) -> list[str]:
@@ -230,7 +278,10 @@ def test_a_report_that_fails_in_the_background_is_seen_everywhere(project_server
         hook.close()
 
 
-def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans(tmp_path, seed_prefect):
+@pytest.mark.parametrize("via", ["itself", "runner"])
+def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans(
+    tmp_path, seed_prefect, via
+):
     project, home = tmp_path / "project", tmp_path / "home"
     project.mkdir()
     home.mkdir()
@@ -242,13 +293,21 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
     extra = {"PREFECT_API_URL": f"http://127.0.0.1:{api_port}/api"}
     warehouse, source = project / "warehouse.db", make_engine(f"sqlite:///{project / 'source.db'}")
     try:
+        ctrl_c_kill_and_clean(project, home, extra, warehouse, source, via)
+    finally:
+        stop_process(server.pid)
+
+
+def ctrl_c_kill_and_clean(project: Path, home: Path, extra: dict, warehouse: Path, source: sa.Engine, via: str) -> None:
+    "The Ctrl-C test's steps, with the commands run by themselves or through the project's runner (`via`)."
+    with runner_for(project, via) as runner:
         first = kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
         assert first.returncode == 0, first.stderr
         with source.begin() as conn:  # the source moves on; the run that would publish it is cancelled
             conn.exec_driver_sql(f"INSERT INTO big VALUES ({BIG_ROWS + 1}, 'late', 1.0, '2024-01-02 00:00:00.000000')")
 
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
-        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big", runner):
             os.killpg(running.pid, signal.SIGINT)  # one Ctrl-C, as a terminal sends it
         out, err = running.communicate(timeout=120)
         assert running.returncode == 130, err
@@ -262,7 +321,7 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         # two Ctrl-C: it quits at once
         running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
         lines, stopping, reader = watch_stderr(running, "Ctrl-C: stopping the loads")
-        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big", runner):
             os.killpg(running.pid, signal.SIGINT)
         # the second once the first is handled: two signals before the handler runs would count as one
         assert stopping.wait(120), "".join(lines)
@@ -281,7 +340,7 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         own = flow_runs(extra["PREFECT_API_URL"], "ingest-big")[-1]["id"]
         marked = lambda: own in {m["flow_run_id"] for m in loading_marks(make_engine(f"sqlite:///{warehouse}"))}  # noqa: E731
         assert wait_for(marked), "the load never started"
-        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big"):
+        with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big", runner):
             os.killpg(running.pid, signal.SIGKILL)
         running.communicate(timeout=120)
         assert "RUNNING" in flow_run_states(extra["PREFECT_API_URL"], "ingest-big")
@@ -297,11 +356,54 @@ def test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_
         assert table_rows(make_engine(f"sqlite:///{warehouse}"), "big") == table_rows(source, "big")
         assert kit("check", project=project, home=home, extra=extra).returncode == 0
         assert "RUNNING" not in flow_run_states(extra["PREFECT_API_URL"], "ingest-big")
+    if runner:  # every command of the test went through the runner
+        assert served_commands(project) == ["run", "run", "run", "run", "check", "run", "check"], served_commands(
+            project
+        )
+
+
+def test_a_runner_killed_during_a_load_is_said_at_once_and_its_load_is_as_after_a_crash(tmp_path, seed_prefect):
+    project, home = tmp_path / "project", tmp_path / "home"
+    project.mkdir()
+    home.mkdir()
+    make_big_source(project / "source.db")
+    settings = "[pipeline]\n[profile:default]\nsource = sqlite:///source.db\nwarehouse = sqlite:///warehouse.db\n"
+    (project / "settings.ini").write_text(settings + "[table:big]\nsource_table = big\nprimary_key = id\n")
+    api_port = free_port()
+    server = start_server(seed_prefect(tmp_path / "prefect"), api_port, tmp_path / "server.log")
+    extra = {"PREFECT_API_URL": f"http://127.0.0.1:{api_port}/api"}
+    warehouse, source = project / "warehouse.db", make_engine(f"sqlite:///{project / 'source.db'}")
+    try:
+        with runner_for(project, "runner") as runner:
+            first = kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
+            assert first.returncode == 0, first.stderr
+            running = start_kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
+            with stopped_in_its_copy(running, warehouse, project / "source.db", "_staging_big", runner) as command:
+                killed_at = time.monotonic()
+                os.kill(runner, signal.SIGKILL)
+            out, err = running.communicate(timeout=120)
+            took = time.monotonic() - killed_at
+        assert running.returncode == 1, err
+        assert took < 10, f"{took:.1f} s to say the runner was lost"
+        assert LOST in err and err.count("runner") == 1 and "Traceback" not in err, err  # one line, once
+        assert wait_for(lambda: not Path(f"/proc/{command}").exists(), 30), "the command outlived its runner"
+        assert served_commands(project) == ["run", "run"]
+
+        # as after a crash: the staging table and the RUNNING flow run are found, then cleaned (no runner: by itself)
+        assert has_table(warehouse, "_staging_big")
+        checked = kit("check", project=project, home=home, extra=extra)
+        assert checked.returncode == 1 and "_staging_big was left by an interrupted load" in checked.stderr
+        rerun = kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "dropped _staging_big, left by an interrupted run" in rerun.stderr and "Crashed" in rerun.stderr
+        assert table_rows(make_engine(f"sqlite:///{warehouse}"), "big") == table_rows(source, "big")
+        assert served_commands(project) == ["run", "run"]  # the runner is gone: they ran by themselves
     finally:
         stop_process(server.pid)
 
 
-def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_source, seed_prefect):
+@pytest.mark.parametrize("via", ["itself", "runner"])
+def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_source, seed_prefect, via):
     project, home = tmp_path / "project", tmp_path / "home"
     home.mkdir()
     big = "\n[table:big]\nsource = big\nsource_table = big\nprimary_key = id\n"  # from a named source, below
@@ -312,14 +414,18 @@ def test_a_lost_server_is_said_within_seconds_with_what_loaded(tmp_path, demo_so
     server = start_server(seed_prefect(tmp_path / "prefect"), port, tmp_path / "server.log")
     extra = {"PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     try:
-        running = start_kit("run", "--all", "--no-reports", "--parallel", "1", project=project, home=home, extra=extra)
-        with stopped_in_its_copy(running, project / "warehouse.db", project / "big.db", "_staging_big"):
-            killed_at = time.monotonic()
-            os.killpg(server.pid, signal.SIGKILL)  # the Prefect server dies mid-run
-        out, err = running.communicate(timeout=120)
-        took = time.monotonic() - killed_at
+        with runner_for(project, via) as runner:
+            running = start_kit(
+                "run", "--all", "--no-reports", "--parallel", "1", project=project, home=home, extra=extra
+            )
+            with stopped_in_its_copy(running, project / "warehouse.db", project / "big.db", "_staging_big", runner):
+                killed_at = time.monotonic()
+                os.killpg(server.pid, signal.SIGKILL)  # the Prefect server dies mid-run
+            out, err = running.communicate(timeout=120)
+            took = time.monotonic() - killed_at
     finally:
         stop_process(server.pid)
+    assert served_commands(project) == (["run"] if runner else [])
     assert running.returncode == 1, err
     assert took < 30, f"{took:.0f} s to notice the lost server"
     assert f"The Prefect server at http://127.0.0.1:{port} stopped answering" in err

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("prefect", "ipykernel", "jupyter", "postgres", "chromium", "uvicorn", str(ROOT))
+KINDS = ("prefect", "ipykernel", "jupyter", "postgres", "chromium", "uvicorn", "my_package.runner", str(ROOT))
 
 
 def ancestors() -> set[int]:

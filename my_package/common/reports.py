@@ -5,6 +5,7 @@
 # %% ../../nbs/18_common.reports.ipynb #b23dccca
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -13,8 +14,9 @@ from .db import reflect_table
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
-           'checks_frame', 'history_frame', 'check_history_frame', 'data_signature', 'show']
+__all__ = ['ORDERED', 'PROFILE_GROUP', 'registry_frame', 'is_numeric', 'comparable', 'column_profile', 'time_column',
+           'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame',
+           'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -45,19 +47,32 @@ def is_numeric(col: sa.Column) -> bool:
     "True for integer, float and decimal columns (not booleans)."
     return isinstance(col.type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(col.type, sa.Boolean)
 
+# %% ../../nbs/18_common.reports.ipynb #b61bf0af
+ORDERED = (sa.Integer, sa.Numeric, sa.Float, sa.String, sa.Date, sa.DateTime, sa.Time)  # every warehouse compares these
+
+
+def comparable(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    "`col` as the warehouse (`dialect`) can take its min, max and distinct values: itself, a boolean as 0/1, or its text."
+    if dialect == "sqlite" or (isinstance(col.type, ORDERED) and not isinstance(col.type, sa.Boolean)):
+        return col
+    return sa.cast(col, sa.Integer if isinstance(col.type, sa.Boolean) else sa.Text)
+
 # %% ../../nbs/18_common.reports.ipynb #fa957ae1
 PROFILE_GROUP = 200  # columns per profiling query: at most 1 + 5 * 200 result columns
 
 
 def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd.DataFrame:
     "Per column: type, NULL share, distinct values, and min / mean / max for numbers."
-    t = reflect_table(engine, table)
+    t, dialect = reflect_table(engine, table), engine.dialect.name
     columns, r = list(t.columns), {}
     with engine.connect() as conn:
         for start in range(0, len(columns), group):
             parts = [sa.func.count().label("rows")]
             for i, c in enumerate(columns[start : start + group], start):
-                parts += [sa.func.count(c).label(f"n{i}"), sa.func.count(sa.distinct(c)).label(f"d{i}")]
+                parts += [
+                    sa.func.count(c).label(f"n{i}"),
+                    sa.func.count(sa.distinct(comparable(c, dialect))).label(f"d{i}"),
+                ]
                 if is_numeric(c):
                     parts += [
                         sa.func.min(c).label(f"lo{i}"),
@@ -108,6 +123,15 @@ def sample_rows(engine: Engine, table: str, limit: int = 10, random: bool = True
     with engine.connect() as conn:
         return pd.read_sql(stmt, conn)
 
+# %% ../../nbs/18_common.reports.ipynb #cc17792e
+def histogram_edges(values: pd.Series, most: int = 40) -> np.ndarray:
+    "Up to `most` equal bins' edges over the finite `values` (fewer where floats would make two edges one)."
+    low, high = float(values.min()), float(values.max())
+    if low == high:  # one value: a bin around it, as wide as floats there can tell
+        pad = max(abs(low) * 1e-3, 0.5)
+        low, high = low - pad, high + pad
+    return np.unique(np.linspace(low, high, most + 1))
+
 # %% ../../nbs/18_common.reports.ipynb #18c00002
 def checks_frame(warehouse: Engine, table: str) -> pd.DataFrame:
     "The checks of `table`'s latest run that ran checks: status, failing rows, a few failing keys or values."
@@ -153,14 +177,14 @@ def data_signature(engine: Engine, table: str) -> str:
     "A short digest of `table`'s data: its row count and, per column, count, min, max and sum (of lengths, for text)."
     import hashlib
 
-    t, found = reflect_table(engine, table), []
+    t, found, dialect = reflect_table(engine, table), [], engine.dialect.name
     columns = list(t.columns)
     with engine.connect() as conn:
         for start in range(0, max(len(columns), 1), 300):  # 4 aggregates a column: under PostgreSQL's 1,664 a query
             parts = [sa.func.count()]
             for c in columns[start : start + 300]:
-                summed = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text))
-                parts += [sa.func.count(c), sa.func.min(c), sa.func.max(c), sa.func.sum(summed)]
+                summed, ordered = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text)), comparable(c, dialect)
+                parts += [sa.func.count(c), sa.func.min(ordered), sa.func.max(ordered), sa.func.sum(summed)]
             found += list(conn.execute(sa.select(*parts).select_from(t)).one())
     # a float sum may differ in its last digits with the order rows are added in (PostgreSQL's parallel scans)
     found = [f"{v:.12g}" if isinstance(v, float) else v for v in found]

@@ -84,8 +84,8 @@ def source_mismatch(source: Engine | FolderSource, spec: TableSpec) -> str | Non
     return None
 
 # %% ../../nbs/15_common.sources.ipynb #d98b63f2
-def table_problems(source: Engine | FolderSource, spec: TableSpec, warehouse: Engine | None = None) -> list[str]:
-    "What would stop `spec` from loading from `source` (and its checks from running in `warehouse`), one line each."
+def table_problems(source: Engine | FolderSource, spec: TableSpec) -> list[str]:
+    "What would stop `spec` from loading from `source`, one line each (its declared checks: `common.declared_checks`)."
     if mismatch := source_mismatch(source, spec):
         return [mismatch]
     if spec.source_table and spec.source_table not in (known := sa.inspect(source).get_table_names()):
@@ -97,12 +97,6 @@ def table_problems(source: Engine | FolderSource, spec: TableSpec, warehouse: En
     except PipelineError as e:
         return [f"path: {e}" if spec.path else f"query: {e}"]
     names, problems = [c.name for c in columns], []
-    if spec.checks and warehouse is not None:  # the checks see the columns as the warehouse will type them
-        from my_package.common.datachecks import check_problems
-        from my_package.common.transfer import arrow_type_for, sa_type_for
-
-        typed = [sa.Column(c.name, sa_type_for(arrow_type_for(c.type))) for c in columns]
-        problems += check_problems(warehouse, spec.checks, typed)
     wanted = {
         "primary_key": [] if spec.transform else list(spec.primary_key),
         "watermark": [spec.watermark] if spec.watermark else [],

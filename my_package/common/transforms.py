@@ -133,7 +133,6 @@ def transform_problems(warehouse: Engine, spec: TransformSpec) -> list[str]:
         return [str(e).removeprefix(f"[transform:{spec.name}] ")]
     except Exception as e:  # the data scientist's function failed: say how
         return [f"function {spec.function!r} failed: {type(e).__name__}: {e}"]
-    columns = None  # known for a query whose inputs are loaded
     if result is None or is_frame(result):
         names = list(result.columns) if result is not None else list(spec.primary_key)
     else:
@@ -146,8 +145,4 @@ def transform_problems(warehouse: Engine, spec: TransformSpec) -> list[str]:
     problems = (
         [f"primary_key: {', '.join(map(repr, missing))} not among its columns ({', '.join(names)})."] if missing else []
     )
-    if spec.checks and columns is not None:
-        from my_package.common.datachecks import check_problems
-
-        problems += check_problems(warehouse, spec.checks, columns)
     return problems

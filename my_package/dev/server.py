@@ -6,10 +6,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,14 +16,15 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from .runner import await_runner, launch_runner, runner_pid, stop_process, stop_runner
 from ..errors import PipelineError, UsageError
+from ..reporting.background import wait_for_background
 
 # %% auto #0
 __all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
            'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
-           'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'stop_process', 'project_port',
-           'start_project_server', 'background_lock', 'hold_for_background', 'wait_for_background',
-           'stop_project_server', 'is_project_server', 'server_action', 'worker_command', 'lab_command']
+           'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'project_port', 'start_project_server',
+           'stop_project_server', 'is_project_server', 'runner_line', 'server_action', 'worker_command', 'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -166,26 +165,6 @@ def start_server(home: Path, port: int, log: Path, timeout: float = STARTUP_TIME
     wait_until_healthy(f"http://127.0.0.1:{port}/api", process, log, timeout)
     return process
 
-# %% ../../nbs/50_dev.server.ipynb #a1000010
-def stop_process(pid: int, wait: float = 10) -> None:
-    "Stop a process and its children: SIGTERM twice (Prefect workers need two), then SIGKILL."
-    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    return
-            except ChildProcessError:  # not our child: watch whether it is still there
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.1)
-
 # %% ../../nbs/50_dev.server.ipynb #a1000012
 def project_port() -> tuple[int, bool]:
     "The port for the project's server: $PREFECT_PORT (asked for), else the first free one from 4200 (chosen)."
@@ -195,64 +174,38 @@ def project_port() -> tuple[int, bool]:
 
 # %% ../../nbs/50_dev.server.ipynb #a1000012s
 def start_project_server(project: Path, port: int | None = None) -> str:
-    "Start the project's own local server (unless it is up) and return its API URL."
+    "Start the project's own local server (unless it is up) and its runner (`my_package.runner`, unless it runs); the API URL."
+    runner = launch_runner(project)  # it imports the kit's libraries while the server starts
     api = running_server(project)
-    if api:
-        return api
-    port = port or project_port()[0]
-    home = project / ".prefect"
-    process = start_server(home, port, home / "server.log")
-    api = f"http://127.0.0.1:{port}/api"
-    record = {"pid": process.pid, "api": api, "ui": api.removesuffix("/api"), "project": str(project.resolve())}
-    state_file(project).write_text(json.dumps(record))
+    if not api:
+        port = port or project_port()[0]
+        home = project / ".prefect"
+        try:
+            process = start_server(home, port, home / "server.log")
+        except BaseException:  # no server, no runner (unless it ran already: a command through it may be this one)
+            if runner:
+                stop_runner(project)
+            raise
+        api = f"http://127.0.0.1:{port}/api"
+        record = {"pid": process.pid, "api": api, "ui": api.removesuffix("/api"), "project": str(project.resolve())}
+        state_file(project).write_text(json.dumps(record))
+    await_runner(project, runner)
     return api
-
-# %% ../../nbs/50_dev.server.ipynb #a1000012x
-def background_lock(project: Path) -> Path:
-    "The file every background process of `project` holds (shared) while it runs."
-    return project / ".prefect" / "background.lock"
-
-
-def hold_for_background(project: Path) -> int:
-    "A descriptor holding `background_lock` shared: pass it to a process (`pass_fds`), which holds it until it ends."
-    path = background_lock(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
-
-
-def wait_for_background(project: Path, timeout: float) -> bool:
-    "Wait until no background process of `project` runs (True), or `timeout` seconds pass (False)."
-    try:
-        fd = os.open(background_lock(project), os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free only when no process holds it shared
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.2)
-    finally:
-        os.close(fd)  # and with it the exclusive lock, at once
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013
 def stop_project_server(project: Path, say: Callable[[str], None] = print, wait: float = 600) -> bool:
-    "Stop the project's own server once its background work ends; False when it had none (a stray record is removed)."
+    "Stop the project's own server (and runner) once its background work ends; False when it had none (a stray record is removed)."
     record = project_server(project)
     if record is None:
         state_file(project).unlink(missing_ok=True)
+        stop_runner(project)
         return False
     if not wait_for_background(project, 0):
         say("Waiting for the reports rendering in the background (Ctrl-C stops the server without them)...")
         with contextlib.suppress(KeyboardInterrupt):
             if not wait_for_background(project, wait):
                 say(f"Reports still rendering after {wait:.0f} s: stopping the server anyway (`report` renders them).")
+    stop_runner(project)  # its commands end first: they use the server
     state_file(project).unlink(missing_ok=True)
     stop_process(record["pid"])
     return True
@@ -264,6 +217,13 @@ def is_project_server(project: Path) -> bool:
     return bool(api) and api == running_server(project)
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013s
+def runner_line(project: Path) -> str:
+    "A second line for `server start` and `status`: whether the commands run warm, through the project's runner."
+    if runner_pid(project):
+        return "\nCommands run through the project's runner (log: .prefect/runner.log)."
+    return "\nThe project's runner is not up: commands start Python and Prefect each time (`server start` starts it)."
+
+
 def server_action(project: Path, action: str, say: Callable[[str], None] = print) -> tuple[str, bool]:
     "Do `server start|stop|status` for `project`: what to say, and whether a server is up (status) or it went well."
     if action == "start":
@@ -274,7 +234,9 @@ def server_action(project: Path, action: str, say: Callable[[str], None] = print
             else ""
         )
         up = up or start_project_server(project, port)
-        return f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})", True
+        return f"{moved}Prefect server up: UI {up.removesuffix('/api')} (log: {project / '.prefect/server.log'})" + (
+            runner_line(project)
+        ), True
     if action == "stop":
         stopped = stop_project_server(project, say)
         return ("Prefect server stopped." if stopped else "No Prefect server is running for this project."), True
@@ -285,7 +247,7 @@ def server_action(project: Path, action: str, say: Callable[[str], None] = print
                 "No Prefect server is running for this project (start one: python -m my_package server start).",
                 False,
             )
-        return f"Prefect server up: UI {api.removesuffix('/api')}", True
+        return f"Prefect server up: UI {api.removesuffix('/api')}" + runner_line(project), True
     raise UsageError(f"{action!r}: give start, stop or status.")
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013x

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -22,21 +23,22 @@ from ..common.runs import RunOutcome, Stopwatch, TableRun, error_line, resolve_r
 from ..common.waits import about, listening
 from ..errors import PipelineError, QualityCheckError, TableLoadError
 from ..registry.settings import TableSpec, TransformSpec, load_settings
-from ..reporting.index import write_index
+from ..reporting.index import refresh_index
+from ..reporting.lineage import utc
 from ..reporting.render import ReportResult
 from ..tasks.build import build_transform
-from ..tasks.checks import check_staged_table
 from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
 from ..tasks.runtime import log_wait, task_logger
+from ..tasks.verify import check_staged_table
 
 # %% auto #0
-__all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'clear_leftovers',
-           'keep_checks', 'warn_of_checks', 'refresh_table', 'report_in_flow', 'waits_for_inputs', 'create_flow',
-           'create_ingestion_flow', 'create_transform_flow', 'flow_of', 'registered_flow', 'registered_attributes',
-           'flow_module_hooks']
+__all__ = ['STAGES', 'PREFIXES', 'log_run', 'dropped_on_failure', 'loading', 'ui_url', 'crash_flow_run', 'crashed_words',
+           'clear_leftovers', 'keep_checks', 'warn_of_checks', 'index_after', 'unpublished_words', 'refresh_table',
+           'report_in_flow', 'waits_for_inputs', 'create_flow', 'create_ingestion_flow', 'create_transform_flow',
+           'flow_of', 'registered_flow', 'registered_attributes', 'flow_module_hooks']
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73
 def log_run(run: TableRun, outcome: RunOutcome) -> None:
@@ -98,6 +100,12 @@ def crash_flow_run(flow_run_id: str) -> bool:
         client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
     return True
 
+# %% ../../nbs/40_flows.factory.ipynb #feac88c9
+def crashed_words(mark: dict) -> str:
+    "The run-log line of a load killed before it ended, from the mark it left in `_pipeline_loading`."
+    started = f"{utc(mark['started_at']).astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    return f"killed before it ended (it started {started} on {mark['runner']}); found by the next run of its table"
+
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74e
 def clear_leftovers(run: TableRun) -> list[str]:
     "Holding the table's load lock: mark this load, and clean what a killed load left; say what was cleaned."
@@ -110,6 +118,8 @@ def clear_leftovers(run: TableRun) -> list[str]:
     if sa.inspect(run.warehouse).has_table(staging):
         drop_table(run.warehouse, staging)
         notes.append(f"dropped {staging}, left by an interrupted run")
+    if left:  # a load that never ended: killed (kill -9, a second Ctrl-C, a machine gone)
+        log_run(run, RunOutcome(run.name, "crashed", run.spec.kind, error=crashed_words(left)))
     if left and left["flow_run_id"] and crash_flow_run(left["flow_run_id"]):
         notes.append(f"marked its run left RUNNING by an interrupted run ({left['flow_run_id']}) Crashed")
     return notes
@@ -127,6 +137,21 @@ def warn_of_checks(run: TableRun, outcome: RunOutcome) -> None:
         lines = [f"table: {run.name} (published; {len(warned)} warning check(s) failed)"]
         lines += [f"check {r['check']}: {r['detail']}" for r in warned]
         send_alert("\n".join(lines), title=f"Warning: {run.name}")
+
+# %% ../../nbs/40_flows.factory.ipynb #14e60f3b
+def index_after(run: TableRun) -> None:
+    "Rewrite the run's profile's index, whatever the run's outcome; one that cannot be written is a warning."
+    problem = refresh_index(run.settings, run.warehouse, run.profile.name)
+    if problem:
+        task_logger().warning(problem)
+
+# %% ../../nbs/40_flows.factory.ipynb #539aa9db
+def unpublished_words(run: TableRun) -> str:
+    "What a run that published nothing left: the live table as it was, or (before a first load) no table at all."
+    with contextlib.suppress(Exception), uncancellable():  # a cancelled run asks too
+        if not sa.inspect(run.warehouse).has_table(run.name):
+            return "nothing was published: there is no previous table"
+    return "the live table is unchanged"
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74
 def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
@@ -146,13 +171,17 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
     except Exception as exc:
         outcome.step, outcome.seconds = step, took()
         if cancel.cancelled:  # Ctrl-C, or a lost server: not a failure of the table
-            outcome.status, outcome.error = "cancelled", f"{cancel.reason}; the live table is unchanged"
+            outcome.status, outcome.error = "cancelled", f"{cancel.reason}; {unpublished_words(run)}"
             log_run(run, outcome)
+            if report:  # the index says it at once (the report, unchanged, says it in its banner)
+                index_after(run)
             return outcome
         if isinstance(exc, QualityCheckError):  # every check that ran is kept, the failed ones among them
             keep_checks(outcome, exc.results)
         outcome.status, outcome.error = "failed", error_line(exc, step)
         log_run(run, outcome)
+        if report:
+            index_after(run)
         raise TableLoadError(outcome, run) from exc
     outcome.seconds = took()
     log_run(run, outcome)
@@ -171,7 +200,7 @@ def report_in_flow(run: TableRun, outcome: RunOutcome) -> None:
         outcome.report_error = str(exc)
         failed = {run.name: ReportResult(run.name, error=str(exc))}
         send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
-    write_index(run.settings, run.warehouse, run.profile.name)
+    index_after(run)
 
 # %% ../../nbs/40_flows.factory.ipynb #b4f9b51h
 def waits_for_inputs(run: TableRun) -> RunOutcome | None:

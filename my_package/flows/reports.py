@@ -13,7 +13,7 @@ from ..common.runs import resolve_run
 from ..errors import ReportError
 from ..registry.settings import load_settings
 from ..reporting.index import write_index
-from ..reporting.render import ReportResult, read_manifest, reports_dir
+from ..reporting.render import ReportResult, fail_waiting, read_manifest, reports_dir
 from ..tasks.notify import report_failure_message, send_alert
 from ..tasks.reports import render_table_report
 
@@ -34,6 +34,7 @@ def render_reports(
         outcome = future.result(raise_on_failure=False)
         if isinstance(outcome, BaseException):
             error = str(outcome) if isinstance(outcome, ReportError) else f"{type(outcome).__name__}: {outcome}"
+            fail_waiting(reports_dir(settings, run.profile.name), [run.name], error)  # failed before it recorded
             seconds = read_manifest(reports_dir(settings, run.profile.name)).get(run.name, {}).get("seconds")
             outcome = failed[run.name] = ReportResult(run.name, error=error, seconds=seconds)
         results.append(outcome)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import configparser
-import csv
 import functools
 import graphlib
 import importlib.util
@@ -30,28 +29,19 @@ from pydantic import (
 )
 
 from ..errors import PipelineError, SettingsError, UnknownNameError, UnknownTableError
+from .check_kinds import Checks, identifier
 
 # %% auto #0
 __all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'COLUMN_TYPES',
-           'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'CHECK_KINDS', 'AGE_UNITS', 'Checks', 'FLOWS', 'FOLDER_SCHEMES',
-           'WORK_POOL', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier', 'identifier_field', 'comma_list',
-           'prefect_croniter', 'cron', 'is_select', 'select_statement', 'column_types', 'CheckSpec', 'check_arguments',
-           'parse_check', 'parse_checks', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env', 'expand_url',
-           'absolute_sqlite', 'is_folder', 'absolute_folder', 'Profile', 'PipelineSection', 'AlertsSection',
-           'DeploymentsSection', 'ReportsSection', 'profile_name', 'Settings', 'problem_line', 'build_section',
-           'check_registry', 'transform_order', 'entry_inputs', 'load_order', 'read_ini', 'parse_settings',
-           'read_settings_file', 'find_settings_path', 'load_settings', 'urls_to_mask']
+           'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'FLOWS', 'FOLDER_SCHEMES', 'WORK_POOL', 'FIXES', 'SECTIONS',
+           'REGISTRIES', 'identifier_field', 'comma_list', 'prefect_croniter', 'cron', 'is_select', 'select_statement',
+           'column_types', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env', 'expand_url', 'absolute_sqlite',
+           'is_folder', 'absolute_folder', 'Profile', 'PipelineSection', 'AlertsSection', 'DeploymentsSection',
+           'ReportsSection', 'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry',
+           'transform_order', 'entry_inputs', 'load_order', 'read_ini', 'parse_settings', 'read_settings_file',
+           'find_settings_path', 'load_settings', 'urls_to_mask']
 
 # %% ../../nbs/01_registry.settings.ipynb #cc30e3ab
-def identifier(name: str, label: str = "identifier") -> str:
-    "Refuse a name no database should see (empty, over 63 characters, control characters)."
-    if not name or len(name) > 63 or any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise ValueError(
-            f"Invalid {label} {name!r}: use 1-63 printable characters (names are quoted, not pasted into SQL)"
-        )
-    return name
-
-
 def identifier_field(name: str, info: ValidationInfo) -> str:
     "`identifier` as a field validator: the error names the key (a key column for `primary_key`)."
     return identifier(name, "primary key column" if info.field_name == "primary_key" else info.field_name)
@@ -139,113 +129,6 @@ def column_types(value: Any) -> Any:
 ColumnTypes = Annotated[tuple[tuple[str, str], ...], BeforeValidator(column_types)]
 FilePattern = Annotated[str, StringConstraints(pattern=r"^[^/\\][^\x00]*$", min_length=1)]
 
-# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17d
-CHECK_KINDS = {  # kind: what its arguments are
-    "not_null": "one or more columns",
-    "unique": "one or more columns (together)",
-    "accepted_values": "a column, then the values it may hold",
-    "between": "a column, the lowest and the highest value",
-    "relationship": "a column, then table.column in a registered table",
-    "expression": "one SQL condition every row must meet",
-    "rows": "min=N, max=N and/or change=P%",
-    "fresh": "a date or timestamp column, then an age such as 2 days",
-    "function": "package.module:function returning the failing rows",
-}
-AGE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
-
-
-class CheckSpec(BaseModel):
-    "One declared check: its kind, what it is given, and whether it blocks the publish (error) or warns."
-
-    model_config = ConfigDict(frozen=True)
-    kind: Literal[tuple(CHECK_KINDS)]
-    text: str  # the check as written (without `warn`): its name in results and reports
-    severity: Literal["error", "warn"] = "error"
-    columns: tuple[str, ...] = ()
-    values: tuple[str, ...] = ()
-    sql: str | None = None  # expression
-    ref: str | None = None  # relationship: table.column; function: package.module:function
-    min_rows: int | None = None
-    max_rows: int | None = None
-    change: float | None = None  # rows: the largest change from the previous run, as a fraction
-    max_age: int | None = None  # fresh: seconds
-
-    @property
-    def ref_table(self) -> str | None:
-        "The registered table a relationship refers to."
-        return self.ref.rsplit(".", 1)[0] if self.kind == "relationship" else None
-
-# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17e
-def check_arguments(raw: str) -> list[str]:
-    "The comma-separated arguments of a check, double quotes allowing commas and spaces inside one (a quote doubled)."
-    return [a.strip() for a in next(csv.reader([raw], skipinitialspace=True))] if raw.strip() else []
-
-# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17g
-def parse_check(line: str) -> CheckSpec:
-    "One line of `checks =` as a CheckSpec, or a ValueError saying what is wrong and how to write it."
-    severity, body = ("warn", line.strip()[5:].strip()) if line.strip().startswith("warn ") else ("error", line.strip())
-    match = re.fullmatch(r"(\w+)\s*\((.*)\)", body, flags=re.DOTALL)
-    if not match:
-        raise ValueError(f"`{line.strip()}` is not a check: write kind(arguments), e.g. `not_null(carrier)`")
-    kind, raw = match.groups()
-    if kind not in CHECK_KINDS:
-        raise ValueError(f"`{body}`: unknown kind {kind!r}. Kinds: {', '.join(CHECK_KINDS)}")
-    spec = {"kind": kind, "text": body, "severity": severity}
-    args = [] if kind == "expression" else check_arguments(raw)
-    wrong = ValueError(f"`{body}`: {kind} takes {CHECK_KINDS[kind]}")
-    if kind == "expression":
-        if not raw.strip():
-            raise wrong
-        spec["sql"] = raw.strip()
-    elif kind in ("not_null", "unique"):
-        if not args:
-            raise wrong
-        spec["columns"] = tuple(identifier(a, "column") for a in args)
-    elif kind == "accepted_values":
-        if len(args) < 2:
-            raise wrong
-        spec["columns"], spec["values"] = (identifier(args[0], "column"),), tuple(args[1:])
-    elif kind == "between":
-        if len(args) != 3:
-            raise wrong
-        spec["columns"], spec["values"] = (identifier(args[0], "column"),), (args[1], args[2])
-    elif kind == "relationship":
-        if len(args) != 2 or "." not in args[1]:
-            raise wrong
-        spec["columns"], spec["ref"] = (identifier(args[0], "column"),), args[1]
-    elif kind == "function":
-        if len(args) != 1 or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", args[0]):
-            raise wrong
-        spec["ref"] = args[0]
-    elif kind == "rows":
-        for arg in args:
-            key, _, value = arg.partition("=")
-            if key not in ("min", "max", "change") or not re.fullmatch(r"\d+%?", value.strip()):
-                raise wrong
-            value = value.strip()
-            if key == "change":
-                spec["change"] = int(value.rstrip("%")) / 100
-            else:
-                spec[f"{key}_rows"] = int(value.rstrip("%"))
-        if not args:
-            raise wrong
-    elif kind == "fresh":
-        age = re.fullmatch(r"(\d+)\s*(minute|hour|day)s?", args[1]) if len(args) == 2 else None
-        if not age:
-            raise wrong
-        spec["columns"], spec["max_age"] = (identifier(args[0], "column"),), int(age[1]) * AGE_UNITS[age[2]]
-    return CheckSpec(**spec)
-
-# %% ../../nbs/01_registry.settings.ipynb #0b7d0a17i
-def parse_checks(value: Any) -> Any:
-    "The `checks =` text of a section (one check per line) as a tuple of CheckSpec (other values pass through)."
-    if not isinstance(value, str):
-        return value
-    return tuple(parse_check(line) for line in value.splitlines() if line.strip() and not line.strip().startswith("#"))
-
-
-Checks = Annotated[tuple[CheckSpec, ...], BeforeValidator(parse_checks)]
-
 # %% ../../nbs/01_registry.settings.ipynb #b56890d9
 FLOWS = {"table": ("ingestion", "ingest"), "transform": ("transform", "transform")}  # kind: (module, flow prefix)
 
@@ -260,7 +143,7 @@ class Entry(BaseModel):
     primary_key: Columns
     schedule: Cron | None = None
     description: str = ""
-    checks: Checks = ()  # declared checks, one per line (see above)
+    checks: Checks = ()  # declared checks, one per line (my_package.registry.check_kinds)
 
     @property
     def flow_name(self) -> str:
@@ -270,7 +153,7 @@ class Entry(BaseModel):
     @property
     def check_inputs(self) -> tuple[str, ...]:
         "The registered tables its checks refer to (relationships): they load before it."
-        return tuple(dict.fromkeys(c.ref_table for c in self.checks if c.ref_table and c.ref_table != self.name))
+        return tuple(dict.fromkeys(t for c in self.checks for t in c.reads if t != self.name))
 
     @property
     def deployment_entrypoint(self) -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import jinja2
@@ -13,6 +14,8 @@ from filelock import FileLock
 from sqlalchemy.engine import Engine
 
 from ..common.bookkeeping import last_runs, read_state
+from ..common.cancel import uncancellable
+from ..common.runs import error_line
 from ..errors import PipelineError
 from ..registry.settings import Settings
 from my_package.reporting.lineage import (
@@ -23,14 +26,15 @@ from my_package.reporting.lineage import (
     lineage_graph,
     node_state,
     run_history,
+    run_key,
     sparkline,
     utc,
 )
 from .render import read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'report_state', 'checks_words', 'index_rows', 'freshness_words', 'source_kind', 'lineage_svg',
-           'write_index']
+__all__ = ['INDEX_TEMPLATE', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'freshness_words',
+           'source_kind', 'lineage_svg', 'runs_script', 'write_index', 'refresh_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
@@ -51,7 +55,8 @@ small{color:#666}
 {% else %}<p><a href="../index.html">All profiles</a> · written {{ written }} UTC</p>
 <h2>Lineage</h2>
 <p><small>Sources feed tables, tables feed derived tables; a dashed arrow is a relationship a check declares. Green: last
-run ok; red: failed; amber: late or warned; grey: never run. Each box opens its report.</small></p>
+run ok; red: failed or crashed; amber: late or warned; grey: never run, cancelled or skipped. Each box opens its
+report.</small></p>
 <div class="graph" id="lineage">{{ graph | safe }}</div>
 <h2>Tables and derived tables</h2>
 <table><tr><th>table</th><th>kind</th><th>rows</th><th>last load</th><th>last run</th><th>fresh</th>
@@ -68,15 +73,31 @@ run ok; red: failed; amber: late or warned; grey: never run. Each box opens its 
 """)
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
-def report_state(entry: dict | None) -> str:
-    "How a report's last rendering went, in words: `ok (rendered ...)`, `FAILED: ...`, `rendering`, or none yet."
+def report_state(entry: dict | None, since: list[dict] | None = None) -> str:
+    "How a report's last rendering went, in words (`ok (rendered ...)`, `FAILED: ...`, `rendering`), and the runs `since` it."
     if not entry:
         return "not rendered yet"
     if entry["status"] == "failed":
         return f"FAILED at {entry['at']}: {entry.get('error')}"
     if entry["status"] == "rendering":
         return "rendering"
-    return f"ok (rendered {entry['at']}" + (f", from the run of {entry['run']})" if entry.get("run") else ")")
+    run = (
+        f", from the run of {dt.datetime.fromisoformat(entry['run']):%Y-%m-%d %H:%M:%S} UTC" if entry.get("run") else ""
+    )
+    state = f"ok (rendered {entry['at']}{run})"
+    if not since:
+        return state
+    same = since[-1]["status"] == "ok" and run_key(since[-1]["finished_at"]) == entry.get("checked")
+    later = ", ".join(f"{r['status']} {utc(r['finished_at']):%m-%d %H:%M}" for r in since)
+    return f"{state}; older than the last run, since: {later}" + (" (same data)" if same else "")
+
+# %% ../../nbs/21_reporting.index.ipynb #7730b5bf
+def runs_since(past: list[dict], shown: str | None) -> list[dict]:
+    "The runs of `past` (oldest first) after the run named `shown` (a report's `run`); all of them when it is not among them."
+    if shown:  # an older kit wrote str(finished_at): the same instant, read the same way
+        shown = run_key(dt.datetime.fromisoformat(shown))
+    keys = [run_key(r["finished_at"]) for r in past]
+    return past[keys.index(shown) + 1 :] if shown in keys else past
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d1
 def checks_words(lines: list[str]) -> str:
@@ -87,18 +108,32 @@ def checks_words(lines: list[str]) -> str:
     }
     return ", ".join(f"{n} {word}" for word, n in counts.items() if n) or "-"
 
+# %% ../../nbs/21_reporting.index.ipynb #b55d0aa9
+def run_words(run: dict) -> str:
+    "One run in words, for a report's banner: `failed at 2026-12-06 18:17 UTC in check_staged_table: ...`."
+    when = f"{utc(run['finished_at']):%Y-%m-%d %H:%M} UTC"
+    if run["status"] == "ok":
+        warned = checks_words([line for line in (run.get("checks") or "").splitlines() if line.startswith("WARN")])
+        rows = [f"{run['rows_loaded']:,} rows"] if run.get("rows_loaded") is not None else []
+        figures = ", ".join([*rows, *([warned] if warned != "-" else [])])
+        return f"ok at {when}" + (f" ({figures})" if figures else "")
+    where = f" in {run['step']}" if run.get("step") else ""
+    return f"{run['status']} at {when}{where}" + (f": {run['error'][:300]}" if run.get("error") else "")
+
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e
-def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dict]:
+def index_rows(settings: Settings, warehouse: Engine, out_dir: Path, history: dict | None = None) -> list[dict]:
     "One row per table and transform: rows, last load, latest run, freshness, history, checks, its report."
     runs, reports, rows = last_runs(warehouse), read_manifest(out_dir), []
-    history, fresh, now = run_history(warehouse), freshness(settings, warehouse), dt.datetime.now(dt.UTC)
+    history = run_history(warehouse) if history is None else history
+    fresh, now = freshness(settings, warehouse), dt.datetime.now(dt.UTC)
     for spec in [*settings.tables.values(), *settings.transforms.values()]:
         state, run = read_state(warehouse, spec.name) or {}, runs.get(spec.name, {})
         checks = (run.get("checks") or "").splitlines()
         has_page = (out_dir / f"{spec.name}.html").exists()
         past, late = history.get(spec.name, []), fresh.get(spec.name)
         counts, seconds = [r["rows_loaded"] for r in past], [r["seconds"] for r in past]
-        status = run.get("status", "never run")
+        status, report = run.get("status", "never run"), reports.get(spec.name)
+        since = runs_since(past, report.get("run")) if report and report["status"] == "ok" else []
         rows.append(
             {
                 "name": spec.name,
@@ -110,7 +145,7 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dic
                 "status": status,
                 "state": node_state({"status": status, "warned": any(c.startswith("WARN") for c in checks)}),
                 "finished_at": f"{str(run['finished_at'])[:19]} UTC" if run.get("finished_at") else "",
-                "error": (run.get("error") or "")[:160] if status == "failed" else "",
+                "error": (run.get("error") or "")[:160] if status != "ok" else "",  # cancelled and crashed say why too
                 "late": bool(late and late.late),
                 "fresh": "fresh" if late else "no schedule",
                 "fresh_detail": freshness_words(late),
@@ -121,7 +156,7 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path) -> list[dic
                 "seconds_title": "seconds of each run: "
                 + ", ".join(f"{s:.1f}" if s is not None else "-" for s in seconds),
                 "checks": checks_words(checks),
-                "report": report_state(reports.get(spec.name)),
+                "report": report_state(report, since),
             }
         )
     return rows
@@ -170,20 +205,51 @@ def lineage_svg(settings: Settings, profile: str, rows: list[dict]) -> str:
             facts[node] = {"kind": "source", "lines": [name, source_kind(settings, profile, name)]}
     return draw_lineage(graph, facts, links)
 
+# %% ../../nbs/21_reporting.index.ipynb #78aefd6c
+def runs_script(settings: Settings, history: dict[str, list[dict]], reports: dict[str, dict]) -> str:
+    "`runs.js`: each table's last runs (oldest first, in words) and its report's last rendering, as `window.kitRuns`."
+    tables = {}
+    for spec in [*settings.tables.values(), *settings.transforms.values()]:
+        entry = reports.get(spec.name) or {}
+        runs = [
+            {
+                "key": run_key(r["finished_at"]),
+                "status": r["status"],
+                "when": f"{utc(r['finished_at']):%Y-%m-%d %H:%M} UTC",
+                "words": run_words(r),
+            }
+            for r in history.get(spec.name, [])
+        ]
+        report = {k: entry.get(k) for k in ("status", "at", "error", "rendering", "checked")}
+        tables[spec.name] = {"runs": runs, "report": report}
+    return f"window.kitRuns = {json.dumps({'tables': tables}, indent=1)};\n"
+
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b90
 def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
-    "Write the profile's index (every table and transform) and the top index of profiles; return the profile's."
+    "Write the profile's index (every table and transform), its runs.js, and the top index of profiles; return the profile's."
     out_dir = reports_dir(settings, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(out_dir.parent / ".index.lock", timeout=120):  # one writer at a time: see above
         page = out_dir / "index.html"
-        rows = index_rows(settings, warehouse, out_dir)
+        history = run_history(warehouse)
+        rows = index_rows(settings, warehouse, out_dir, history)
         graph = lineage_svg(settings, profile, rows)
         written = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
         title = f"Table reports: profile {profile}"
         write_atomically(
             page, INDEX_TEMPLATE.render(title=title, rows=rows, graph=graph, written=written, profiles=None)
         )
+        write_atomically(out_dir / "runs.js", runs_script(settings, history, read_manifest(out_dir)))
         profiles = sorted(p.parent.name for p in out_dir.parent.glob("*/index.html"))
         write_atomically(out_dir.parent / "index.html", INDEX_TEMPLATE.render(title="Table reports", profiles=profiles))
     return page
+
+# %% ../../nbs/21_reporting.index.ipynb #fd48fddb
+def refresh_index(settings: Settings, warehouse: Engine, profile: str) -> str | None:
+    "Write the profile's index after a run, whatever its outcome: None, or one line saying why it could not be written."
+    try:
+        with uncancellable():  # after a cancelled run too
+            write_index(settings, warehouse, profile)
+    except Exception as exc:
+        return f"The index reports/{profile}/index.html was not written: {error_line(exc)}"
+    return None

@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # networkx is imported when a graph is drawn: `tables` and `c
     import networkx as nx
 
 # %% auto #0
-__all__ = ['BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'lineage_graph', 'run_history', 'sparkline', 'utc',
-           'last_good_runs', 'Freshness', 'freshness', 'age_words', 'node_state', 'draw_lineage']
+__all__ = ['HISTORY', 'BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'lineage_graph', 'run_history', 'sparkline', 'utc',
+           'run_key', 'last_good_runs', 'Freshness', 'freshness', 'age_words', 'node_state', 'draw_lineage']
 
 # %% ../../nbs/22_reporting.lineage.ipynb #fdb4543f
 def lineage_graph(settings: Settings) -> nx.DiGraph:
@@ -52,18 +52,20 @@ def lineage_graph(settings: Settings) -> nx.DiGraph:
     return graph
 
 # %% ../../nbs/22_reporting.lineage.ipynb #22a9c5dd
+HISTORY = ("finished_at", "status", "rows_loaded", "rows_extracted", "seconds", "checks", "step", "error")
+
+
 def run_history(warehouse: Engine, limit: int = 20) -> dict[str, list[dict]]:
-    "Each table's last `limit` runs (finished_at, status, rows_loaded, rows_extracted, seconds), oldest first."
+    "Each table's last `limit` runs (`HISTORY`: when, status, rows, seconds, checks, step, error), oldest first."
     if not sa.inspect(warehouse).has_table(RUNS_TABLE):
         return {}
     rank = sa.func.row_number().over(partition_by=RUNS.c.table_name, order_by=RUNS.c.finished_at.desc()).label("k")
-    cols = [RUNS.c[c] for c in ("table_name", "finished_at", "status", "rows_loaded", "rows_extracted", "seconds")]
-    ranked = sa.select(*cols, rank).subquery()
+    ranked = sa.select(RUNS.c.table_name, *[RUNS.c[c] for c in HISTORY], rank).subquery()
     stmt = sa.select(ranked).where(ranked.c.k <= limit).order_by(ranked.c.table_name, ranked.c.finished_at)
     history: dict[str, list[dict]] = {}
     with warehouse.connect() as conn:
         for row in conn.execute(stmt).mappings():
-            history.setdefault(row["table_name"], []).append({k: v for k, v in row.items() if k != "k"})
+            history.setdefault(row["table_name"], []).append({k: row[k] for k in HISTORY})
     return history
 
 # %% ../../nbs/22_reporting.lineage.ipynb #0ffb986f
@@ -83,6 +85,11 @@ def sparkline(values: list[float | None]) -> str:
 def utc(value: dt.datetime | None) -> dt.datetime | None:
     "A timestamp from the run log as an aware UTC datetime (SQLite returns them naive, in UTC)."
     return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def run_key(finished_at: dt.datetime | None) -> str | None:
+    "A run's name as the reports and the index write it: its end in UTC, ISO 8601 (PostgreSQL's in any zone too)."
+    return utc(finished_at).astimezone(dt.UTC).isoformat() if finished_at is not None else None
 
 
 def last_good_runs(warehouse: Engine) -> dict[str, dt.datetime]:
@@ -147,7 +154,7 @@ def node_state(facts: dict) -> str:
     "The colour key of a node: source, never, failed, late, warn or ok."
     if facts.get("kind") == "source":
         return "source"
-    status = facts.get("status") or "never"
+    status = {"crashed": "failed"}.get(facts.get("status"), facts.get("status") or "never")  # killed mid-load: failed
     if status not in ("ok", "failed"):  # never run, or a run skipped or cancelled: no verdict on the data
         return "never"
     if status == "ok" and facts.get("late"):

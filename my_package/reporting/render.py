@@ -20,16 +20,17 @@ from pathlib import Path
 from filelock import FileLock
 
 import my_package
-from ..common.runs import Stopwatch, TableRun
-from ..dev.server import hold_for_background
+from ..common.runs import Stopwatch, TableRun, error_line
 from ..errors import ReportError
 from ..registry.settings import Settings
+from .background import hold_for_background
+from .lineage import run_key
 
 # %% auto #0
-__all__ = ['GENERIC', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places', 'own_notebook', 'ReportResult',
-           'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel', 'write_atomically',
-           'read_manifest', 'record_report', 'digest', 'to_html', 'last_rendering', 'why_render', 'render_report',
-           'render_in_background']
+__all__ = ['GENERIC', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places', 'own_notebook',
+           'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
+           'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html',
+           'last_rendering', 'why_render', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -134,24 +135,102 @@ def record_report(directory: Path, name: str, **entry) -> dict:
         write_atomically(directory / "reports.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest[name]
 
+# %% ../../nbs/20_reporting.render.ipynb #d3a38992
+def fail_waiting(directory: Path, names: list[str], error: str) -> list[str]:
+    "Record as failed (with `error`) each report of `names` still `rendering` in `directory`'s manifest; return them."
+    waiting = [n for n in names if read_manifest(directory).get(n, {}).get("status") == "rendering"]
+    for name in waiting:  # what stopped them ended the process that renders them: nothing else will record them
+        record_report(directory, name, status="failed", error=error)
+    return waiting
+
 # %% ../../nbs/20_reporting.render.ipynb #5a1f0006
 def digest(path: Path) -> str:
     "A short digest of a file's content (to know whether a notebook changed since a report was rendered)."
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return digest_text(path.read_bytes())
+
+
+def digest_text(content: str | bytes) -> str:
+    "A short digest of a text (a registry entry's, a template's)."
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()[:16]
 
 # %% ../../nbs/20_reporting.render.ipynb #25c7b915
-REPORT_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+BANNER_SCRIPT = """(function () {
+  var box = document.getElementById("kit-since"), table = box.dataset.table, page = box.dataset.run;
+  var facts = window.kitRuns && window.kitRuns.tables[table];
+  if (!facts) return;  // no runs.js beside the page: nothing to compare with
+  var runs = facts.runs, report = facts.report || {}, at = -1, bad = false;
+  runs.forEach(function (run, i) { if (run.key === page) at = i; });
+  var since = runs.slice(at + 1), last = since[since.length - 1];
+  function say(text, tag, into) {
+    var node = document.createElement(tag || "p");
+    node.textContent = text;
+    (into || box).appendChild(node);
+    return node;
+  }
+  if (since.length) {
+    var shown = at >= 0 ? "the run of " + runs[at].when : page ? "a run of " + page.slice(0, 16).replace("T", " ") +
+      " UTC" : "no run (it was rendered before the first)";
+    var count = since.length + (page && at < 0 ? " or more" : "") + " later run" + (since.length > 1 ? "s" : "");
+    say("This report is older than the last run of " + table + ": it shows " + shown + ". Since then, " + count +
+      (since.length > 1 ? ", oldest first:" : ":"), "strong");
+    var list = say("", "ul");
+    since.forEach(function (run) {
+      say(run.words, "li", list);
+      bad = bad || run.status === "failed" || run.status === "crashed";
+    });
+    if (since.some(function (run) { return run.status !== "ok"; }))
+      say("A run that does not end ok leaves the table as it was.");
+    if (last.status === "ok" && report.checked === last.key)
+      say("The data this page shows did not change in the last run, so the page was not rendered again.");
+    else if (last.status === "ok" && report.status === "rendering")
+      say("Its report is rendering now: reload this page in a minute.");
+    else if (last.status === "ok" && report.status !== "failed")
+      say("Render it again: python -m my_package report " + table);
+  }
+  if (report.status === "failed") {
+    bad = true;
+    say((report.rendering === box.dataset.rendering ? "This rendering failed: " :
+      "Its last rendering failed (" + report.at + "), this page is an earlier one: ") + report.error);
+  }
+  if (!since.length && report.status !== "failed") return;
+  var index = say("", "p"), link = say("Every table's last run: the index", "a", index);
+  link.href = "index.html";
+  box.className = bad ? "failed" : "older";
+  box.hidden = false;
+})();
+"""
+REPORT_TEMPLATE = (
+    """{%- extends 'lab/index.html.j2' -%}
 {% block data_png scoped %}
 <div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
 <img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
 alt="{{ (output | get_metadata('alt', 'image/png')) or 'A plot of this report' | escape_html }}">
 </div>
 {% endblock data_png %}
+{% block body_header %}
+{{ super() }}
+{%- if resources.kit %}
+<style>
+#kit-since{font-family:system-ui,sans-serif;font-size:15px;margin:1em 2em;padding:.6em 1.2em;border-radius:.4em}
+#kit-since.older{background:#fde8c4;border:1px solid #d9a646}#kit-since.failed{background:#f8d4d4;border:1px solid #c66}
+#kit-since p,#kit-since ul{margin:.4em 0}#kit-since a{color:#0645ad;text-decoration:underline}
+</style>
+<div id="kit-since" role="status" hidden data-table="{{ resources.kit.table | escape_html }}"
+data-run="{{ resources.kit.run or '' }}" data-rendering="{{ resources.kit.rendering }}"></div>
+<script src="runs.js"></script>
+<script>
+{% raw %}"""
+    + BANNER_SCRIPT
+    + """{% endraw %}
+</script>
+{%- endif %}
+{% endblock body_header %}
 """
+)
 
 # %% ../../nbs/20_reporting.render.ipynb #25c7b918
-def to_html(notebook: Path, target: Path) -> None:
-    "Write the executed `notebook` as a self-contained HTML page with no code cells, its plots with their words."
+def to_html(notebook: Path, target: Path, rendered: dict | None = None) -> None:
+    "Write the executed `notebook` as an HTML page with no code cells, its plots with their words (`rendered`: its banner's facts)."
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
@@ -163,7 +242,7 @@ def to_html(notebook: Path, target: Path) -> None:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources={"kit": rendered})
     target.write_text(body, encoding="utf-8")
 
 # %% ../../nbs/20_reporting.render.ipynb #25c7b919a
@@ -189,13 +268,14 @@ WHAT_A_REPORT_SHOWS = {  # manifest key: what changed, in words (a notebook chan
     "notebook": "notebook",
     "digest": "notebook",
     "kit": "kit version",
+    "page": "page template",
 }
 
 # %% ../../nbs/20_reporting.render.ipynb #25c7b919
 def render_report(
     run: TableRun, out_dir: Path | None = None, kernel: str = "python3", extra: dict | None = None, force: bool = False
 ) -> ReportResult:
-    "Execute the report notebook for `run`'s table into <reports>/<profile>/<table>.ipynb and .html, unless nothing it shows changed; raise ReportError on failure."
+    "Execute the report notebook for `run`'s table into <reports>/<profile>/<table>.ipynb and .html, unless nothing it shows changed; record how it went, whatever raised; raise ReportError on failure."
     import papermill
     import sqlalchemy as sa
     from papermill.exceptions import PapermillExecutionError
@@ -205,24 +285,24 @@ def render_report(
 
     out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)).resolve(), Stopwatch()
     notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
-    template = report_notebook(run.settings, run.name)
-    loaded = sa.inspect(run.warehouse).has_table(run.name)
-    shown = {
-        "kit": my_package.__version__,
-        "html": page.name,
-        "notebook": template.name,
-        "digest": digest(template),
-        "entry": hashlib.sha256(run.spec.model_dump_json().encode()).hexdigest()[:16],
-        "data": data_signature(run.warehouse, run.name) if loaded else None,
-    }
-    last = last_rendering(out_dir, run.name)
-    if not force and why_render(last, page, shown) is None:
-        record_report(out_dir, run.name, **last)  # as it was (a queued rendering that is not needed is dropped)
-        return ReportResult(run.name, notebook, page, None, unchanged=last["at"])
-    record_report(out_dir, run.name, status="rendering", **shown)
-    try:
-        latest = latest_runs(run.warehouse, run.name, limit=1)
-        shown["run"] = str(latest[0]["finished_at"]) if latest else None
+    shown = {"kit": my_package.__version__, "html": page.name, "page": digest_text(REPORT_TEMPLATE)}
+    try:  # whatever raises (a missing notebook, a query the warehouse refuses, a cell), the rendering is recorded failed
+        template = report_notebook(run.settings, run.name)
+        shown |= {
+            "notebook": template.name,
+            "digest": digest(template),
+            "entry": digest_text(run.spec.model_dump_json()),
+            "data": data_signature(run.warehouse, run.name) if sa.inspect(run.warehouse).has_table(run.name) else None,
+        }
+        latest = next((run_key(r["finished_at"]) for r in latest_runs(run.warehouse, run.name, limit=1)), None)
+        last = last_rendering(out_dir, run.name)
+        if not force and why_render(last, page, shown) is None:  # the page stands for the latest run too
+            record_report(out_dir, run.name, **(last | {"checked": latest}))  # a queued rendering not needed: dropped
+            return ReportResult(run.name, notebook, page, None, unchanged=last["at"])
+        rendering = dt.datetime.now(dt.UTC).isoformat()  # names this rendering in its page and in the manifest
+        shown |= {"run": latest, "checked": latest, "rendering": rendering}
+        rendered = {"table": run.name, "run": latest, "rendering": rendering}
+        record_report(out_dir, run.name, status="rendering", **shown)
         parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
         check_report_parameters(template, parameters)
         check_kernel(kernel)
@@ -245,14 +325,14 @@ def render_report(
                 raise_on_iopub_timeout=True,
             )
         except PapermillExecutionError as e:
-            to_html(notebook, page)
+            to_html(notebook, page, rendered)
             raise ReportError(
                 f"Report of table {run.name!r} failed in cell {e.exec_count or e.cell_index} ({e.ename}: {e.evalue}). "
                 f"The executed notebook, with the error marked, is kept at {notebook}."
             ) from None
-        to_html(notebook, page)
+        to_html(notebook, page, rendered)
     except Exception as e:
-        error = str(e) if isinstance(e, ReportError) else f"{type(e).__name__}: {e}"
+        error = str(e) if isinstance(e, ReportError) else error_line(e)
         record_report(out_dir, run.name, status="failed", error=error, seconds=took(), **shown)
         raise
     record_report(out_dir, run.name, status="ok", seconds=took(), **shown)
@@ -260,14 +340,15 @@ def render_report(
 
 # %% ../../nbs/20_reporting.render.ipynb #d9180a3b
 def render_in_background(settings: Settings, names: list[str], profile: str | None) -> Path:
-    "Start `report NAMES` in a process of its own, which outlives this one; return its log file."
+    "Start `report NAMES` (no names: `report --index-only`) in a process of its own, which outlives this one; return its log."
     log = settings.path.parent / ".prefect" / "reports.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     directory = reports_dir(settings, settings.profile(profile).name)
     for name in names:  # `tables` says `rendering` from now on, until the process records how each one went
         previous = last_rendering(directory, name)
         record_report(directory, name, status="rendering", **({"previous": previous} if previous else {}))
-    args = [sys.executable, "-m", "my_package", "report", *names, *(["--profile", profile] if profile else [])]
+    what = names or ["--index-only"]
+    args = [sys.executable, "-m", "my_package", "report", *what, *(["--profile", profile] if profile else [])]
     held = hold_for_background(settings.path.parent)  # `server stop` waits while the process holds this
     try:
         with open(log, "ab") as out:
