@@ -582,6 +582,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'my_package.common.waits.announce': ('common.waits.html#announce', 'my_package/common/waits.py'),
                                          'my_package.common.waits.as_duration': ( 'common.waits.html#as_duration',
                                                                                   'my_package/common/waits.py'),
+                                         'my_package.common.waits.known_as': ('common.waits.html#known_as', 'my_package/common/waits.py'),
                                          'my_package.common.waits.listen': ('common.waits.html#listen', 'my_package/common/waits.py'),
                                          'my_package.common.waits.listening': ('common.waits.html#listening', 'my_package/common/waits.py'),
                                          'my_package.common.waits.lock_holders': ( 'common.waits.html#lock_holders',

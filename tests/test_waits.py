@@ -161,6 +161,40 @@ def test_two_runs_at_once_on_one_sqlite_warehouse_queue_table_by_table_and_say_s
         assert not [t for t in sa.inspect(warehouse).get_table_names() if t.startswith("_staging_")]
 
 
+def test_a_command_forked_by_the_runner_is_named_by_its_command_in_another_runs_wait(
+    tmp_path, demo_source, prefect_server, prefect_home, runner, start_kit
+):
+    "The project's runner forks each command: the wait of another run names the fork by its command, not the runner's."
+    settings = write_project(tmp_path, ("flights",), f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    env = {**kit_env(settings, prefect_server, prefect_home), "MY_PACKAGE_RUNNER": runner["socket"]}
+    lock, deadline = tmp_path / "warehouse.db.flights.lock", time.monotonic() + 600
+    first = start_kit("run", "flights", "--no-reports", settings=settings, env=env)
+    while time.monotonic() < deadline:  # the runner's fork that runs it takes the lock: stopped while it loads
+        holder = next(iter(lock_holders(lock)), None)
+        if holder is not None:
+            os.kill(holder, signal.SIGSTOP)
+            if holder in lock_holders(lock):
+                break
+            os.kill(holder, signal.SIGCONT)
+        assert first.process.poll() is None, first.said
+        time.sleep(0.01)
+    else:
+        pytest.fail(f"the run took no lock in 600 s: {first.said}")
+    try:
+        assert holder != first.pid  # the command runs in the runner's fork, not in the process that typed it
+        second = start_kit("run", "flights", "--no-reports", settings=settings, env=env)
+        said = f"held by process {holder} (my_package run flights --no-reports)"  # the load lock, or the file's
+        assert wait_for(lambda: said in second.said.replace("locked by", "held by"), timeout=300, every=0.1), (
+            second.said
+        )
+    finally:
+        os.kill(holder, signal.SIGCONT)
+    assert [first.finish(), second.finish()] == [0, 0], first.said + "\n----\n" + second.said
+    assert_same_tables(
+        make_engine(f"sqlite:///{demo_source}"), make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), ("flights",)
+    )
+
+
 HOG = """
 import os, sys, time
 from my_package.common.db import begin_write, make_engine

@@ -19,7 +19,7 @@ from ..errors import RunCancelled
 
 # %% auto #0
 __all__ = ['Listener', 'LISTENERS', 'SUBJECT', 'listen', 'listening', 'about', 'announce', 'as_duration', 'shown_path',
-           'process_name', 'lock_holders', 'Wait']
+           'process_name', 'known_as', 'lock_holders', 'Wait']
 
 # %% ../../nbs/19_common.waits.ipynb #5dce53fe
 Listener = Callable[[str], object]
@@ -87,6 +87,23 @@ def process_name(pid: int) -> str:
     command = " ".join(" ".join(argv).split())  # one line, whatever an argument holds
     command = command if len(command) <= 40 else command[:39] + "…"
     return f"process {pid} ({command})" if command else f"process {pid}"
+
+# %% ../../nbs/19_common.waits.ipynb #99f63c36
+def known_as(argv: list[str]) -> bool:
+    "Show this process to others (`ps`, another run's wait line) as started by `argv`, cut to fit; whether it could."
+    try:
+        shown = Path("/proc/self/cmdline").read_bytes()
+        # fields 48 and 49 of /proc/self/stat: where the kernel reads the command line from, in this process's memory
+        start, end = (int(f) for f in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[45:47])
+        with open("/proc/self/mem", "r+b", buffering=0) as memory:
+            memory.seek(start)
+            if end - start < 2 or memory.read(end - start) != shown:  # not the layout expected: leave it alone
+                return False
+            memory.seek(start)
+            memory.write(("\0".join(argv).encode()[: end - start - 1]).ljust(end - start, b"\0"))
+    except (OSError, ValueError):  # no /proc (not Linux), or a kernel that hides these fields
+        return False
+    return True
 
 # %% ../../nbs/19_common.waits.ipynb #ee7c5fe1
 def lock_holders(path: str | os.PathLike, writers: bool = False) -> list[int]:
