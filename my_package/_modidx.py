@@ -228,6 +228,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'my_package.common.db.key_name': ('common.db.html#key_name', 'my_package/common/db.py'),
                                       'my_package.common.db.make_engine': ('common.db.html#make_engine', 'my_package/common/db.py'),
                                       'my_package.common.db.mask_url': ('common.db.html#mask_url', 'my_package/common/db.py'),
+                                      'my_package.common.db.named_lock_error': ( 'common.db.html#named_lock_error',
+                                                                                 'my_package/common/db.py'),
                                       'my_package.common.db.patiently': ('common.db.html#patiently', 'my_package/common/db.py'),
                                       'my_package.common.db.query_columns': ('common.db.html#query_columns', 'my_package/common/db.py'),
                                       'my_package.common.db.raw_sql': ('common.db.html#raw_sql', 'my_package/common/db.py'),

@@ -22,6 +22,7 @@ from conftest import CARRIER_TRANSFORM, assert_same_tables, wait_for, write_proj
 from test_end_to_end import check_transform
 from test_fast_loop import api_post
 
+from my_package.common import transfer
 from my_package.common.bookkeeping import mark_loading, unmark_loading
 from my_package.common.cancel import cancellable
 from my_package.common.db import begin_write, check_connection, make_engine
@@ -30,6 +31,7 @@ from my_package.common.runs import HINTS, error_line
 from my_package.common.waits import listening, lock_holders, process_name
 from my_package.dev.demo import DEMO_TABLES
 from my_package.errors import RunCancelled
+from my_package.tasks.runtime import is_transient
 
 
 def kit_env(settings: Path, prefect_server: dict, prefect_home: Path, columns: int = 80) -> dict:
@@ -383,6 +385,39 @@ def test_a_lock_that_still_fails_says_it_is_a_lock(tmp_path):
                 other.execute("SELECT * FROM sqlite_master").fetchall()
     line = error_line(sa.exc.OperationalError("SELECT", {}, locked.value), "extract_table")
     assert "It is a lock" in line and HINTS["extract_table"] not in line and "settings.ini" not in line, line
+
+
+def test_a_read_that_outlasts_sqlites_own_wait_names_the_file_and_its_holder(tmp_path, monkeypatch):
+    "The fast read of a SQLite source (ADBC: SQLite's own busy wait, no turns) fails naming the file, who holds it, the fix."
+    source = tmp_path / "source.db"
+    with contextlib.closing(sqlite3.connect(source)) as conn:
+        conn.executescript("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+    holder = subprocess.Popen(  # another process rewrites the source, say, and holds it past the read's wait
+        [
+            sys.executable,
+            "-c",
+            f"import sqlite3, sys; c = sqlite3.connect({str(source)!r}, isolation_level=None); "
+            "c.execute('BEGIN EXCLUSIVE'); c.execute('DELETE FROM t'); print(1, flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    holder.stdout.readline()
+    who = process_name(holder.pid)
+    monkeypatch.setattr(transfer, "SQLITE_ALONE", 0.5)  # SQLite's own wait, 30 s in a run
+    engine = make_engine(f"sqlite:///{source}")
+    try:
+        assert transfer.adbc_supported(engine)
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            list(transfer.read_batches(engine, sa.select(sa.table("t", sa.column("x"))), 10))
+    finally:
+        holder.communicate("", timeout=60)
+    assert str(locked.value) == f"database is locked: {source}, locked by {who}", locked.value
+    assert is_transient(locked.value)  # a task still tries it again
+    line = error_line(locked.value, "extract_table")
+    assert line.startswith(f"OperationalError: database is locked: {source}, locked by process {holder.pid}"), line
+    assert "It is a lock" in line and "settings.ini" not in line, line
 
 
 def test_the_table_lock_on_postgresql_is_said_and_ctrl_c_stops_its_wait(pg_databases):

@@ -30,11 +30,11 @@ from ..errors import DatabaseUnavailableError, LockTimeoutError, PipelineError, 
 # %% auto #0
 __all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub',
            'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
-           'sqlite_holder', 'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor', 'KitSQLiteConnection',
-           'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'make_engine', 'begin_write',
-           'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns', 'compile_sql',
-           'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns', 'key_name', 'add_key',
-           'has_key']
+           'sqlite_holder', 'named_lock_error', 'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor',
+           'KitSQLiteConnection', 'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'make_engine',
+           'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
+           'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
+           'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -136,6 +136,13 @@ def sqlite_holder(path: str) -> str | None:
     return "locked by " + " and ".join(process_name(p) for p in holders[:2]) + (" and others" * (len(holders) > 2))
 
 
+def named_lock_error(path: str) -> sqlite3.OperationalError:
+    "SQLite's lock error after its own wait (a retry may pass it), naming the file `path` and who holds it now."
+    return sqlite3.OperationalError(
+        f"database is locked: {shown_path(path)}, {sqlite_holder(path) or 'by another connection'}"
+    )
+
+
 def waited_for_lock(error: Exception, seconds: float) -> bool:
     "True when `error` is SQLite's answer after waiting its busy timeout for another connection's lock: worth a turn."
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF
@@ -180,12 +187,16 @@ def in_turns(path: str, attempt: Callable[[], Any]) -> Any:
 
 # %% ../../nbs/10_common.db.ipynb #404cbe92
 @contextlib.contextmanager
-def patiently(connection: sqlite3.Connection) -> Iterator[None]:
+def patiently(connection: KitSQLiteConnection) -> Iterator[None]:
     "While inside, SQLite's own wait on `connection` lasts 30 s, as before the kit's turns (for what cannot run twice)."
     plain = sqlite3.Connection.cursor(connection, sqlite3.Cursor)  # a PRAGMA takes no lock: no turns
-    plain.execute("PRAGMA busy_timeout = 30000")
+    plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
     try:
         yield
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:  # ours: named already
+            raise
+        raise named_lock_error(connection.path) from e
     finally:
         plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_TRY * 1000)}")
 

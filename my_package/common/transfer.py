@@ -27,11 +27,13 @@ from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
 from my_package.common.db import (
+    SQLITE_ALONE,
     begin_write,
     compile_sql,
     count_rows,
     drop_table,
     first_line,
+    named_lock_error,
     scrub,
     sqlite_connect,
     sqlite_file,
@@ -317,7 +319,7 @@ def adbc_connection(engine: Engine):
 
         conn = adbc_driver_sqlite.dbapi.connect(sqlite_file(engine))
         with contextlib.closing(conn.cursor()) as cur:  # wait for a parallel load's write, as sqlite3 does (30 s)
-            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
         return conn
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
@@ -450,6 +452,8 @@ def read_batches(
         except Exception as exc:  # only SQLite's type inference is recoverable; anything else is a real error
             if sqlite and "Type mismatch" in str(exc):
                 raise RestartRead(str(exc)) from exc
+            if sqlite_file(engine) and "database is locked" in str(exc):  # SQLite's own wait, over: say where, and who
+                raise named_lock_error(sqlite_file(engine)) from exc
             raise
     elif sqlite_file(engine):
         yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets, misfits)
