@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -32,7 +33,7 @@ __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_tab
            'failed_reports', 'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint',
            'wait_line', 'say_waits', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts',
            'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table',
-           'reports_table']
+           'as_typed', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -174,7 +175,7 @@ def progress_line(outcome) -> str:
         line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
     line += f"; {checks_summary(outcome.results)}" if outcome.results else ""
     line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
-    return f"{line} {outcome.url}" if outcome.url else line
+    return f"{line}\n    {outcome.url}" if outcome.url else line  # on a line of its own: the line fits 80 columns
 
 # %% ../nbs/59_terminal.ipynb #ed73e82a
 def run_with_progress(
@@ -407,19 +408,28 @@ def checks_table(results: dict[str, list]) -> Table:
     return out
 
 # %% ../nbs/59_terminal.ipynb #d9180a3e
+def as_typed(path: Path | str) -> str:
+    "`path` as a reader types it: relative to the working directory when it lies inside it, else as it is."
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
     out = Table(title="Reports")
-    for col in ("table", "report", "seconds"):
-        out.add_column(col)
+    out.add_column("table")
+    out.add_column("report", overflow="fold")  # a path is never cut short: it is what one opens
+    out.add_column("seconds", justify="right")
     for r in results:
         out.add_row(
             r.table,
             f"FAILED: {escape(r.error)}"
             if r.error
-            else f"unchanged since {short_time(r.unchanged)}: {r.html}"
+            else f"unchanged since {short_time(r.unchanged)}: {as_typed(r.html)}"
             if r.unchanged
-            else str(r.html),
+            else as_typed(r.html),
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )
