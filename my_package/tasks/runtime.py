@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 # %% auto #0
 __all__ = ['T', 'TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'API_PATIENCE', 'is_transient', 'retry_if_transient', 'task_logger',
-           'api_trouble', 'call_api']
+           'log_wait', 'api_trouble', 'call_api']
 
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000006
 TRANSIENT_MARKERS = (
@@ -71,6 +71,11 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("my_package")
+
+# %% ../../nbs/30_tasks.runtime.ipynb #800c61e3
+def log_wait(line: str) -> None:
+    "Log a wait's line in the Prefect run that waits (outside one: on the `my_package` logger)."
+    task_logger().info(line)
 
 # %% ../../nbs/30_tasks.runtime.ipynb #f0895673
 API_PATIENCE = 120.0  # seconds the kit keeps trying a call the Prefect API refuses (a server restarts in about 15)
