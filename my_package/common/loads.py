@@ -5,6 +5,7 @@
 # %% ../../nbs/18_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,14 +14,14 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .arrow import RestartRead, create_table_from_schema, sa_type_for, with_not_null
+from .arrow import RestartRead, arrow_type_for, create_table_from_schema, sa_type_for, with_not_null
 from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
 from .cancel import current_cancellation
-from .db import warehouse_for
+from .db import reflect_table, warehouse_for
 from .functions import resolve_function
-from .integrity import blocking_misfits, unnullable
+from .integrity import blocking_misfits, holds_rows, unnullable
 from .runs import StagedLoad
-from .sources.base import SOURCE_FILE, Source
+from .sources.base import SOURCE_FILE, Reading, Source
 from .sql import add_missing_columns, begin_write, drop_table, has_key, replace_table, staging_name
 from .warehouses.base import log, reads_another_file
 from ..errors import PipelineError
@@ -30,13 +31,16 @@ if TYPE_CHECKING:  # only for annotations: pandas is imported where a frame is m
     import pandas as pd
 
 # %% auto #0
-__all__ = ['stored_watermark', 'staged_max', 'WatermarkTracker', 'stage_batches', 'stage_table', 'publish',
-           'write_frame_atomically']
+__all__ = ['stored_watermark', 'staged_max', 'WatermarkTracker', 'stage_batches', 'untyped_as_live', 'stage_table',
+           'stage_reading', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/18_common.loads.ipynb #77d30e68
 def stored_watermark(warehouse: Engine, spec: TableSpec) -> Any:
-    "Where an incremental table's last load stopped (its watermark, or its files' sizes and times); None otherwise."
-    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
+    "Where an incremental table's last load stopped (its watermark, or its files' sizes, times and rows); None otherwise."
+    # the watermark says which rows the live table holds: with the table gone (dropped, to load it whole), none
+    if spec.mode != "incremental" or not sa.inspect(warehouse).has_table(spec.name):
+        return None
+    state = read_state(warehouse, spec.name)
     return decode_watermark(state["watermark"]) if state else None
 
 # %% ../../nbs/18_common.loads.ipynb #726f8802
@@ -103,10 +107,27 @@ def stage_batches(
     raise PipelineError(f"Could not read the source of {staging} on either path.")
 
 # %% ../../nbs/18_common.loads.ipynb #726f8807
+def untyped_as_live(warehouse: Engine, table: str, schema: pa.Schema) -> pa.Schema:
+    "`schema` with each column of no type (no value to infer one from, as in a header-only CSV) typed as the live table's."
+    if not any(pa.types.is_null(f.type) for f in schema) or not sa.inspect(warehouse).has_table(table):
+        return schema
+    live = {c.name: arrow_type_for(c.type) for c in reflect_table(warehouse, table).columns}
+    return pa.schema([pa.field(f.name, live.get(f.name, f.type)) if pa.types.is_null(f.type) else f for f in schema])
+
+
 def stage_table(source: Source, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past where the last load stopped) into its staging table."
-    stored, staging, target = stored_watermark(warehouse, spec), staging_name(spec.name), warehouse_for(warehouse)
+    stored = stored_watermark(warehouse, spec)
     reading = source.reading(spec, stored, chunk_size)
+    reading.schema = untyped_as_live(warehouse, spec.name, reading.schema)
+    with reading.counting():  # an incremental read of a database counts its source meanwhile
+        staged = stage_reading(reading, warehouse, spec, stored)
+    return dataclasses.replace(staged, source_rows=reading.source_rows())
+
+
+def stage_reading(reading: Reading, warehouse: Engine, spec: TableSpec, stored: Any) -> StagedLoad:
+    "Stage the rows of `reading`: copied by the warehouse where it can, else as Arrow batches."
+    staging, target = staging_name(spec.name), warehouse_for(warehouse)
     copied = None if spec.transform else target.copy_in(reading, staging)  # a transform runs on batches only
     if copied is not None:
         watermark = reading.watermark(staged_max(warehouse, staging, spec, reading.schema, stored))
@@ -149,7 +170,11 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
     "Make the staged rows live and record the load, in one transaction; return the live table's row count."
     target = warehouse_for(warehouse)
     with begin_write(warehouse) as conn:
-        if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
+        if (
+            staged.mode == "incremental"
+            and sa.inspect(conn).has_table(staged.target)
+            and holds_rows(conn, staged.target)
+        ):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
             if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
                 target.add_key(conn, staged.target, key)

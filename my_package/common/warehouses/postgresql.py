@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from ..cancel import current_cancellation, uncancellable
 from ..sql import compile_sql
+from ..waits import Wait
 from my_package.common.warehouses.base import (
     DatabaseCopy,
     Offers,
@@ -31,7 +32,8 @@ if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only ma
     import pyarrow as pa
 
 # %% auto #0
-__all__ = ['libpq_uri', 'arrow_native', 'readable', 'recreatable', 'postgres_lock', 'postgres_copy', 'PostgreSQLWarehouse']
+__all__ = ['libpq_uri', 'arrow_native', 'readable', 'recreatable', 'postgres_holder', 'postgres_lock', 'postgres_copy',
+           'PostgreSQLWarehouse']
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0e731e69
 def libpq_uri(url: sa.URL) -> str:
@@ -76,16 +78,33 @@ def recreatable(col_type: sa.types.TypeEngine) -> bool:
     return not isinstance(col_type, (sa.Enum, sa.types.NullType)) and type(col_type).__name__ != "DOMAIN"
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #68aa11c1
+def postgres_holder(warehouse: Engine, name: str) -> str | None:
+    "Who holds the PostgreSQL advisory lock `name`: `PostgreSQL session 4242` (None where it cannot be found)."
+    key = "((classid::bigint << 32) | objid::bigint) = hashtext(:name)::bigint"  # how pg_locks shows a bigint key
+    found = sa.text(f"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND {key}")
+    try:
+        with uncancellable(), warehouse.connect() as conn:
+            pid = conn.execute(found, {"name": name}).scalar()
+    except sa.exc.SQLAlchemyError:  # who holds it is worth a line, not a failure
+        pid = None
+    return f"PostgreSQL session {pid}" if pid else None
+
+
 @contextlib.contextmanager
 def postgres_lock(warehouse: Engine, name: str, timeout: float) -> Iterator[None]:
-    "Hold the PostgreSQL advisory lock `name` (waiting up to `timeout` seconds)."
+    "Hold the PostgreSQL advisory lock `name` (waiting up to `timeout` seconds; said after a second)."
     with warehouse.connect() as conn:
         conn.exec_driver_sql(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
         key = sa.func.hashtext(name)
-        try:
-            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-        except sa.exc.OperationalError as e:
-            raise TimeoutError(name) from e
+        # PostgreSQL queues the waiters in order: the wait is one statement, said from a timer while it blocks
+        holder = lambda: f"held by another run ({postgres_holder(warehouse, name) or 'a PostgreSQL session'})"  # noqa: E731
+        wait = Wait("the table's load lock", holder, timeout)
+        with wait, wait.said_meanwhile():
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            except sa.exc.OperationalError as e:
+                current_cancellation().check()  # Ctrl-C interrupted the wait: the run was cancelled, not timed out
+                raise TimeoutError(name) from e
         try:
             yield
         finally:
@@ -192,6 +211,13 @@ class PostgreSQLWarehouse(Warehouse):
         "Room for an in-memory hash aggregate instead of a sort on disk."
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
 
+    def probe_keys(self, conn: sa.Connection, staged: int, live: int) -> None:
+        "Look a few staged keys up in the live key's index, where the planner would hash the whole live table."
+        # measured on 2M live rows and 20,000 staged keys: hashed, 0.9-1.6 s; each looked up in the index, 0.15-0.44 s
+        if staged * 20 < live:
+            conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+
     def merge(self, conn, live, stage, rows, columns, key) -> None:
         conn.execute(on_conflict(postgresql.insert, live, rows, columns, key))
 
@@ -200,6 +226,9 @@ class PostgreSQLWarehouse(Warehouse):
     def load_lock(self, table: str, timeout: float) -> Iterator[None]:
         with postgres_lock(self.engine, f"my_package.load.{table}", timeout):
             yield
+
+    def lock_holder(self, table: str) -> str | None:
+        return postgres_holder(self.engine, f"my_package.load.{table}")
 
     def lock_is_free(self, table: str) -> bool:
         with self.engine.connect() as conn:
