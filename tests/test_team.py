@@ -99,11 +99,20 @@ def test_a_teams_production_survives_a_killed_worker_and_server_errors(tmp_path,
         killed = time.monotonic()
 
         # ...and, meanwhile, two runs as workers that died leave them: one claimed (PENDING) and never started, one
-        # RUNNING with no heartbeat (in a paused queue of the pool, which no worker takes runs from)
+        # RUNNING with no heartbeat (in a paused queue of the pool, which no worker takes runs from). Each takes its
+        # deployment's one slot, so they are parked once ingest-all's own runs of those deployments have ended
+        # (parked sooner, one of them waited for the slot instead: AwaitingConcurrencySlot, not Pending).
+        parked = ("ingest-airlines_2", "ingest-airports_2")
+
+        def ended_in_ingest_all() -> bool:
+            ours = [r for r in flow_runs(api, list(parked)) if r.created > everything.created]
+            return len(ours) == len(parked) and all(r.state.is_final() for r in ours)
+
+        assert wait_for(ended_in_ingest_all, timeout=TIME_LIMIT, every=0.5), "ingest-all's runs of them never ended"
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             client.create_work_queue("parked", is_paused=True, work_pool_name="pipeline-pool")
             left = []
-            for name in ("ingest-airlines_2", "ingest-airports_2"):
+            for name in parked:
                 deployment = client.read_deployment_by_name(f"{name}/{name}")
                 run = client.create_flow_run_from_deployment(deployment.id, work_queue_name="parked")
                 assert client.set_flow_run_state(run.id, Pending()).state.is_pending()  # it takes the slot
