@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
@@ -27,13 +30,17 @@ from my_package.common.warehouses.base import (
     add_primary_key,
     on_conflict,
 )
+from ...errors import DatabaseUnavailableError
 
 if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only makes an engine does without
     import pyarrow as pa
 
+T = TypeVar("T")
+
 # %% auto #0
-__all__ = ['libpq_uri', 'arrow_native', 'readable', 'recreatable', 'postgres_holder', 'postgres_lock', 'postgres_copy',
-           'PostgreSQLWarehouse']
+__all__ = ['T', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'REACHED', 'libpq_uri', 'refusal_fix', 'refusal_reason',
+           'connect_patiently', 'retry_refused_connections', 'arrow_native', 'readable', 'recreatable',
+           'postgres_holder', 'postgres_lock', 'postgres_copy', 'PostgreSQLWarehouse']
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0e731e69
 def libpq_uri(url: sa.URL) -> str:
@@ -42,6 +49,64 @@ def libpq_uri(url: sa.URL) -> str:
     where = f"{url.host or ''}{f':{url.port}' if url.port else ''}/{quote(url.database or '', safe='')}"
     options = urlencode({"connect_timeout": "10", **{k: v for k, v in url.query.items() if k != "driver"}})
     return f"postgresql://{auth}@{where}?{options}"
+
+# %% ../../../nbs/11_common.warehouses.postgresql.ipynb #cad4631b
+CONNECT_PATIENCE = 60.0  # seconds a new connection waits out a database that refuses it for now
+REFUSALS = ("too many clients", "remaining connection slots are reserved", "the database system is")
+GONE = ("connection refused", "could not connect", "server closed the connection", "connection reset")
+
+
+def refusal_fix(reason: str) -> str:
+    "What to do about a database that kept refusing connections for the `reason` it gave."
+    if any(m in reason.lower() for m in REFUSALS[:2]):
+        return (
+            "lower [deployments] concurrency (runs at once) or raise the server's max_connections: the README's "
+            "Deploying gives the sum"
+        )
+    return "check that the server is running and reachable"
+
+
+def refusal_reason(error: BaseException) -> str:
+    "What a refused connection's error says, without libpq's preamble: `sorry, too many clients already`."
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.split(r"(?:FATAL|failed):\s*", line)[-1].strip() or line
+
+
+REACHED: set[str] = set()  # the databases (masked URLs) this process has connected to once
+
+
+def connect_patiently(connect: Callable[[], T], where: str, patience: float | None = None) -> T:
+    "`connect()` to the database at `where`, tried again while it refuses for now (slots all taken, a restart), said."
+    waits = CONNECT_PATIENCE if patience is None else patience  # read now: a test may shorten it
+    deadline, pause = time.monotonic() + waits, 1.0
+    while True:
+        try:
+            connection = connect()
+            REACHED.add(where)
+            return connection
+        except Exception as e:
+            text, reason = str(e).lower(), refusal_reason(e)
+            if not (any(m in text for m in REFUSALS) or (where in REACHED and any(m in text for m in GONE))):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseUnavailableError(
+                    f"The database {where} refused connections for {waits:.0f} s ({reason}): {refusal_fix(reason)}."
+                ) from None
+            logging.getLogger("my_package").warning(
+                "The database %s refused a connection (%s); trying again in %.0f s.", where, reason, pause
+            )
+        current_cancellation().check()
+        time.sleep(pause)
+        pause = min(pause * 2, 10.0)
+
+
+def retry_refused_connections(engine: Engine, patience: float | None = None) -> None:
+    "Let each new connection of `engine` wait out a refusal that passes (every slot taken, a restart), saying so."
+    where = engine.url.render_as_string(hide_password=True)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):
+        return connect_patiently(lambda: dialect.connect(*cargs, **cparams), where, patience)
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #0f2ffc0b
 def arrow_native(col_type: sa.types.TypeEngine) -> bool:
@@ -142,6 +207,18 @@ class PostgreSQLWarehouse(Warehouse):
     def engine_options(cls, url: sa.URL, must_exist: bool = False) -> dict:
         return {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
 
+    @classmethod
+    def prepare(cls, engine: Engine) -> None:
+        "Each new connection waits out a refusal that passes (every slot taken, a restart), saying so."
+        retry_refused_connections(engine)
+
+    def adbc(self) -> Any:
+        "An ADBC connection to it (a binary COPY each way), a refusal that passes waited out as the engine's are."
+        import adbc_driver_postgresql.dbapi
+
+        where = self.engine.url.render_as_string(hide_password=True)
+        return connect_patiently(lambda: adbc_driver_postgresql.dbapi.connect(libpq_uri(self.engine.url)), where)
+
     @property
     def psycopg(self) -> bool:
         "Whether its engine speaks psycopg 3 (the piped COPY reads and writes through it)."
@@ -153,14 +230,12 @@ class PostgreSQLWarehouse(Warehouse):
 
     def read_batches(self, stmt, chunk_size, targets=None, fast=True, misfits=None) -> Iterator[pa.Table]:
         "ADBC's batches (pandas' where the read starts again on the slow path)."
-        import adbc_driver_postgresql.dbapi
-
         from my_package.common.arrow import conform_table
 
         if not fast:
             yield from super().read_batches(stmt, chunk_size, targets, fast, misfits)
             return
-        conn = adbc_driver_postgresql.dbapi.connect(libpq_uri(self.engine.url))
+        conn = self.adbc()
         for table in adbc_batches(conn, compile_sql(self.engine, stmt), chunk_size):
             yield conform_table(table, targets or {}, misfits)
 
@@ -177,9 +252,7 @@ class PostgreSQLWarehouse(Warehouse):
     @contextlib.contextmanager
     def sink(self) -> Iterator[Any]:
         "One ADBC connection for the batches of a staging."
-        import adbc_driver_postgresql.dbapi
-
-        conn = adbc_driver_postgresql.dbapi.connect(libpq_uri(self.engine.url))
+        conn = self.adbc()
         try:
             yield conn
         finally:
