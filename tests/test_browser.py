@@ -7,6 +7,7 @@ Debian's chromium (installed by `make test`) driven by Playwright's Python packa
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -230,3 +231,89 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+# ---- reports that read like a finished product ------------------------------------------------------------------
+
+MICROSECONDS = re.compile(r"\d\d:\d\d:\d\d\.\d")
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth, wide = [];
+  const scrolls = (el) => { for (let a = el.parentElement; a; a = a.parentElement) {
+    if (["auto", "scroll", "hidden"].includes(getComputedStyle(a).overflowX) && a.getBoundingClientRect().right <= width + 1)
+      return true; } return false; };
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.width && box.right > width + 1 && !scrolls(el)) wide.push(el.tagName + "." + el.className + " " + box.right);
+  }
+  return {page: document.documentElement.scrollWidth, width: width, wide: wide.slice(0, 5)};
+}"""
+
+
+def assert_page_reads_well(page, url: str, shot: Path) -> str:
+    "Open `url` at 1400 px: nothing wider than the page, no cell reading nan, None or microseconds; return its text."
+    page.goto(url)
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    found = page.evaluate(OVERFLOWING)
+    assert found["page"] <= found["width"] and not found["wide"], f"{shot.name}: wider than the page: {found}"
+    cells = [t.strip() for t in page.locator("td, th").all_inner_texts()]
+    assert cells, f"{shot.name}: no table"
+    bad = [t for t in cells if t.lower() in ("nan", "none", "nat") or MICROSECONDS.search(t)]
+    assert not bad, f"{shot.name}: cells read {bad[:5]}"
+    return page.locator("body").inner_text()
+
+
+def test_reports_read_like_a_finished_product_at_1400_px(tmp_path, demo_source, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from my_package.common.bookkeeping import record_run
+    from my_package.common.runs import RunOutcome, resolve_run
+    from my_package.reporting.index import write_index
+    from my_package.reporting.render import render_report
+
+    settings = write_project(tmp_path, DEMO_TABLES, f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    for table in ("airlines", "weather", "flights"):
+        rows = load(table)
+        failing = {"check": "rows", "severity": "error", "status": "PASS", "failing": 0, "detail": "", "samples": []}
+        record_run(resolve_run(table).warehouse, RunOutcome(table, rows_extracted=rows, rows=rows, seconds=1.25))
+        record_run(
+            resolve_run(table).warehouse,
+            RunOutcome(table, rows_extracted=rows, rows=rows, seconds=0.5, results=[failing], checks=["PASS rows"]),
+        )
+    pages = {name: render_report(resolve_run(name)).html for name in ("weather", "flights")}
+    write_index(load_settings_of(settings), resolve_run("flights").warehouse, "default")
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            # a reader in New York sees times in their zone, to the second, the exact UTC one on hover
+            page = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, timezone_id="America/New_York"
+            ).new_page()
+            for name, html in pages.items():
+                words = assert_page_reads_well(page, html.as_uri(), tmp_path / f"report_{name}.png")
+                times = page.locator("td time")
+                assert times.count() >= 2, f"{name}: no times in its tables"
+                assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d EST", times.first.inner_text()), (
+                    times.first.inner_text()
+                )
+                assert times.first.get_attribute("title").endswith(" UTC)")
+                rows = f"{resolve_run(name).warehouse.connect().exec_driver_sql(f'SELECT count(*) FROM {name}').scalar():,}"
+                assert rows in words, f"{name}: its {rows} rows are not written with separators"
+            # ages are computed when the page is read: three hours later, the loads were "3 h ago"
+            page.clock.install(time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3, minutes=5))
+            index = pages["flights"].with_name("index.html")
+            words = assert_page_reads_well(page, index.as_uri(), tmp_path / "index.png")
+            assert "336,776" in words
+            ages = page.locator("#row-flights time[data-age]").all_inner_texts()
+            assert ages and all(age == "3 h ago" for age in ages), ages
+        finally:
+            browser.close()
+
+
+def load_settings_of(path: Path):
+    "The settings at `path`."
+    from my_package.registry.settings import load_settings
+
+    return load_settings(path)

@@ -5,18 +5,85 @@
 # %% ../../nbs/18_common.reports.ipynb #b23dccca
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 
 from .db import reflect_table
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['ORDERED', 'PROFILE_GROUP', 'registry_frame', 'is_numeric', 'comparable', 'column_profile', 'time_column',
-           'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame',
-           'data_signature', 'show']
+__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'time_html', 'number_text', 'column_kind', 'is_moment',
+           'is_number', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable', 'column_profile',
+           'time_column', 'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame',
+           'check_history_frame', 'history_figure', 'data_signature', 'show']
+
+# %% ../../nbs/18_common.reports.ipynb #3428ebe3
+MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
+
+
+def time_html(value: dt.datetime | pd.Timestamp | str) -> str:
+    "A moment as an HTML `<time>`, to the second in UTC (a naive one is UTC, as the run log writes them)."
+    when = pd.Timestamp(value)
+    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    return f'<time datetime="{when:%Y-%m-%dT%H:%M:%SZ}">{when:%Y-%m-%d %H:%M:%S} UTC</time>'
+
+# %% ../../nbs/18_common.reports.ipynb #459e5ab2
+def number_text(value: float) -> str:
+    "A number with thousands separators: a whole one as an integer, others to three decimals at most."
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+# %% ../../nbs/18_common.reports.ipynb #ec36e314
+def column_kind(values: pd.Series) -> str:
+    "How a table shows a column: `time`, `number` or `text` (booleans and mixed columns are text)."
+    known = values.dropna()
+    if pd.api.types.is_bool_dtype(values) or known.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return "text"
+    if pd.api.types.is_datetime64_any_dtype(values) or (len(known) and known.map(is_moment).all()):
+        return "time"
+    if pd.api.types.is_numeric_dtype(values) or (len(known) and known.map(is_number).all()):
+        return "number"
+    return "text"
+
+
+def is_moment(value) -> bool:
+    "True for a datetime (not a bare date)."
+    return isinstance(value, dt.datetime)
+
+
+def is_number(value) -> bool:
+    "True for an int, float or decimal (not a boolean)."
+    return isinstance(value, (int, float, Decimal, np.number)) and not isinstance(value, (bool, np.bool_))
+
+# %% ../../nbs/18_common.reports.ipynb #6a4526b2
+RUN_TIMES = ("finished_at", "loaded_at", "started_at")  # the kit's own moments, written in UTC
+
+
+def data_time(value: dt.datetime | pd.Timestamp) -> str:
+    "A moment of the data, to the second: in UTC when it knows its zone, else as written (its zone unknown)."
+    when = pd.Timestamp(value)
+    return time_html(when) if when.tzinfo is not None else f"{when:%Y-%m-%d %H:%M:%S}"
+
+
+def tidy(frame: pd.DataFrame, utc: tuple[str, ...] = RUN_TIMES, missing: str = MISSING) -> Styler:
+    "`frame` as a report shows it: no index, numbers with separators on the right, times to the second, `missing` for none."
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    shown = {"time": data_time, "number": number_text, "text": str}
+    formats = {c: time_html if c in utc else shown[k] for c, k in kinds.items()}
+    style = frame.style.hide(axis="index").format(formats, na_rep=missing, escape="html")
+    right = [
+        {"selector": f"td.col{i}, th.col{i}", "props": "text-align: right"}
+        for i, c in enumerate(frame.columns)
+        if kinds[c] == "number"
+    ]  # one rule per column (not per cell): a sample of many rows stays small
+    return style.set_table_styles(right)
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -171,6 +238,28 @@ def check_history_frame(warehouse: Engine, table: str, runs: int = 10) -> pd.Dat
         return found
     found["run"] = pd.to_datetime(found["run"]).dt.strftime("%m-%d %H:%M")
     return found.pivot_table(index="check", columns="run", values="status", aggfunc="first").fillna("-")
+
+# %% ../../nbs/18_common.reports.ipynb #616d3bf5
+def history_figure(history: pd.DataFrame, table: str):
+    "Rows in `table` after each run and each run's seconds (`history_frame`), run by run, failed runs marked red."
+    import matplotlib.pyplot as plt
+
+    place, failed = np.arange(len(history)), (history["status"] != "ok").to_numpy()
+    fig, (rows, seconds) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
+    rows.plot(place, history["rows_loaded"].astype(float), marker="o", color="#357")
+    rows.set_ylabel("rows in the table")
+    rows.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    seconds.bar(place, history["seconds"].astype(float).fillna(0), width=0.6, color=np.where(failed, "#c33", "#8ab"))
+    seconds.set_ylabel("seconds")
+    for ax in (rows, seconds):
+        for x in place[failed]:
+            ax.axvline(x, color="#c33", alpha=0.4)
+    shown = place[:: max(1, len(place) // 10)]  # at most about ten labels
+    when = pd.to_datetime(history["finished_at"]).dt.strftime("%m-%d %H:%M")
+    seconds.set_xticks(shown, [when.iloc[i] for i in shown], rotation=30, ha="right")
+    seconds.set_xlim(-0.75, max(len(place) - 0.25, 2.25))  # one run: a bar as wide as among three
+    seconds.set_xlabel("run (UTC)")
+    return fig
 
 # %% ../../nbs/18_common.reports.ipynb #18c00005
 def data_signature(engine: Engine, table: str) -> str:
