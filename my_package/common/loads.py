@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
+from my_package.common.bookkeeping import (
+    Changes,
+    decode_watermark,
+    encode_watermark,
+    read_state,
+    record_changes,
+    write_state,
+)
 from .checks import ScanAlongside, blocking_misfits, misfit_conditions, unnullable
 from my_package.common.db import (
     add_key,
@@ -25,6 +32,7 @@ from my_package.common.db import (
     begin_write,
     drop_table,
     has_key,
+    reflect_table,
     replace_table,
     staging_name,
 )
@@ -63,8 +71,8 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
 # %% auto #0
 __all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'keyed_by_rowid',
            'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases', 'WatermarkTracker',
-           'stored_watermark', 'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert', 'publish',
-           'write_frame_atomically']
+           'stored_watermark', 'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert',
+           'compare_by_key', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -346,6 +354,36 @@ def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> Non
         )
     sa.Table(staged.staging, sa.MetaData()).drop(conn)
 
+# %% ../../nbs/16_common.loads.ipynb #87909616
+def compare_by_key(
+    conn: sa.Connection, staging: str, target: str, key: tuple[str, ...], mode: str = "full", examples: int = 3
+) -> Changes:
+    "What publishing `staging` over `target` changes, by `key`: counts (and per column, with `examples`) from the warehouse."
+    if not sa.inspect(conn).has_table(target):
+        return Changes("first")
+    new, old = reflect_table(conn, staging).alias("new"), reflect_table(conn, target).alias("old")
+    on = sa.and_(*[new.c[k] == old.c[k] for k in key])
+    if mode == "incremental":  # upserted rows: those whose key the live table holds are updated
+        matched = sa.func.count(old.c[key[0]])
+        total, updated = conn.execute(sa.select(sa.func.count(), matched).select_from(new.outerjoin(old, on))).one()
+        return Changes("incremental", added=total - updated, changed=updated)
+    added = conn.execute(sa.select(sa.func.count()).select_from(new.outerjoin(old, on)).where(old.c[key[0]].is_(None)))
+    removed = conn.execute(
+        sa.select(sa.func.count()).select_from(old.outerjoin(new, on)).where(new.c[key[0]].is_(None))
+    )
+    shared = [c.name for c in new.c if c.name in old.c and c.name not in key]
+    differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared}
+    one = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731
+    parts = [one(sa.or_(*differs.values())) if differs else sa.literal(0)] + [one(d) for d in differs.values()]
+    found = conn.execute(sa.select(*parts).select_from(new.join(old, on))).one()  # one pass over the matched rows
+    counts = {c: int(n or 0) for c, n in zip(shared, found[1:], strict=True) if n}
+    shown = []
+    for c in list(counts)[:5]:  # a few examples of the first changed columns, each a LIMIT query
+        stmt = sa.select(*[new.c[k] for k in key], old.c[c], new.c[c]).select_from(new.join(old, on))
+        for row in conn.execute(stmt.where(differs[c]).limit(examples)):
+            shown.append({"column": c, "key": list(row[: len(key)]), "old": row[-2], "new": row[-1]})
+    return Changes("full", added.scalar_one(), removed.scalar_one(), int(found[0] or 0), counts, shown)
+
 # %% ../../nbs/16_common.loads.ipynb #4e79e197
 def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
     "Make the staged rows live and record the load, in one transaction; return the live table's row count."
@@ -357,9 +395,11 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
             if staged.replaced:  # rewritten files: their old rows give way to what they hold now
                 live = sa.table(staged.target, sa.column(SOURCE_FILE))
                 conn.execute(sa.delete(live).where(live.c[SOURCE_FILE].in_(staged.replaced)))
+            record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, "incremental"))
             upsert(conn, staged, key)
             rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:
+            record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key))
             replace_table(conn, staged.staging, staged.target)
             rows = staged.rows
         write_state(conn, staged.target, staged.mode, staged.watermark, rows)

@@ -21,7 +21,7 @@ from ..registry.settings import TableSpec, TransformSpec
 __all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'time_html', 'number_text', 'column_kind', 'is_moment',
            'is_number', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable', 'column_profile',
            'time_column', 'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame',
-           'check_history_frame', 'history_figure', 'data_signature', 'show']
+           'check_history_frame', 'history_figure', 'changes_frame', 'change_examples_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #3428ebe3
 MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
@@ -260,6 +260,36 @@ def history_figure(history: pd.DataFrame, table: str):
     seconds.set_xlim(-0.75, max(len(place) - 0.25, 2.25))  # one run: a bar as wide as among three
     seconds.set_xlabel("run (UTC)")
     return fig
+
+# %% ../../nbs/18_common.reports.ipynb #4aea68c4
+def changes_frame(warehouse: Engine, table: str, limit: int = 10) -> pd.DataFrame:
+    "What `table`'s last `limit` publishes changed, newest first: when, mode, rows added, removed, changed, columns."
+    from my_package.common.bookkeeping import latest_changes
+
+    found = latest_changes(warehouse, table, limit)
+    frame = pd.DataFrame(
+        found, columns=["finished_at", "published_at", "mode", "added", "removed", "changed", "columns"]
+    )
+    frame["finished_at"] = frame["finished_at"].fillna(frame["published_at"])  # a publish whose run is not logged yet
+    frame["columns"] = frame["columns"].map(lambda c: ", ".join(f"{k} {v:,}" for k, v in c.items()) or "-")
+    named = {
+        "finished_at": "run",
+        "added": "added",
+        "removed": "removed",
+        "changed": "changed",
+        "columns": "values changed",
+    }
+    return frame.drop(columns=["published_at"]).rename(columns=named)
+
+
+def change_examples_frame(warehouse: Engine, table: str) -> pd.DataFrame:
+    "A few changed values of `table`'s latest publish: column, key, old value, new value."
+    from my_package.common.bookkeeping import latest_changes
+
+    found = latest_changes(warehouse, table, 1)
+    frame = pd.DataFrame(found[0]["examples"] if found else [], columns=["column", "key", "old", "new"])
+    frame["key"] = frame["key"].map(lambda k: ", ".join(map(str, k)))
+    return frame
 
 # %% ../../nbs/18_common.reports.ipynb #18c00005
 def data_signature(engine: Engine, table: str) -> str:

@@ -65,7 +65,7 @@ report.</small></p>
 {% for row in rows %}<tr id="row-{{ row.name }}"><td>{% if row.link %}<a href="{{ row.link }}">{{ row.name }}</a>{% else %}{{ row.name }}{% endif %}</td>
 <td>{{ row.kind }}</td><td class="num">{{ row.rows }}</td>
 <td>{% if row.loaded_at %}<time datetime="{{ row.loaded_at }}" data-age>{{ row.loaded_ago }}</time>{% else %}never{% endif %}</td>
-<td><span class="status {{ row.state }}">{{ row.status }}</span>{% if row.finished_at %} <small><time datetime="{{ row.finished_at }}" data-age></time></small>{% endif %}{% if row.error %}<br><small>{{ row.error }}</small>{% endif %}</td>
+<td><span class="status {{ row.state }}">{{ row.status }}</span>{% if row.finished_at %} <small><time datetime="{{ row.finished_at }}" data-age></time></small>{% endif %}{% if row.changes %}<br><small class="changes">{{ row.changes }}</small>{% endif %}{% if row.error %}<br><small>{{ row.error }}</small>{% endif %}</td>
 <td>{% if row.late %}<span class="status late" title="{{ row.fresh_detail }}">late</span>{% else %}<span title="{{ row.fresh_detail }}">{{ row.fresh }}</span>{% endif %}</td>
 <td><span class="spark" title="{{ row.rows_title }}">{{ row.rows_spark }}</span></td>
 <td><span class="spark" title="{{ row.seconds_title }}">{{ row.seconds_spark }}</span></td>
@@ -144,7 +144,9 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path, history: di
                 "status": status,
                 "state": node_state({"status": status, "warned": any(c.startswith("WARN") for c in checks)}),
                 "finished_at": when_iso(run.get("finished_at")),
-                "error": (run.get("error") or "")[:160] if status != "ok" else "",  # cancelled and crashed say why too
+                "error": (run.get("error") or "")[:160] if status != "ok" else "",
+                "changes": run.get("changes")
+                or "",  # what the last run's publish changed: +10 -3 ~57: arr_delay 57  # cancelled and crashed say why too
                 "late": bool(late and late.late),
                 "fresh": "fresh" if late else "no schedule",
                 "fresh_detail": freshness_words(late),
