@@ -40,6 +40,14 @@ def launch_chromium(playwright):
     )
 
 
+LINEAGE_SIZES = """() => {
+  const svg = document.querySelector("#lineage svg"), box = svg.getBoundingClientRect();
+  const scale = box.width / svg.viewBox.baseVal.width;  // CSS px per unit of the drawing
+  const sizes = [...svg.querySelectorAll("text")].map((t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+  return {right: box.right, page: document.documentElement.clientWidth, smallest: Math.min(...sizes)};
+}"""
+
+
 def assert_index_in_browser(
     index: Path, entries: list[str], sources: list[str], shot: Path, click: str | None = None
 ) -> None:
@@ -70,6 +78,10 @@ def assert_index_in_browser(
                 and boxes[b]["y"] < boxes[a]["y"] + boxes[a]["height"]
             ]
             assert not overlapping, f"boxes overlap: {overlapping[:5]}"
+            drawn = page.evaluate(LINEAGE_SIZES)
+            assert drawn["right"] <= drawn["page"], f"the lineage is wider than the page: {drawn}"
+            assert drawn["smallest"] >= 11, f"the lineage's words are {drawn['smallest']:.1f} px: too small to read"
+            print(f"lineage: {drawn['right']:.0f} px of {drawn['page']} wide, words of {drawn['smallest']:.1f} px")
             words = page.locator("#lineage svg").text_content()
             assert all(n in words for n in names), f"not named in the drawing: {[n for n in names if n not in words]}"
             statuses = re.findall(r"rows · (ok|failed|never run)", words)  # each entry's box says its last run
@@ -93,7 +105,9 @@ def test_the_index_of_fifty_tables_and_ten_transforms_reads_in_a_browser(tmp_pat
     settings = load_settings(write_large_registry(tmp_path))
     index = write_index(settings, make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "default")
     entries = [*settings.tables, *settings.transforms]
-    assert_index_in_browser(index, entries, ["source", "sales"], ROOT / "reports" / "index_lineage_60.png")
+    shot = tmp_path / "index_lineage_60.png"
+    assert_index_in_browser(index, entries, ["source", "sales"], shot)
+    print(f"screenshot: {shot}")
 
 
 @pytest.fixture

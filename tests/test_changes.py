@@ -3,6 +3,8 @@ the run summary, the report, the index and `tables`; on SQLite, PostgreSQL and D
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -78,3 +80,14 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
     again = cli("run", "events", "--no-reports", settings=settings)
     assert again.returncode == 0 and "ok; +0 -0 ~0" in again.stdout, again.stdout
     assert latest_changes(wh, "events")[0]["words"] == "+0 -0 ~0"
+
+    # [pipeline] changes = counts: rows added and removed by key, no values; off: nothing compared
+    with source.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events WHERE id = 1")
+    for setting, words in (("counts", r"ok; \+0 -1 \(values not compared\)"), ("off", r"│ ok; checks: \d+ ok +│")):
+        settings.write_text(settings.read_text().replace("[pipeline]\n", f"[pipeline]\nchanges = {setting}\n", 1))
+        told = cli("run", "events", "--no-reports", settings=settings)
+        assert told.returncode == 0 and re.search(words, told.stdout), told.stdout
+        settings.write_text(settings.read_text().replace(f"changes = {setting}\n", ""))
+    assert len(latest_changes(wh, "events")) == 4, "changes = off recorded a comparison"
+    assert last_runs(wh)["events"]["changes"] is None

@@ -358,35 +358,32 @@ def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> Non
 def compare_by_key(
     conn: sa.Connection, staging: str, target: str, key: tuple[str, ...], mode: str = "full", examples: int = 3
 ) -> Changes:
-    "What publishing `staging` over `target` changes, by `key`: counts (and per column, with `examples`) from the warehouse."
+    "What publishing `staging` over `target` changes, by `key` (`mode`: full, counts or incremental), from the warehouse."
     if not sa.inspect(conn).has_table(target):
         return Changes("first")
     new, old = reflect_table(conn, staging).alias("new"), reflect_table(conn, target).alias("old")
-    on = sa.and_(*[new.c[k] == old.c[k] for k in key])
-    if mode == "incremental":  # upserted rows: those whose key the live table holds are updated
-        matched = sa.func.count(old.c[key[0]])
-        total, updated = conn.execute(sa.select(sa.func.count(), matched).select_from(new.outerjoin(old, on))).one()
-        return Changes("incremental", added=total - updated, changed=updated)
-    added = conn.execute(sa.select(sa.func.count()).select_from(new.outerjoin(old, on)).where(old.c[key[0]].is_(None)))
-    removed = conn.execute(
-        sa.select(sa.func.count()).select_from(old.outerjoin(new, on)).where(new.c[key[0]].is_(None))
-    )
-    shared = [c.name for c in new.c if c.name in old.c and c.name not in key]
+    on, matched = sa.and_(*[new.c[k] == old.c[k] for k in key]), old.c[key[0]].is_not(None)
+    one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
+    shared = [c.name for c in new.c if c.name in old.c and c.name not in key] if mode == "full" else []  # values
     differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared}
-    one = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731
-    parts = [one(sa.or_(*differs.values())) if differs else sa.literal(0)] + [one(d) for d in differs.values()]
-    found = conn.execute(sa.select(*parts).select_from(new.join(old, on))).one()  # one pass over the matched rows
-    counts = {c: int(n or 0) for c, n in zip(shared, found[1:], strict=True) if n}
+    changed = [one(sa.and_(matched, sa.or_(*differs.values())))] if differs else [sa.literal(0)]
+    parts = [sa.func.count(), one(matched), *changed, *[one(sa.and_(matched, d)) for d in differs.values()]]
+    # one pass over the staged rows, each looked up by the live table's key
+    total, kept, rewritten, *per_column = conn.execute(sa.select(*parts).select_from(new.outerjoin(old, on))).one()
+    if mode == "incremental":  # upserted rows: those whose key the live table holds are updated
+        return Changes("incremental", added=total - kept, changed=kept)
+    live = conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+    counts = {c: int(n) for c, n in zip(shared, per_column, strict=True) if n}
     shown = []
     for c in list(counts)[:5]:  # a few examples of the first changed columns, each a LIMIT query
         stmt = sa.select(*[new.c[k] for k in key], old.c[c], new.c[c]).select_from(new.join(old, on))
         for row in conn.execute(stmt.where(differs[c]).limit(examples)):
             shown.append({"column": c, "key": list(row[: len(key)]), "old": row[-2], "new": row[-1]})
-    return Changes("full", added.scalar_one(), removed.scalar_one(), int(found[0] or 0), counts, shown)
+    return Changes(mode, total - kept, live - kept, int(rewritten), counts, shown)
 
 # %% ../../nbs/16_common.loads.ipynb #4e79e197
-def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
-    "Make the staged rows live and record the load, in one transaction; return the live table's row count."
+def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes: str = "values") -> int:
+    "Make the staged rows live and record the load (and, unless `changes` is off, what it changed) in one transaction; return the live table's row count."
     with begin_write(warehouse) as conn:
         if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
@@ -395,11 +392,16 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
             if staged.replaced:  # rewritten files: their old rows give way to what they hold now
                 live = sa.table(staged.target, sa.column(SOURCE_FILE))
                 conn.execute(sa.delete(live).where(live.c[SOURCE_FILE].in_(staged.replaced)))
-            record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, "incremental"))
+            if changes != "off":
+                record_changes(
+                    conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, "incremental")
+                )
             upsert(conn, staged, key)
             rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:
-            record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key))
+            if changes != "off":
+                mode = "full" if changes == "values" else "counts"
+                record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, mode))
             replace_table(conn, staged.staging, staged.target)
             rows = staged.rows
         write_state(conn, staged.target, staged.mode, staged.watermark, rows)
