@@ -76,6 +76,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_transforms.py
 	$(PY) bench/bench_fast_loop.py
 	$(PY) bench/bench_checks.py
+	$(PY) bench/bench_incremental.py
 	$(PY) bench/bench_warehouses.py
 	$(PY) bench/bench_index.py
 	$(PY) bench/bench_files.py

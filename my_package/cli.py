@@ -339,9 +339,11 @@ def new_check(
     from my_package.commands.register import new_check as start_check
 
     page = start_check(load_settings(), table, name)
-    console.print(
+    console.print(  # no markup: `[planes]` would be read as a style, and the table's name lost
         f"Registered function(my_package.checks.{table}:{name}) in [{table}]'s checks. Write it in {page}, then run "
-        f"nbdev_export; try it with python -m my_package check --data {table}."
+        f"nbdev_export; try it with python -m my_package check --data {table}.",
+        markup=False,
+        highlight=False,
     )
 
 # %% ../nbs/60_cli.ipynb #8cb108b8
@@ -439,14 +441,21 @@ def check(
         if failed:
             raise PipelineError(f"{len(failed)} check(s) failed: {'; '.join(failed)}.")
         return
-    problems, warnings = find_problems(profile)
+    problems, warnings, notes = find_problems(profile)
+    for n in notes:
+        console.print(f"[dim]note:[/dim] {escape(n)}")
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for p in problems:
         console.print(f"[red]problem:[/red] {escape(p)}")
     if problems:
         raise PipelineError(f"{len(problems)} problem(s) found; fix them and run `python -m my_package check` again.")
-    console.print(f"settings.ini and the databases look right ({len(load_settings().tables)} tables).")
+    settings = load_settings()
+    tables, transforms = len(settings.tables), len(settings.transforms)
+    registered = f"{tables} table{'s' * (tables != 1)}" + (
+        f", {transforms} transform{'s' * (transforms != 1)}" if transforms else ""
+    )
+    console.print(f"settings.ini and the databases look right ({registered}).")
 
 # %% ../nbs/60_cli.ipynb #d5b76a37
 def exit_if_late(settings, profile: str | None) -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -27,9 +28,10 @@ console = Console(stderr=True, force_jupyter=False)
 
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'lineage_tree',
-           'failed_reports', 'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint',
-           'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server',
-           'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table', 'reports_table']
+           'failed_reports', 'summary_table', 'checks_summary', 'warned_lines', 'progress_line', 'run_with_progress',
+           'server_hint', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts', 'cancelled_lines',
+           'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table', 'as_typed',
+           'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -163,16 +165,27 @@ def checks_summary(results: list[dict]) -> str:
     }
     return "checks: " + ", ".join(f"{n} {word}" for word, n in counts.items() if n)
 
+
+def warned_lines(results: list[dict], width: int = 80) -> list[str]:
+    "One line per `warn` check that failed, under its table's line: which check, and what it found (cut to `width`)."
+    lines = [f"    warn {r['check']}: {r['detail']}" for r in results if r["status"] == "WARN"]
+    return [line if len(line) <= width else line[: width - 3].rsplit(" ", 1)[0] + " ..." for line in lines]
+
 # %% ../nbs/59_terminal.ipynb #ed73e82a1
 def progress_line(outcome) -> str:
-    "How one finished run reads in the progress display: one line, with the failing step and error if it failed."
+    "How one finished run reads in the progress display: one line (the failing step and error if it failed), then one per warning."
+    rows, read = outcome.rows, outcome.rows_extracted
     if not outcome.ok:
         line = f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
+    elif read is not None and read != rows:  # an incremental load: what it read, and what the table holds now
+        line = f"{outcome.status} ({read:,} row{'s' * (read != 1)} read, {rows:,} in the table, {outcome.seconds or 0:.1f} s)"
     else:
-        line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+        line = f"{outcome.status} ({rows:,} row{'s' * (rows != 1)}, {outcome.seconds or 0:.1f} s)"
     line += f"; {checks_summary(outcome.results)}" if outcome.results else ""
     line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
-    return f"{line} {outcome.url}" if outcome.url else line
+    shown = [line, *warned_lines(outcome.results)] if outcome.ok else [line]
+    shown += [f"    {outcome.url}"] if outcome.url else []  # on a line of its own: the line fits 80 columns
+    return "\n".join(shown)
 
 # %% ../nbs/59_terminal.ipynb #ed73e82a
 def run_with_progress(
@@ -381,19 +394,28 @@ def checks_table(results: dict[str, list]) -> Table:
     return out
 
 # %% ../nbs/59_terminal.ipynb #d9180a3e
+def as_typed(path: Path | str) -> str:
+    "`path` as a reader types it: relative to the working directory when it lies inside it, else as it is."
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
     out = Table(title="Reports")
-    for col in ("table", "report", "seconds"):
-        out.add_column(col)
+    out.add_column("table")
+    out.add_column("report", overflow="fold")  # a path is never cut short: it is what one opens
+    out.add_column("seconds", justify="right")
     for r in results:
         out.add_row(
             r.table,
             f"FAILED: {escape(r.error)}"
             if r.error
-            else f"unchanged since {short_time(r.unchanged)}: {r.html}"
+            else f"unchanged since {short_time(r.unchanged)}: {as_typed(r.html)}"
             if r.unchanged
-            else str(r.html),
+            else as_typed(r.html),
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )

@@ -5,10 +5,12 @@
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca04
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 
 from ..common.bookkeeping import loading_marks
-from ..common.db import check_connection, make_engine
+from ..common.db import check_connection, database_file, make_engine
 from ..common.locks import lock_is_free
 from ..common.sources import check_source, open_source, table_problems
 from ..common.transforms import transform_problems
@@ -17,7 +19,18 @@ from ..errors import PipelineError
 from ..registry.settings import TableSpec, TransformSpec, load_settings, profile_name
 
 # %% auto #0
-__all__ = ['declared_check_problems', 'find_problems', 'leftovers', 'check_reachable']
+__all__ = ['not_created', 'stand_in', 'declared_check_problems', 'find_problems', 'leftovers', 'check_reachable']
+
+# %% ../../nbs/55_commands.diagnose.ipynb #d944e3a4
+def not_created(url: str) -> str | None:
+    "The file of the SQLite or DuckDB database `url` when it does not exist yet (connecting would create it), else None."
+    path = database_file(sa.make_url(url))
+    return path if path and not Path(path).exists() else None
+
+
+def stand_in(url: str) -> sa.Engine:
+    "An empty in-memory database of the same kind as `url`'s (SQLite or DuckDB): what checks compile against before a first run."
+    return make_engine("duckdb:///:memory:" if url.startswith("duckdb") else "sqlite://")
 
 # %% ../../nbs/55_commands.diagnose.ipynb #53c581d4
 def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: sa.Engine | None) -> list[str]:
@@ -33,9 +46,9 @@ def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: 
     return transform_check_problems(warehouse, spec)
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca8f
-def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
-    "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
-    mistakes, warnings = [], []
+def find_problems(profile: str | None = None) -> tuple[list[str], list[str], list[str]]:
+    "Every problem, warning and note about settings.ini, its profiles' databases and the registry's sources."
+    mistakes, warnings, notes = [], [], []
     settings = load_settings(problems=mistakes)  # every mistake in the file, and what is sound in it
     problems = list(mistakes)
     chosen = profile_name(settings, profile)
@@ -45,8 +58,19 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         except PipelineError as e:
             (problems if name == chosen else warnings).append(f"profile {name}: {e}")
             continue
-        reachable = {}
+        reachable, missing = {}, not_created(urls.warehouse)
+        if missing:  # connecting would create it: its checks and transforms compile in an empty one of its kind
+            where, project = Path(missing).resolve(), settings.path.parent.resolve()
+            shown = where.relative_to(project) if where.is_relative_to(project) else where
+            also = f" --profile {name}" if profile or name != chosen else ""
+            notes.append(
+                f"profile {name}: the warehouse {shown} does not exist yet; the first run creates it "
+                f"(python -m my_package run --all{also})."
+            )
+            reachable["warehouse"] = stand_in(urls.warehouse)
         for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
+            if role in reachable:
+                continue
             try:
                 engine = make_engine(url) if role == "warehouse" else open_source(url)
                 check_source(engine, role)
@@ -64,12 +88,12 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
             found = transform_problems(reachable["warehouse"], spec)
             found += declared_check_problems(spec, None, reachable["warehouse"])
             problems += [f"transform {spec.name}: {p}" for p in found]
-        if name == chosen and "warehouse" in reachable:
+        if name == chosen and "warehouse" in reachable and not missing:
             problems += leftovers(reachable["warehouse"])
     stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
-    return problems, warnings
+    return problems, warnings, notes
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca8b
 def leftovers(warehouse) -> list[str]:

@@ -310,8 +310,8 @@ def query_columns(engine: Engine, sql: str) -> list[sa.Column]:
                 schema = conn.exec_driver_sql(
                     "SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()"
                 ).scalar()
-            else:
-                schema = "temp"
+            else:  # SQLite's temporary schema; DuckDB's is the schema `main` of its catalog `temp`
+                schema = "temp.main" if engine.dialect.name == "duckdb" else "temp"
             with warnings.catch_warnings():  # as in reflect_table
                 warnings.simplefilter("ignore", sa.exc.SAWarning)
                 found = sa.inspect(conn).get_columns(PROBE, schema=schema)

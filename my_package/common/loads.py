@@ -5,8 +5,11 @@
 # %% ../../nbs/16_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,18 +28,27 @@ from my_package.common.bookkeeping import (
     record_changes,
     write_state,
 )
-from .checks import ScanAlongside, blocking_misfits, misfit_conditions, unnullable
+from .checks import ScanAlongside, blocking_misfits, holds_rows, misfit_conditions, unnullable
 from my_package.common.db import (
     add_key,
     add_missing_columns,
     begin_write,
+    count_rows,
     drop_table,
     has_key,
     reflect_table,
     replace_table,
     staging_name,
 )
-from .files import FolderSource, SourceFile, declared_schema, file_batches, file_format, file_schema
+from my_package.common.files import (
+    FolderSource,
+    SourceFile,
+    count_file_rows,
+    declared_schema,
+    file_batches,
+    file_format,
+    file_schema,
+)
 from .runs import StagedLoad
 from .sources import resolve_function, source_columns
 from my_package.common.transfer import (
@@ -71,8 +83,9 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
 # %% auto #0
 __all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'keyed_by_rowid',
            'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases', 'WatermarkTracker',
-           'stored_watermark', 'stage_table', 'duckdb_file_reader', 'files_to_read', 'stage_files', 'upsert',
-           'compare_by_key', 'publish', 'write_frame_atomically']
+           'stored_watermark', 'count_source', 'CountAlongside', 'stage_table', 'stage_rows', 'duckdb_file_reader',
+           'files_to_read', 'untyped_as_live', 'file_counts', 'stage_files', 'upsert', 'compare_by_key', 'publish',
+           'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -82,7 +95,7 @@ def source_select(
     watermark: Any = None,
     schema: str | None = None,
 ) -> sa.Select:
-    "The SELECT that reads `columns` of `spec`'s source (each through `expression`), past `watermark` if given."
+    "The SELECT that reads `columns` of `spec`'s source (each through `expression`); given a `watermark`, the rows past it or NULL there."
     typed = [sa.column(c.name, c.type) for c in columns]
     if spec.source_table:
         source = sa.table(spec.source_table, *typed, schema=schema)
@@ -94,8 +107,9 @@ def source_select(
         raise PipelineError(
             f"[table:{spec.name}] watermark column {spec.watermark!r} is not in its source's columns ({names})."
         )
-    if watermark is not None:
-        stmt = stmt.where(source.c[spec.watermark] > sa.literal(watermark, source.c[spec.watermark].type))
+    if watermark is not None:  # a row with no watermark is read every time (above)
+        column = source.c[spec.watermark]
+        stmt = stmt.where(sa.or_(column > sa.literal(watermark, column.type), column.is_(None)))
     return stmt
 
 # %% ../../nbs/16_common.loads.ipynb #726f8802
@@ -228,15 +242,56 @@ class WatermarkTracker:
 
 # %% ../../nbs/16_common.loads.ipynb #77d30e68
 def stored_watermark(warehouse: Engine, spec: TableSpec) -> Any:
-    "Where an incremental table's last load stopped (its watermark, or its files' sizes and times); None otherwise."
-    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
+    "Where an incremental table's last load stopped (its watermark, or its files' sizes, times and rows); None otherwise."
+    # the watermark says which rows the live table holds: with the table gone (dropped, to load it whole), none
+    if spec.mode != "incremental" or not sa.inspect(warehouse).has_table(spec.name):
+        return None
+    state = read_state(warehouse, spec.name)
     return decode_watermark(state["watermark"]) if state else None
+
+# %% ../../nbs/16_common.loads.ipynb #f109b400
+def count_source(source: Engine, spec: TableSpec) -> int:
+    "Rows in `spec`'s database source: its table, or its query's result (SQL by design: settings.ini's)."
+    return count_rows(source, sa.table(spec.source_table) if spec.source_table else sa.text(f"({spec.query}) AS src"))
+
+
+class CountAlongside:
+    "A database source's row count, asked on a thread while the load reads its rows (`count`: None if it failed)."
+
+    def __init__(self, source: Engine, spec: TableSpec):
+        self.count: int | None = None
+        context = contextvars.copy_context()  # the run's cancellation reaches the count's statement too
+        self._thread = threading.Thread(
+            target=context.run, args=(self._count, source, spec), name="count alongside", daemon=True
+        )
+
+    def _count(self, source: Engine, spec: TableSpec) -> None:
+        with contextlib.suppress(Exception):  # a count that fails is asked again by the checks, which say why
+            self.count = count_source(source, spec)
+
+    def __enter__(self) -> CountAlongside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *error) -> None:
+        self._thread.join()
 
 # %% ../../nbs/16_common.loads.ipynb #726f8807
 def stage_table(source: Engine | FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past the stored watermark) into its staging table."
     if isinstance(source, FolderSource):
         return stage_files(source, warehouse, spec, chunk_size)
+    # DuckDB opens its file for one connection at a time: its count waits for the checks
+    if spec.mode != "incremental" or source.url.get_backend_name() == "duckdb":
+        return stage_rows(source, warehouse, spec, chunk_size)
+    with CountAlongside(source, spec) as counting:
+        staged = stage_rows(source, warehouse, spec, chunk_size)
+    staged.source_rows = counting.count
+    return staged
+
+
+def stage_rows(source: Engine, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
+    "Copy the rows of `spec`'s database source (incremental: only those past the stored watermark) into staging."
     stored = stored_watermark(warehouse, spec)
     staging, columns = staging_name(spec.name), source_columns(source, spec)
     targets = {c.name: arrow_type_for(c.type) for c in columns if not isinstance(c.type, sa.types.NullType)}
@@ -290,8 +345,25 @@ def files_to_read(spec: TableSpec, files: list[SourceFile], stored: Any) -> tupl
     if spec.mode != "incremental" or spec.watermark:
         return files, ()
     seen = stored or {}
-    changed = [f for f in files if seen.get(f.path) != [f.size, f.mtime_ns]]
+    changed = [f for f in files if seen.get(f.path, [])[:2] != [f.size, f.mtime_ns]]  # [size, time, rows]
     return changed, tuple(f.path for f in changed if f.path in seen)
+
+
+def untyped_as_live(warehouse: Engine, table: str, schema: pa.Schema) -> pa.Schema:
+    "`schema` with each column of no type (no value to infer one from, as in a header-only CSV) typed as the live table's."
+    if not any(pa.types.is_null(f.type) for f in schema) or not sa.inspect(warehouse).has_table(table):
+        return schema
+    live = {c.name: arrow_type_for(c.type) for c in reflect_table(warehouse, table).columns}
+    return pa.schema([pa.field(f.name, live.get(f.name, f.type)) if pa.types.is_null(f.type) else f for f in schema])
+
+
+def file_counts(files: list[SourceFile], read: dict[str, int], stored: Any) -> dict[str, list]:
+    "Each file's [size, modification time, rows]: the rows as `read` now, else as `stored` (None: read by an older kit)."
+    known = stored or {}
+    return {
+        f.path: [f.size, f.mtime_ns, read.get(f.path, 0) if f.path in read else (known.get(f.path, []) + [None])[2]]
+        for f in files
+    }
 
 
 def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
@@ -299,12 +371,12 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
     stored, staging = stored_watermark(warehouse, spec), staging_name(spec.name)
     files = source.files(spec.path)
     physical = file_schema(source, spec, files)
-    schema = declared_schema(spec, physical)
+    schema = untyped_as_live(warehouse, spec.name, declared_schema(spec, physical))
     by_file = spec.mode == "incremental" and not spec.watermark
     reading, replaced = files_to_read(spec, files, stored)
     targets = {f.name: f.type for f in schema}
     transform = resolve_function(spec.transform, f"[table:{spec.name}] transform") if spec.transform else None
-    track, misfits = WatermarkTracker(spec, stored), {}
+    track, misfits, counts = WatermarkTracker(spec, stored), {}, {}
     past = None if by_file or stored is None else pa.scalar(stored, targets[spec.watermark])
     if warehouse.url.get_backend_name() == "duckdb" and not (by_file or past is not None or transform):
         reader = duckdb_file_reader(source, spec, files, schema)  # DuckDB reads the files itself
@@ -315,12 +387,16 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
 
     def batches(fast: bool) -> Iterator[pa.Table]:
         misfits.clear()
+        counts.clear()  # the rows of each file read, before the watermark's filter: what the source holds
         tagged = lambda t, f: t.append_column(SOURCE_FILE, pa.array([f] * t.num_rows, pa.string())) if by_file else t  # noqa: E731
         read = 0
+        for file in reading:
+            counts[file.path] = 0
         for file, batch in file_batches(source, spec, reading, physical, chunk_size) if reading else ():
+            counts[file.path] += batch.num_rows
             batch = conform_table(batch, targets, misfits)
-            if past is not None:
-                batch = batch.filter(pc.fill_null(pc.greater(batch.column(spec.watermark), past), False))
+            if past is not None:  # past the watermark, or with none (a NULL is read every time: see source_select)
+                batch = batch.filter(pc.fill_null(pc.greater(batch.column(spec.watermark), past), True))
             read += 1
             yield tagged(batch, file.path)
         if not read:  # no new file, or only empty ones: the staging table still gets the table's columns
@@ -329,9 +405,16 @@ def stage_files(source: FolderSource, warehouse: Engine, spec: TableSpec, chunk_
     kept = unnullable(spec)
     failing = lambda: bool(blocking_misfits(misfits, spec.bad_values, kept))  # noqa: E731
     rows = stage_batches(warehouse, staging, batches, transform, track, frozenset(), failing)
-    watermark = {f.path: [f.size, f.mtime_ns] for f in files} if by_file else track.highest
+    watermark = file_counts(files, counts, stored) if by_file else track.highest
+    for path, (*_, known) in watermark.items() if by_file else ():
+        if known is None:  # a file an older release read without counting its rows: counted once, kept from now on
+            watermark[path][2] = count_file_rows(source, spec, [f for f in files if f.path == path])
     found = {n: misfits[n] for n in schema.names if n in misfits}
-    return StagedLoad(spec.name, staging, rows, spec.mode, encode_watermark(watermark), True, found, replaced)
+    known = [r for *_, r in watermark.values()] if by_file else list(counts.values())
+    in_files = sum(known)
+    return StagedLoad(
+        spec.name, staging, rows, spec.mode, encode_watermark(watermark), True, found, replaced, source_rows=in_files
+    )
 
 # %% ../../nbs/16_common.loads.ipynb #4e79e196
 def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> None:
@@ -385,7 +468,11 @@ def compare_by_key(
 def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes: str = "values") -> int:
     "Make the staged rows live and record the load (and, unless `changes` is off, what it changed) in one transaction; return the live table's row count."
     with begin_write(warehouse) as conn:
-        if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
+        if (
+            staged.mode == "incremental"
+            and sa.inspect(conn).has_table(staged.target)
+            and holds_rows(conn, staged.target)
+        ):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
             if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
                 add_key(conn, staged.target, key)

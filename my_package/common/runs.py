@@ -84,6 +84,7 @@ class StagedLoad:
     replaced: tuple[str, ...] = ()  # a table read by file: the rewritten files whose rows the staged ones replace
     key: str | None = None  # the index the copy inside SQLite built on the staged key (else the check task builds it)
     clean: bool = False  # the scan alongside that copy found no misfit and no NULL key in the rows it copied
+    source_rows: int | None = None  # files: the rows the load read in them all (None: the checks count the source)
 
 # %% ../../nbs/13_common.runs.ipynb #d4a0000d
 @dataclass
