@@ -315,6 +315,9 @@ def test_reports_read_like_a_finished_product_at_1400_px(tmp_path, demo_source, 
                 assert times.first.get_attribute("title").endswith(" UTC)")
                 rows = f"{resolve_run(name).warehouse.connect().exec_driver_sql(f'SELECT count(*) FROM {name}').scalar():,}"
                 assert rows in words, f"{name}: its {rows} rows are not written with separators"
+                cells = [page.locator("td", has_text=t).first for t in ("ok", rows)]
+                aligned = [c.evaluate("c => getComputedStyle(c).textAlign") for c in cells]
+                assert aligned == ["left", "right"], f"{name}: text and numbers aligned {aligned}"
             # ages are computed when the page is read: three hours later, the loads were "3 h ago"
             page.clock.install(time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3, minutes=5))
             index = pages["flights"].with_name("index.html")

@@ -63,7 +63,7 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float, Decimal, np.number)) and not isinstance(value, (bool, np.bool_))
 
 # %% ../../nbs/18_common.reports.ipynb #6a4526b2
-RUN_TIMES = ("finished_at", "loaded_at", "started_at")  # the kit's own moments, written in UTC
+RUN_TIMES = ("finished_at", "loaded_at", "started_at", "run")  # the kit's own moments, written in UTC
 
 
 def data_time(value: dt.datetime | pd.Timestamp) -> str:

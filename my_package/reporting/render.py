@@ -156,7 +156,8 @@ def digest_text(content: str | bytes) -> str:
 # %% ../../nbs/20_reporting.render.ipynb #505624c6
 KIT_STYLE = """
 .jp-RenderedHTMLCommon table,.kit-table{border-collapse:collapse;font-variant-numeric:tabular-nums;table-layout:auto}
-.jp-OutputArea-output.jp-RenderedHTMLCommon td,.jp-OutputArea-output.jp-RenderedHTMLCommon th,.kit-table td,
+.jp-RenderedHTML.jp-OutputArea-output.jp-RenderedHTMLCommon td,
+.jp-RenderedHTML.jp-OutputArea-output.jp-RenderedHTMLCommon th,.kit-table td,
 .kit-table th{text-align:left;
  vertical-align:top;padding:.3em .7em;border-bottom:1px solid #ddd;max-width:40em;overflow-wrap:break-word}
 .jp-OutputArea-output.jp-RenderedHTMLCommon th,.kit-table th{font-weight:600;background:#f6f6f6}
