@@ -109,6 +109,8 @@ class Changes:
         "`+10 -3 ~57: arr_delay 57`, `first load`, or `+5 inserted, 2 updated`."
         if self.mode == "first":
             return "first load"
+        if self.mode == "retyped":
+            return "not compared: its key changed type"
         if self.mode == "incremental":
             return f"+{self.added:,} inserted, {self.changed:,} updated"
         if self.mode == "counts":  # [pipeline] changes = counts: rows added and removed by key alone

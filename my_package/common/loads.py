@@ -445,9 +445,14 @@ def compare_by_key(
     if not sa.inspect(conn).has_table(target):
         return Changes("first")
     new, old = reflect_table(conn, staging).alias("new"), reflect_table(conn, target).alias("old")
+    alike = lambda c: new.c[c].type._type_affinity is old.c[c].type._type_affinity  # noqa: E731 (comparable)
+    if not all(alike(k) for k in key):  # a key whose type changed (the schema drifted): no join can compare
+        return Changes("retyped")
     on, matched = sa.and_(*[new.c[k] == old.c[k] for k in key]), old.c[key[0]].is_not(None)
     one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
-    shared = [c.name for c in new.c if c.name in old.c and c.name not in key] if mode == "full" else []  # values
+    shared = (
+        [c.name for c in new.c if c.name in old.c and c.name not in key and alike(c.name)] if mode == "full" else []
+    )
     differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared}
     changed = [one(sa.and_(matched, sa.or_(*differs.values())))] if differs else [sa.literal(0)]
     parts = [sa.func.count(), one(matched), *changed, *[one(sa.and_(matched, d)) for d in differs.values()]]
