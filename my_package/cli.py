@@ -50,6 +50,7 @@ ProfileOption = Annotated[
 @app.callback()
 def _group() -> None:
     "The kit's commands: a group, also while a notebook has defined only the first of them."
+    show.say_waits()  # every command says a wait that lasts, from its first connection on
 
 # %% ../nbs/60_cli.ipynb #0bff5888
 @app.command()

@@ -233,7 +233,9 @@ def run_command(
         # imported here, not at the top: `take_request` dropped the kit's modules, so the command runs the kit as
         # its files are now (an export a second ago), never the copy the runner imported
         from my_package.cli import main_here, prepare_process
+        from my_package.common.waits import known_as
 
+        known_as(["python", "-m", "my_package", *request["argv"]])  # as `ps` and other runs' wait lines name it
         prepare_process()
         refresh_prefect(prefect_read)
         if address:
@@ -434,6 +436,9 @@ def run_kernel(request: dict, fds: list[int], runner: int) -> None:
         use_stream_fds(fds, request["streams"])
         take_request(request)
         sys.argv = [sys.executable, "-m", "ipykernel_launcher", *request["kernel"]]
+        from my_package.common.waits import known_as
+
+        known_as(["python", *sys.argv[1:]])  # a report's kernel, as `ps` and other runs' wait lines name it
         os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
         sync_matplotlib()
         from ipykernel.kernelapp import IPKernelApp

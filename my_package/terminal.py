@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .common.cancel import Cancellation
+from .common.waits import listen
 from .registry.settings import Settings
 
 # progress and messages; tables go to standard output. Plain text in a notebook too (not rich's HTML), so a
@@ -29,9 +31,9 @@ console = Console(stderr=True, force_jupyter=False)
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'lineage_tree',
            'failed_reports', 'summary_table', 'checks_summary', 'warned_lines', 'progress_line', 'run_with_progress',
-           'server_hint', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts', 'cancelled_lines',
-           'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table', 'as_typed',
-           'reports_table']
+           'server_hint', 'wait_line', 'say_waits', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler',
+           'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings',
+           'checks_table', 'as_typed', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -226,6 +228,30 @@ def server_hint() -> None:
             style="dim",
             highlight=False,
         )
+
+# %% ../nbs/59_terminal.ipynb #aa5724c5
+def wait_line(line: str, width: int) -> str:
+    "A wait's line as the terminal shows it: indented like the progress lines, wrapped at `width` under itself."
+    return textwrap.fill(
+        line,
+        max(width, 40),
+        initial_indent="  ",
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def say_waits() -> None:
+    "From now on, print each wait of this command that lasts (once each), above the progress bar while it shows."
+    said: set[str] = set()
+
+    def say(line: str) -> None:
+        if line not in said:  # a table that waits for the same holder again: said already
+            said.add(line)
+            console.print(wait_line(line, console.width), soft_wrap=True, highlight=False, markup=False)
+
+    listen(say)
 
 # %% ../nbs/59_terminal.ipynb #b5900007c1
 def crash_flow_runs(ids: set[str], timeout: float = 3.0) -> None:

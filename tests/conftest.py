@@ -153,6 +153,8 @@ def pytest_sessionfinish(session) -> None:
 # first two are one long test and one short one, and the rest go out longest first, so the workers finish together.
 LONGEST = {
     "test_deployments_e2e.py::test_deployments_run_the_wheel_on_two_workers": 576,
+    # measured alone on 2 cores: 163 s on a quiet machine, 370 s beside another long test
+    "test_waits.py::test_two_runs_at_once_on_one_sqlite_warehouse_queue_table_by_table_and_say_so": 300,
     "test_readme.py::test_the_readme_commands_work_in_order_on_a_fresh_clone": 234,
     "test_truth.py::test_ctrl_c_cancels_a_load_and_a_second_one_leaves_what_check_finds_and_the_next_run_cleans": 229,
     # not yet measured in a suite: nbdev_test alone takes 76 s (make nbtest), about twice that among the others
@@ -179,6 +181,7 @@ LONGEST = {
     "test_browser.py": 30,
     "test_truth.py": 28,
     "test_end_to_end.py": 25,
+    "test_waits.py": 20,
 }
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import os
 import re
+import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
@@ -21,11 +24,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError
 
 from .cancel import NEVER, current_cancellation
-from ..errors import DatabaseUnavailableError, PipelineError, SettingsError
+from .waits import Wait, as_duration, lock_holders, process_name, shown_path
+from ..errors import DatabaseUnavailableError, LockTimeoutError, PipelineError, SettingsError
 
 # %% auto #0
-__all__ = ['DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file',
-           'database_file', 'interrupter', 'watch_statements', 'DuckDBFilePool', 'wait_for_duckdb', 'make_engine',
+__all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub',
+           'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
+           'sqlite_holder', 'named_lock_error', 'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor',
+           'KitSQLiteConnection', 'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'make_engine',
            'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
            'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
            'key_name', 'add_key', 'has_key']
@@ -116,6 +122,140 @@ def watch_statements(engine: Engine) -> None:
     sa.event.listen(engine, "after_cursor_execute", lambda conn, *args: _ended(conn))
     sa.event.listen(engine, "handle_error", lambda context: _ended(context.connection))
 
+# %% ../../nbs/10_common.db.ipynb #ecd97a8a
+SQLITE_TRY = 0.05  # s: SQLite's own busy wait, once; the kit's turns go around it
+SQLITE_WAIT = 600.0  # s: how long a statement waits for another process's lock on a SQLite file
+SQLITE_ALONE = 30.0  # s: how long it waits when this process alone holds the file (SQLite's own timeout, as before)
+
+
+def sqlite_holder(path: str) -> str | None:
+    "Who holds the SQLite file `path` locked: `locked by process 4242 (...)`, writer first; None: no other process."
+    holders = lock_holders(path, writers=True) or lock_holders(path)
+    if not holders:  # this process's own connections take turns: not worth a word
+        return None
+    return "locked by " + " and ".join(process_name(p) for p in holders[:2]) + (" and others" * (len(holders) > 2))
+
+
+def named_lock_error(path: str) -> sqlite3.OperationalError:
+    "SQLite's lock error after its own wait (a retry may pass it), naming the file `path` and who holds it now."
+    return sqlite3.OperationalError(
+        f"database is locked: {shown_path(path)}, {sqlite_holder(path) or 'by another connection'}"
+    )
+
+
+def waited_for_lock(error: Exception, seconds: float) -> bool:
+    "True when `error` is SQLite's answer after waiting its busy timeout for another connection's lock: worth a turn."
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    # a connection that knows the schema from before another one changed it (a staging table created since) finds no
+    # such table, and SQLite checks that against the file only if it can read it: a writer holding it, the check
+    # waits its busy timeout, gives up, and the statement fails with "no such table"
+    stale = code == sqlite3.SQLITE_ERROR and str(error).startswith("no such ")
+    return (code == sqlite3.SQLITE_BUSY or stale) and seconds >= SQLITE_TRY / 2  # at once: a deadlock SQLite refused
+
+
+def in_turns(path: str, attempt: Callable[[], Any]) -> Any:
+    "`attempt()` (a statement on the SQLite file `path`), tried until it gets past other connections' locks."
+    began = time.monotonic()
+    try:
+        return attempt()
+    except sqlite3.OperationalError as e:
+        if not waited_for_lock(e, time.monotonic() - began):
+            raise
+    others = asked = time.monotonic()  # when another process was last seen holding the file (none yet)
+    with Wait(shown_path(path), lambda: sqlite_holder(path), SQLITE_WAIT) as wait:
+        while wait.turn():
+            if time.monotonic() - asked > 0.5:  # /proc/locks, twice a second
+                asked = time.monotonic()
+                others = asked if lock_holders(path) else others
+            if asked - others > SQLITE_ALONE:  # two connections of this process wait for each other, most likely
+                raise LockTimeoutError(
+                    f"{shown_path(path)} has been locked for over {as_duration(SQLITE_ALONE)} by another connection "
+                    "of this process (another table's load, or a transaction left open in this notebook): let it "
+                    "end, or run one table at a time (--parallel 1)."
+                )
+            began = time.monotonic()
+            try:
+                return attempt()
+            except sqlite3.OperationalError as e:
+                if not waited_for_lock(e, time.monotonic() - began):
+                    raise
+    raise LockTimeoutError(
+        f"{shown_path(path)} has been {sqlite_holder(path) or 'locked by another process'} for over "
+        f"{as_duration(SQLITE_WAIT)}: "
+        "SQLite lets one process write at a time. Let that process finish (or stop it), then run again."
+    )
+
+# %% ../../nbs/10_common.db.ipynb #404cbe92
+@contextlib.contextmanager
+def patiently(connection: KitSQLiteConnection) -> Iterator[None]:
+    "While inside, SQLite's own wait on `connection` lasts 30 s, as before the kit's turns (for what cannot run twice)."
+    plain = sqlite3.Connection.cursor(connection, sqlite3.Cursor)  # a PRAGMA takes no lock: no turns
+    plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:  # ours: named already
+            raise
+        raise named_lock_error(connection.path) from e
+    finally:
+        plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_TRY * 1000)}")
+
+
+class KitSQLiteCursor(sqlite3.Cursor):
+    "A cursor of a `KitSQLiteConnection`: its statements wait for other processes' locks in turns (`in_turns`)."
+
+    def execute(self, sql, parameters=(), /):
+        return in_turns(self.connection.path, lambda: super(KitSQLiteCursor, self).execute(sql, parameters))
+
+    def executemany(self, sql, parameters, /):
+        many = super().executemany
+        if self.connection.in_transaction and isinstance(parameters, (list, tuple)):
+            return in_turns(self.connection.path, lambda: many(sql, parameters))
+        with patiently(self.connection):  # rows that commit one by one, or an iterator read once: no second try
+            return many(sql, parameters)
+
+    def executescript(self, script, /):
+        with patiently(self.connection):  # a script commits as it goes: no second try
+            return super().executescript(script)
+
+
+class KitSQLiteConnection(sqlite3.Connection):
+    "A sqlite3 connection whose statements and commits wait for other processes' locks in turns: said, cancellable."
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.path = os.fspath(database)
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or KitSQLiteCursor)
+
+    def execute(self, sql, parameters=(), /):
+        return self._on_its_own_cursor("execute", sql, parameters)
+
+    def executemany(self, sql, parameters, /):
+        return self._on_its_own_cursor("executemany", sql, parameters)
+
+    def executescript(self, script, /):
+        return self._on_its_own_cursor("executescript", script)
+
+    def _on_its_own_cursor(self, method: str, *args):
+        cursor = self.cursor()
+        try:
+            return getattr(cursor, method)(*args)
+        except BaseException:
+            # as sqlite3's own shortcuts drop theirs: a cursor the error's frames kept would keep its statement, and a
+            # connection closed with a statement left is closed only once that goes, holding its transaction's locks
+            cursor.close()
+            raise
+
+    def commit(self) -> None:
+        in_turns(self.path, super().commit)
+
+
+def sqlite_connect(path: str, **kwargs) -> KitSQLiteConnection:
+    "A sqlite3 connection to the file `path` that waits for other processes' locks in turns (`sqlite3.connect`'s arguments)."
+    return sqlite3.connect(path, timeout=SQLITE_TRY, factory=KitSQLiteConnection, **kwargs)
+
 # %% ../../nbs/10_common.db.ipynb #ed10243a
 class DuckDBFilePool(sa.pool.NullPool):
     "Open the DuckDB file while connections are in use, and `linger` seconds after; one open or close at a time."
@@ -171,28 +311,37 @@ class DuckDBFilePool(sa.pool.NullPool):
 DUCKDB_LOCKED = re.compile(r"Could not set lock on file(?:.*?Conflicting lock is held in (.*?) \(PID (\d+)\))?", re.S)
 
 
+def duckdb_holder(held: re.Match) -> str:
+    "Who holds a DuckDB file, from DuckDB's error: `process 4242 (python hold.py)` (DuckDB names its program and id)."
+    if not held.group(2):
+        return "another process"
+    name = process_name(int(held.group(2)))
+    return name if "(" in name else f"{name} ({held.group(1)})"  # its command unread: DuckDB's name of its program
+
+
 def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
-    "Let each new connection of the DuckDB `engine` wait up to `timeout` s while another process holds the file."
+    "Let each new connection of the DuckDB `engine` wait up to `timeout` s, in turns, while another process holds the file."
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, conn_rec, cargs, cparams):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return dialect.connect(*cargs, **cparams)
-            except Exception as e:  # duckdb.IOException: the lock is another process's
-                held = DUCKDB_LOCKED.search(str(e))
-                if held is None:
-                    raise
-                if time.monotonic() >= deadline:
-                    who = f"process {held.group(2)} ({held.group(1)})" if held.group(2) else "another process"
-                    raise DatabaseUnavailableError(
-                        f"The DuckDB database {database_file(engine)} has been held by {who} for over {timeout:.0f} s: "
-                        "DuckDB lets one process open a file at a time. Close that process's connection (a notebook: "
-                        "`engine.dispose()`, or restart its kernel) and run again."
+        held = []  # what DuckDB said of the last try: who holds the file (that one alone is kept)
+
+        path = shown_path(database_file(engine))
+        with Wait(path, lambda: f"held by {duckdb_holder(held[-1])}", timeout) as wait:
+            while True:
+                try:
+                    return dialect.connect(*cargs, **cparams)
+                except Exception as e:  # duckdb.IOException: the lock is another process's
+                    if DUCKDB_LOCKED.search(str(e)) is None:
+                        raise
+                    held[:] = [DUCKDB_LOCKED.search(str(e))]
+                if not wait.turn():
+                    raise LockTimeoutError(
+                        f"The DuckDB database {path} has been held by {duckdb_holder(held[-1])} for "
+                        f"over {as_duration(timeout)}: DuckDB lets one process open a file at a time. Close that "
+                        "process's connection (a notebook: `engine.dispose()`, or restart its kernel) and run again."
                     ) from None
-            current_cancellation().check()
-            time.sleep(0.05)
+                time.sleep(0.05)
 
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache
@@ -213,7 +362,7 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if sqlite_file(u):
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": SQLITE_TRY, "factory": KitSQLiteConnection}
         else:  # DuckDB: the file is open only while a connection is in use (see above)
             kwargs["poolclass"] = DuckDBFilePool
     elif u.get_backend_name() == "postgresql":

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # transfer imports pyarrow and pandas, which commands that ne
     from my_package.common.transfer import Misfit
 
 # %% auto #0
-__all__ = ['HINTS', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'Stopwatch']
+__all__ = ['HINTS', 'LOCKED', 'LOCK_HINT', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'Stopwatch']
 
 # %% ../../nbs/13_common.runs.ipynb #d4a00006
 class TableRun:
@@ -118,6 +118,9 @@ class RunOutcome:
 
 # %% ../../nbs/13_common.runs.ipynb #d4a0000e1
 HINTS = {"extract_table": "Check its section in settings.ini and its source: python -m my_package check."}
+# a lock that another process held past the database's own wait: nothing in settings.ini is wrong, whatever the step
+LOCKED = ("database is locked", "could not set lock on file", "lock timeout", "could not obtain lock")
+LOCK_HINT = "It is a lock: another process (a run, a notebook) holds the database. Let it finish, then run again."
 
 
 def error_line(error: BaseException, step: str | None = None) -> str:
@@ -125,9 +128,11 @@ def error_line(error: BaseException, step: str | None = None) -> str:
     cause = getattr(error, "orig", None) or error
     text = (str(cause).strip().splitlines() or [""])[0]
     line = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
-    if not isinstance(error, PipelineError) and step in HINTS:  # the kit's own errors name their fix already
-        line += f" {HINTS[step]}"
-    return line
+    if isinstance(error, PipelineError):  # the kit's own errors name their fix already
+        return line
+    if any(marker in text.lower() for marker in LOCKED):
+        return f"{line} {LOCK_HINT}"
+    return f"{line} {HINTS[step]}" if step in HINTS else line
 
 # %% ../../nbs/13_common.runs.ipynb #d4a00011
 class Stopwatch:

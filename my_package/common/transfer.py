@@ -26,7 +26,18 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from .cancel import current_cancellation
-from .db import begin_write, compile_sql, count_rows, drop_table, first_line, scrub, sqlite_file
+from my_package.common.db import (
+    SQLITE_ALONE,
+    begin_write,
+    compile_sql,
+    count_rows,
+    drop_table,
+    first_line,
+    named_lock_error,
+    scrub,
+    sqlite_connect,
+    sqlite_file,
+)
 from ..errors import PipelineError
 
 if TYPE_CHECKING:  # pandas is imported where it is used: its import costs a quarter of a second of CPU in every
@@ -308,7 +319,7 @@ def adbc_connection(engine: Engine):
 
         conn = adbc_driver_sqlite.dbapi.connect(sqlite_file(engine))
         with contextlib.closing(conn.cursor()) as cur:  # wait for a parallel load's write, as sqlite3 does (30 s)
-            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
         return conn
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
@@ -396,7 +407,7 @@ def _sqlite3_batches(
     misfits: dict[str, Misfit] | None = None,
 ) -> Iterator[pa.Table]:
     "Stream `sql` through Python's sqlite3, typing each column from `targets` (the typed fallback for SQLite)."
-    with contextlib.closing(sqlite3.connect(sqlite_file(engine))) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(engine))) as conn:
         run = current_cancellation()
         with run.interruptible(conn.interrupt):
             cur = conn.execute(sql)
@@ -441,6 +452,8 @@ def read_batches(
         except Exception as exc:  # only SQLite's type inference is recoverable; anything else is a real error
             if sqlite and "Type mismatch" in str(exc):
                 raise RestartRead(str(exc)) from exc
+            if sqlite_file(engine) and "database is locked" in str(exc):  # SQLite's own wait, over: say where, and who
+                raise named_lock_error(sqlite_file(engine)) from exc
             raise
     elif sqlite_file(engine):
         yield from _sqlite3_batches(engine, compile_sql(engine, stmt), chunk_size, targets, misfits)
@@ -629,7 +642,7 @@ def rewrite_timestamps(conn: sqlite3.Connection, staging: str, schema: pa.Schema
 
 def rewrite_staged_timestamps(warehouse: Engine, staging: str, schema: pa.Schema) -> int:
     "Rewrite the timestamps of a whole table staged as it was (`sqlite_attach_copy(rewrite=False)`); the rows."
-    with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30, isolation_level=None)) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(warehouse), isolation_level=None)) as conn:
         with current_cancellation().interruptible(conn.interrupt):
             conn.execute("BEGIN IMMEDIATE")
             changed = rewrite_timestamps(conn, staging, schema)
@@ -652,7 +665,7 @@ def sqlite_attach_copy(
         drop_table(warehouse, staging)
         create_table_from_schema(warehouse, staging, schema)
     sql = attach_copy_sql(warehouse, stmt, staging, schema.names)
-    with contextlib.closing(sqlite3.connect(sqlite_file(warehouse), timeout=30)) as conn:
+    with contextlib.closing(sqlite_connect(sqlite_file(warehouse))) as conn:  # it waits for other writers in turns
         conn.execute("ATTACH DATABASE ? AS src", (sqlite_file(source),))
         conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
         with current_cancellation().interruptible(conn.interrupt):

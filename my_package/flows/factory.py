@@ -20,6 +20,7 @@ from ..common.cancel import current_cancellation, uncancellable
 from ..common.db import drop_table, staging_name
 from ..common.locks import table_lock
 from ..common.runs import RunOutcome, Stopwatch, TableRun, error_line, resolve_run
+from ..common.waits import about, listening
 from ..errors import PipelineError, QualityCheckError, TableLoadError
 from ..registry.settings import TableSpec, TransformSpec, load_settings
 from ..reporting.index import refresh_index
@@ -30,7 +31,7 @@ from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
-from ..tasks.runtime import task_logger
+from ..tasks.runtime import log_wait, task_logger
 from ..tasks.verify import check_staged_table
 
 # %% auto #0
@@ -222,15 +223,16 @@ def create_flow(kind: str, name: str) -> Flow:
     }[kind]
 
     def refresh(profile: str | None = None, report: bool | None = None, triggered: bool = False) -> RunOutcome:
-        run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
-        if run.spec.kind != kind:
-            raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
-        waiting = waits_for_inputs(run) if triggered else None
-        if waiting:
-            log_run(run, waiting)
-            return waiting
-        outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
-        return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
+        with listening(log_wait), about(name):  # a wait that lasts is said in the run's log (and on the terminal)
+            run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
+            if run.spec.kind != kind:
+                raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
+            waiting = waits_for_inputs(run) if triggered else None
+            if waiting:
+                log_run(run, waiting)
+                return waiting
+            outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
+            return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
 
     refresh.__name__ = refresh.__qualname__ = f"{prefix}_{name}"
     refresh.__doc__ = f"{verb} {name!r}: stage -> check -> load (-> report)."

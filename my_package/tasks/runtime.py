@@ -14,7 +14,7 @@ from ..common.cancel import current_cancellation
 from ..errors import DatabaseUnavailableError
 
 # %% auto #0
-__all__ = ['TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'is_transient', 'retry_if_transient', 'task_logger']
+__all__ = ['TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'is_transient', 'retry_if_transient', 'task_logger', 'log_wait']
 
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000006
 TRANSIENT_MARKERS = (
@@ -62,3 +62,8 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("my_package")
+
+# %% ../../nbs/30_tasks.runtime.ipynb #800c61e3
+def log_wait(line: str) -> None:
+    "Log a wait's line in the Prefect run that waits (outside one: on the `my_package` logger)."
+    task_logger().info(line)
