@@ -2,10 +2,11 @@
 
 For each warehouse (SQLite, DuckDB, PostgreSQL) and table (flights, 336,776 rows; the synthetic 2M and 8M-row
 tables `bench/bench_loads.py` builds), the table is loaded once (the previous run), then again: its staging is
-built and checked as a run does, `compare_by_key` (rows added, removed, changed per column, examples) is timed
-alone on the staged and the live table, and the load's publish (which includes it) completes the run. The load's
-seconds are stage + checks + publish without the comparison (as `[pipeline] changes = off` runs it); the share
-is what the comparison adds to it.
+built and checked as a run does, `compare_by_key` is timed alone on the staged and the live table in each of
+`[pipeline] changes`' modes (`values`: rows added, removed, changed and each column's changed values, examples;
+`counts`: rows added, removed and changed, no column's count; `rows`: rows added and removed), and the load's
+publish completes the run with `changes = off`. The load's seconds are stage + checks + publish without a
+comparison; each share is what a mode adds to it (the kit's default on a warehouse must add at most a third).
 
 Run: .venv/bin/python bench/bench_changes.py [--sizes 1,4] [--backends sqlite,duckdb,postgresql]
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def measure(source: str, warehouse: str, table: str, workdir: Path) -> dict:
-    "Load `table` twice through the kit's steps; time the second load and the comparison inside it."
+    "Load `table` twice through the kit's steps (`changes = off`); time the second load and each comparison mode."
     from bench_loads import settings_text
 
     from my_package.common.db import make_engine
@@ -38,22 +39,26 @@ def measure(source: str, warehouse: str, table: str, workdir: Path) -> dict:
     from my_package.tasks.verify import check_staged_table
 
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "settings.ini").write_text(settings_text(source, warehouse, table, 50_000))
+    settings = settings_text(source, warehouse, table, 50_000).replace("[pipeline]\n", "[pipeline]\nchanges = off\n")
+    (workdir / "settings.ini").write_text(settings)
     os.environ["MY_PACKAGE_SETTINGS"] = str(workdir / "settings.ini")
     run = resolve_run(table, settings=load_settings(workdir / "settings.ini"))
+    compare, words = {}, {}
     for attempt in range(2):
         started = time.perf_counter()
         staged = extract_table.fn(run)
         check_staged_table.fn(run, staged)
-        if attempt:
+        aside = time.perf_counter()
+        if attempt:  # the second load compares, as a publish would, in each mode (the load's time leaves them out)
             with make_engine(warehouse).connect() as conn:
-                at = time.perf_counter()
-                found = compare_by_key(conn, staged.staging, table, run.spec.primary_key)
-                compare = time.perf_counter() - at
-        rows = load_table_atomically.fn(run, staged)  # its publish compares again: the run's own comparison
-        load = time.perf_counter() - started - (compare if attempt else 0)
-    # the load without its comparison, as `[pipeline] changes = off` runs it: what the comparison adds to
-    return {"table": table, "rows": rows, "load": load - compare, "compare": compare, "words": found.words()}
+                for mode, kind in (("values", "full"), ("counts", "counts"), ("rows", "rows")):
+                    at = time.perf_counter()
+                    words[mode] = compare_by_key(conn, staged.staging, table, run.spec.primary_key, kind).words()
+                    compare[mode] = time.perf_counter() - at
+        aside = time.perf_counter() - aside
+        rows = load_table_atomically.fn(run, staged)
+        load = time.perf_counter() - started - aside
+    return {"table": table, "rows": rows, "load": load, "compare": compare, "words": words}
 
 
 def main() -> None:
@@ -75,9 +80,10 @@ def main() -> None:
         for table in tables:
             found = measure(source, warehouse, table, base / name / table)
             rows.append((name, found))
+            took = found["compare"]
             print(
-                f"  {name:<10} {found['table']:<9} {found['rows']:>10,} rows  load {found['load']:6.2f} s  "
-                f"compare {found['compare']:6.2f} s  ({found['compare'] / found['load']:.0%} of the load without it)",
+                f"  {name:<10} {found['table']:<9} {found['rows']:>10,}  load {found['load']:.2f}s  "
+                f"values {took['values']:.2f}s  counts {took['counts']:.2f}s  rows {took['rows']:.2f}s",
                 flush=True,
             )
 
@@ -89,14 +95,19 @@ def main() -> None:
         with throwaway_cluster("bench-pw", fast=False) as pg:
             pg_source, pg_warehouse = prepare_postgres(pg["admin_url"], source, sizes)
             bench("PostgreSQL", pg_source, pg_warehouse)
-    print("\nWhat changed, computed at publish time (an unchanged rerun: +0 -0 ~0), against the load without it:")
-    print(f"  {'warehouse':<10} {'table':<9} {'rows':>10}  {'load s':>7} {'compare s':>9} {'share':>6}")
+    print("\nWhat changed, computed at publish time (an unchanged rerun), against the load without it:")
+    print(
+        f"  {'warehouse':<10} {'table':<9} {'rows':>10} {'load s':>6}   {'values':>10}   {'counts':>10}   {'rows':>10}"
+    )
     for name, found in rows:
-        share = found["compare"] / found["load"]
-        print(
-            f"  {name:<10} {found['table']:<9} {found['rows']:>10,}  {found['load']:7.2f} "
-            f"{found['compare']:9.2f} {share:6.0%}"
-        )
+        shares = "".join(f"   {s:5.2f} {s / found['load']:4.0%}" for s in found["compare"].values())
+        print(f"  {name:<10} {found['table']:<9} {found['rows']:>10,} {found['load']:6.2f}{shares}")
+    for _name, found in rows:  # an unchanged rerun: anything else is a wrong comparison, not a figure
+        assert set(found["words"].values()) <= {
+            "+0 -0 ~0",
+            "+0 -0 ~0 (columns not counted)",
+            "+0 -0 (values not compared)",
+        }, found
     shutil.rmtree(base, ignore_errors=True)
 
 

@@ -376,6 +376,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'my_package/common/loads.py'),
                                          'my_package.common.loads.compare_by_key': ( 'common.loads.html#compare_by_key',
                                                                                      'my_package/common/loads.py'),
+                                         'my_package.common.loads.compared_by_default': ( 'common.loads.html#compared_by_default',
+                                                                                          'my_package/common/loads.py'),
                                          'my_package.common.loads.copy_inside_databases': ( 'common.loads.html#copy_inside_databases',
                                                                                             'my_package/common/loads.py'),
                                          'my_package.common.loads.copy_whole_sqlite_table': ( 'common.loads.html#copy_whole_sqlite_table',

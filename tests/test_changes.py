@@ -41,7 +41,7 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
     write_events(source)
     settings = tmp_path / "settings.ini"
     settings.write_text(
-        f"[pipeline]\n[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
+        f"[pipeline]\nchanges = values\n[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
         "[table:events]\nsource_table = events\nprimary_key = id\n"
     )
     monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
@@ -81,13 +81,53 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
     assert again.returncode == 0 and "ok; +0 -0 ~0" in again.stdout, again.stdout
     assert latest_changes(wh, "events")[0]["words"] == "+0 -0 ~0"
 
-    # [pipeline] changes = counts: rows added and removed by key, no values; off: nothing compared
+    # [pipeline] changes = counts: rows added, removed and changed by key, no column's count; off: nothing compared
     with source.begin() as conn:
         conn.exec_driver_sql("DELETE FROM events WHERE id = 1")
-    for setting, words in (("counts", r"ok; \+0 -1 \(values not compared\)"), ("off", r"│ ok; checks: \d+ ok +│")):
-        settings.write_text(settings.read_text().replace("[pipeline]\n", f"[pipeline]\nchanges = {setting}\n", 1))
+        conn.exec_driver_sql("UPDATE events SET label = 'x' WHERE id IN (2, 3)")
+    for setting, words in (("counts", r"ok; \+0 -1 ~2 \(columns not counted\)"), ("off", r"│ ok; checks: \d+ ok +│")):
+        settings.write_text(settings.read_text().replace("changes = values\n", f"changes = {setting}\n", 1))
         told = cli("run", "events", "--no-reports", settings=settings)
         assert told.returncode == 0 and re.search(words, told.stdout), told.stdout
-        settings.write_text(settings.read_text().replace(f"changes = {setting}\n", ""))
+        settings.write_text(settings.read_text().replace(f"changes = {setting}\n", "changes = values\n"))
     assert len(latest_changes(wh, "events")) == 4, "changes = off recorded a comparison"
     assert last_runs(wh)["events"]["changes"] is None
+
+
+@pytest.mark.parametrize(
+    "warehouse_kind, said",
+    [
+        ("sqlite", "+2 -1 (values not compared)"),
+        ("postgresql", "+2 -1 (values not compared)"),
+        ("duckdb", "+2 -1 ~5: amount 5"),
+    ],
+)
+def test_by_default_each_warehouse_compares_what_costs_at_most_a_third_of_a_load(
+    warehouse_kind, said, cli, tmp_path, pg_databases, monkeypatch
+):
+    # the README: values on DuckDB; rows added and removed on SQLite and PostgreSQL (bench/bench_changes.py)
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    warehouse = {
+        "sqlite": f"sqlite:///{tmp_path / 'warehouse.db'}",
+        "postgresql": pg_databases["warehouse"],
+        "duckdb": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
+    }[warehouse_kind]
+    source = make_engine(source_url)
+    write_events(source)
+    settings = tmp_path / "settings.ini"
+    settings.write_text(
+        f"[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
+        "[table:events]\nsource_table = events\nprimary_key = id\n"
+    )
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    first = cli("run", "events", "--no-reports", settings=settings)
+    assert first.returncode == 0 and "ok; first load" in first.stdout, first.stderr + first.stdout
+
+    with source.begin() as conn:  # 5 amounts changed, 1 row deleted, 2 added
+        conn.exec_driver_sql("UPDATE events SET amount = amount + 1 WHERE id <= 5")
+        conn.exec_driver_sql("DELETE FROM events WHERE id = 200")
+        conn.exec_driver_sql("INSERT INTO events SELECT id + 1000, amount, label FROM events WHERE id <= 2")
+    second = cli("run", "events", "--no-reports", settings=settings)
+    assert second.returncode == 0 and f"ok; {said}" in second.stdout, second.stdout
+    kept = latest_changes(make_engine(warehouse), "events")[0]
+    assert kept["words"] == said and (kept["added"], kept["removed"]) == (2, 1), kept

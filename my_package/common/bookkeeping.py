@@ -98,7 +98,7 @@ def read_state(engine: Engine, table: str) -> dict | None:
 class Changes:
     "What a publish changed in a table: rows added, removed and changed by key (full), or inserted and updated (incremental)."
 
-    mode: str  # full | counts (rows, not values) | incremental | first (no live table to compare with)
+    mode: str  # full | counts (rows, not columns) | rows (no values) | incremental | first (no live table)
     added: int = 0  # an incremental load's inserted rows
     removed: int = 0
     changed: int = 0  # an incremental load's updated rows (matched by key, whether or not a value differs)
@@ -113,7 +113,9 @@ class Changes:
             return "not compared: its key changed type"
         if self.mode == "incremental":
             return f"+{self.added:,} inserted, {self.changed:,} updated"
-        if self.mode == "counts":  # [pipeline] changes = counts: rows added and removed by key alone
+        if self.mode == "counts":  # [pipeline] changes = counts: rows added, removed and changed, not per column
+            return f"+{self.added:,} -{self.removed:,} ~{self.changed:,} (columns not counted)"
+        if self.mode == "rows":  # changes = rows: rows added and removed by key alone
             return f"+{self.added:,} -{self.removed:,} (values not compared)"
         named = ", ".join(f"{c} {n:,}" for c, n in sorted(self.columns.items(), key=lambda kv: -kv[1])[:3])
         more = f" and {len(self.columns) - 3} more" if len(self.columns) > 3 else ""

@@ -81,11 +81,11 @@ if TYPE_CHECKING:  # only for the annotation of `write_frame_atomically`: see co
     import pandas as pd
 
 # %% auto #0
-__all__ = ['SOURCE_FILE', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none', 'keyed_by_rowid',
-           'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases', 'WatermarkTracker',
-           'stored_watermark', 'count_source', 'CountAlongside', 'stage_table', 'stage_rows', 'duckdb_file_reader',
-           'files_to_read', 'untyped_as_live', 'file_counts', 'stage_files', 'upsert', 'compare_by_key', 'publish',
-           'write_frame_atomically']
+__all__ = ['SOURCE_FILE', 'COMPARED_BY_DEFAULT', 'source_select', 'staged_max', 'DatabaseCopy', 'staged_key_or_none',
+           'keyed_by_rowid', 'create_keyed_staging', 'copy_whole_sqlite_table', 'copy_inside_databases',
+           'WatermarkTracker', 'stored_watermark', 'count_source', 'CountAlongside', 'stage_table', 'stage_rows',
+           'duckdb_file_reader', 'files_to_read', 'untyped_as_live', 'file_counts', 'stage_files', 'upsert',
+           'compare_by_key', 'compared_by_default', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/16_common.loads.ipynb #69631f38
 def source_select(
@@ -441,7 +441,7 @@ def upsert(conn: sa.Connection, staged: StagedLoad, key: tuple[str, ...]) -> Non
 def compare_by_key(
     conn: sa.Connection, staging: str, target: str, key: tuple[str, ...], mode: str = "full", examples: int = 3
 ) -> Changes:
-    "What publishing `staging` over `target` changes, by `key` (`mode`: full, counts or incremental), from the warehouse."
+    "What publishing `staging` over `target` changes, by `key` (`mode`: full, counts, rows or incremental), from the warehouse."
     if not sa.inspect(conn).has_table(target):
         return Changes("first")
     new, old = reflect_table(conn, staging).alias("new"), reflect_table(conn, target).alias("old")
@@ -450,18 +450,17 @@ def compare_by_key(
         return Changes("retyped")
     on, matched = sa.and_(*[new.c[k] == old.c[k] for k in key]), old.c[key[0]].is_not(None)
     one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
-    shared = (
-        [c.name for c in new.c if c.name in old.c and c.name not in key and alike(c.name)] if mode == "full" else []
-    )
-    differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared}
+    shared = [c.name for c in new.c if c.name in old.c and c.name not in key and alike(c.name)]
+    differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared} if mode in ("full", "counts") else {}
     changed = [one(sa.and_(matched, sa.or_(*differs.values())))] if differs else [sa.literal(0)]
-    parts = [sa.func.count(), one(matched), *changed, *[one(sa.and_(matched, d)) for d in differs.values()]]
+    by_column = [one(sa.and_(matched, d)) for d in differs.values()] if mode == "full" else []  # counts: rows only
+    parts = [sa.func.count(), one(matched), *changed, *by_column]
     # one pass over the staged rows, each looked up by the live table's key
     total, kept, rewritten, *per_column = conn.execute(sa.select(*parts).select_from(new.outerjoin(old, on))).one()
     if mode == "incremental":  # upserted rows: those whose key the live table holds are updated
         return Changes("incremental", added=total - kept, changed=kept)
     live = conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
-    counts = {c: int(n) for c, n in zip(shared, per_column, strict=True) if n}
+    counts = {c: int(n) for c, n in zip(shared, per_column, strict=True) if n} if mode == "full" else {}
     shown = []
     for c in list(counts)[:5]:  # a few examples of the first changed columns, each a LIMIT query
         stmt = sa.select(*[new.c[k] for k in key], old.c[c], new.c[c]).select_from(new.join(old, on))
@@ -469,9 +468,18 @@ def compare_by_key(
             shown.append({"column": c, "key": list(row[: len(key)]), "old": row[-2], "new": row[-1]})
     return Changes(mode, total - kept, live - kept, int(rewritten), counts, shown)
 
+# %% ../../nbs/16_common.loads.ipynb #f81d3725
+COMPARED_BY_DEFAULT = {"duckdb": "values"}  # the rest: "rows" (bench/bench_changes.py: values cost too much there)
+
+
+def compared_by_default(dialect: str) -> str:
+    "What a publish on a `dialect` warehouse compares when `[pipeline] changes` is not set: at most a third of a load."
+    return COMPARED_BY_DEFAULT.get(dialect, "rows")
+
 # %% ../../nbs/16_common.loads.ipynb #4e79e197
-def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes: str = "values") -> int:
+def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes: str | None = None) -> int:
     "Make the staged rows live and record the load (and, unless `changes` is off, what it changed) in one transaction; return the live table's row count."
+    changes = changes or compared_by_default(warehouse.dialect.name)
     with begin_write(warehouse) as conn:
         if (
             staged.mode == "incremental"
@@ -492,7 +500,7 @@ def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes
             rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:
             if changes != "off":
-                mode = "full" if changes == "values" else "counts"
+                mode = "full" if changes == "values" else changes
                 record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, mode))
             replace_table(conn, staged.staging, staged.target)
             rows = staged.rows
