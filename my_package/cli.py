@@ -389,18 +389,22 @@ def deploy() -> None:
     from my_package.dev.deployments import deploy_flows
 
     settings = load_settings()
-    api, pool = deploy_flows(settings), settings.deployments.work_pool
+    api, pools = deploy_flows(settings), settings.deployments
     console.print(f"Deployed {len(settings.tables)} table flows and the transforms to {api}.")
     console.print(
-        f"Start workers here (python -m my_package worker, or make worker) or on any machine with the wheel:\n"
-        f"  PREFECT_API_URL={api} MY_PACKAGE_SETTINGS=/path/to/settings.ini prefect worker start --pool {pool}"
+        f"The pool {pools.work_pool} runs {pools.concurrency} flows at once; a run silent for {pools.crash_after} s is "
+        "marked Crashed.\nStart workers here (python -m my_package worker, or make worker) or on any machine with "
+        f"the wheel:\n  PREFECT_API_URL={api} \\\n  MY_PACKAGE_SETTINGS=/path/to/settings.ini \\\n"
+        f"  prefect worker start --pool {pools.work_pool} --limit {pools.worker_limit}"
     )
 
 
 @app.command()
 def worker(
     name: Annotated[str | None, typer.Option(help="The worker's name (default: Prefect picks one).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Flow runs at a time (default: no limit).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Flow runs at a time (default: [deployments] worker_limit).")
+    ] = None,
 ) -> None:
     """Start a Prefect worker on the project's work pool, against PREFECT_API_URL or the project's local server.
 

@@ -13,7 +13,6 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .common.cancel import Cancellation
-from .common.waits import listen
+from .common.waits import listen, shown_path
 from .registry.settings import Settings
 
 # progress and messages; tables go to standard output. Plain text in a notebook too (not rich's HTML), so a
@@ -33,7 +32,7 @@ __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_tab
            'failed_reports', 'summary_table', 'checks_summary', 'warned_lines', 'progress_line', 'run_with_progress',
            'server_hint', 'wait_line', 'say_waits', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler',
            'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings',
-           'checks_table', 'as_typed', 'reports_table']
+           'checks_table', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -420,14 +419,6 @@ def checks_table(results: dict[str, list]) -> Table:
     return out
 
 # %% ../nbs/59_terminal.ipynb #d9180a3e
-def as_typed(path: Path | str) -> str:
-    "`path` as a reader types it: relative to the working directory when it lies inside it, else as it is."
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
     out = Table(title="Reports")
@@ -439,9 +430,9 @@ def reports_table(results: list) -> Table:
             r.table,
             f"FAILED: {escape(r.error)}"
             if r.error
-            else f"unchanged since {short_time(r.unchanged)}: {as_typed(r.html)}"
+            else f"unchanged since {short_time(r.unchanged)}: {shown_path(r.html)}"
             if r.unchanged
-            else as_typed(r.html),
+            else shown_path(r.html),
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import logging
 import os
 import re
 import sqlite3
@@ -16,7 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
@@ -27,14 +28,17 @@ from .cancel import NEVER, current_cancellation
 from .waits import Wait, as_duration, lock_holders, process_name, shown_path
 from ..errors import DatabaseUnavailableError, LockTimeoutError, PipelineError, SettingsError
 
+T = TypeVar("T")
+
 # %% auto #0
-__all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'DUCKDB_LOCKED', 'PROBE', 'mask_url', 'url_password', 'scrub',
-           'sqlite_transactional_ddl', 'sqlite_file', 'database_file', 'interrupter', 'watch_statements',
-           'sqlite_holder', 'named_lock_error', 'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor',
-           'KitSQLiteConnection', 'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'make_engine',
-           'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line', 'query_columns',
-           'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table', 'add_missing_columns',
-           'key_name', 'add_key', 'has_key']
+__all__ = ['T', 'SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'DUCKDB_LOCKED', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'REACHED',
+           'PROBE', 'mask_url', 'url_password', 'scrub', 'sqlite_transactional_ddl', 'sqlite_file', 'database_file',
+           'interrupter', 'watch_statements', 'sqlite_holder', 'named_lock_error', 'waited_for_lock', 'in_turns',
+           'patiently', 'KitSQLiteCursor', 'KitSQLiteConnection', 'sqlite_connect', 'DuckDBFilePool', 'duckdb_holder',
+           'wait_for_duckdb', 'refusal_fix', 'refusal_reason', 'connect_patiently', 'retry_refused_connections',
+           'make_engine', 'begin_write', 'check_connection', 'reflect_table', 'count_rows', 'raw_sql', 'first_line',
+           'query_columns', 'compile_sql', 'staging_name', 'drop_table', 'rename_table', 'replace_table',
+           'add_missing_columns', 'key_name', 'add_key', 'has_key']
 
 # %% ../../nbs/10_common.db.ipynb #1ea64a99
 def mask_url(url: str) -> str:
@@ -343,6 +347,64 @@ def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
                     ) from None
                 time.sleep(0.05)
 
+# %% ../../nbs/10_common.db.ipynb #cad4631b
+CONNECT_PATIENCE = 60.0  # seconds a new connection waits out a database that refuses it for now
+REFUSALS = ("too many clients", "remaining connection slots are reserved", "the database system is")
+GONE = ("connection refused", "could not connect", "server closed the connection", "connection reset")
+
+
+def refusal_fix(reason: str) -> str:
+    "What to do about a database that kept refusing connections for the `reason` it gave."
+    if any(m in reason.lower() for m in REFUSALS[:2]):
+        return (
+            "lower [deployments] concurrency (runs at once) or raise the server's max_connections: the README's "
+            "Deploying gives the sum"
+        )
+    return "check that the server is running and reachable"
+
+
+def refusal_reason(error: BaseException) -> str:
+    "What a refused connection's error says, without libpq's preamble: `sorry, too many clients already`."
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return re.split(r"(?:FATAL|failed):\s*", line)[-1].strip() or line
+
+
+REACHED: set[str] = set()  # the databases (masked URLs) this process has connected to once
+
+
+def connect_patiently(connect: Callable[[], T], where: str, patience: float | None = None) -> T:
+    "`connect()` to the database at `where`, tried again while it refuses for now (slots all taken, a restart), said."
+    waits = CONNECT_PATIENCE if patience is None else patience  # read now: a test may shorten it
+    deadline, pause = time.monotonic() + waits, 1.0
+    while True:
+        try:
+            connection = connect()
+            REACHED.add(where)
+            return connection
+        except Exception as e:
+            text, reason = str(e).lower(), refusal_reason(e)
+            if not (any(m in text for m in REFUSALS) or (where in REACHED and any(m in text for m in GONE))):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise DatabaseUnavailableError(
+                    f"The database {where} refused connections for {waits:.0f} s ({reason}): {refusal_fix(reason)}."
+                ) from None
+            logging.getLogger("my_package").warning(
+                "The database %s refused a connection (%s); trying again in %.0f s.", where, reason, pause
+            )
+        current_cancellation().check()
+        time.sleep(pause)
+        pause = min(pause * 2, 10.0)
+
+
+def retry_refused_connections(engine: Engine, patience: float | None = None) -> None:
+    "Let each new connection of `engine` wait out a refusal that passes (every slot taken, a restart), saying so."
+    where = engine.url.render_as_string(hide_password=True)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):
+        return connect_patiently(lambda: dialect.connect(*cargs, **cparams), where, patience)
+
 # %% ../../nbs/10_common.db.ipynb #802f0ec8
 @functools.cache
 def make_engine(url: str, must_exist: bool = False) -> Engine:
@@ -379,6 +441,8 @@ def make_engine(url: str, must_exist: bool = False) -> Engine:
         sqlite_transactional_ddl(engine)
     if database_file(u) and u.get_backend_name() == "duckdb":
         wait_for_duckdb(engine)
+    if u.get_backend_name() == "postgresql":
+        retry_refused_connections(engine)
     watch_statements(engine)
     return engine
 

@@ -30,6 +30,7 @@ from my_package.common.db import (
     SQLITE_ALONE,
     begin_write,
     compile_sql,
+    connect_patiently,
     count_rows,
     drop_table,
     first_line,
@@ -324,7 +325,8 @@ def adbc_connection(engine: Engine):
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi
 
-        return adbc_driver_postgresql.dbapi.connect(libpq_uri(url))
+        where = url.render_as_string(hide_password=True)  # a refusal that passes is waited out, as the engine's are
+        return connect_patiently(lambda: adbc_driver_postgresql.dbapi.connect(libpq_uri(url)), where)
     return None
 
 # %% ../../nbs/11_common.transfer.ipynb #a5461556
