@@ -472,6 +472,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'my_package/common/reports.py'),
                                            'my_package.common.reports.is_numeric': ( 'common.reports.html#is_numeric',
                                                                                      'my_package/common/reports.py'),
+                                           'my_package.common.reports.is_year_column': ( 'common.reports.html#is_year_column',
+                                                                                         'my_package/common/reports.py'),
                                            'my_package.common.reports.number_text': ( 'common.reports.html#number_text',
                                                                                       'my_package/common/reports.py'),
                                            'my_package.common.reports.registry_frame': ( 'common.reports.html#registry_frame',

@@ -19,9 +19,10 @@ from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
 __all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'time_html', 'number_text', 'column_kind', 'is_moment',
-           'is_number', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable', 'column_profile',
-           'time_column', 'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame',
-           'check_history_frame', 'history_figure', 'changes_frame', 'change_examples_frame', 'data_signature', 'show']
+           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable',
+           'column_profile', 'time_column', 'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame',
+           'history_frame', 'check_history_frame', 'history_figure', 'changes_frame', 'change_examples_frame',
+           'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #3428ebe3
 MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
@@ -62,6 +63,13 @@ def is_number(value) -> bool:
     "True for an int, float or decimal (not a boolean)."
     return isinstance(value, (int, float, Decimal, np.number)) and not isinstance(value, (bool, np.bool_))
 
+
+def is_year_column(name: str, values: pd.Series) -> bool:
+    "True for a column of years, shown without a thousands separator: named for a year, whole numbers 1000-9999."
+    known = values.dropna()
+    whole = lambda v: is_number(v) and float(v).is_integer() and 1000 <= v <= 9999  # noqa: E731
+    return "year" in str(name).lower() and len(known) > 0 and bool(known.map(whole).all())
+
 # %% ../../nbs/18_common.reports.ipynb #6a4526b2
 RUN_TIMES = ("finished_at", "loaded_at", "started_at", "run")  # the kit's own moments, written in UTC
 
@@ -77,6 +85,7 @@ def tidy(frame: pd.DataFrame, utc: tuple[str, ...] = RUN_TIMES, missing: str = M
     kinds = {c: column_kind(frame[c]) for c in frame.columns}
     shown = {"time": data_time, "number": number_text, "text": str}
     formats = {c: time_html if c in utc else shown[k] for c, k in kinds.items()}
+    formats |= {c: lambda v: f"{int(v)}" for c in frame.columns if is_year_column(c, frame[c])}  # 2013, not 2,013
     style = frame.style.hide(axis="index").format(formats, na_rep=missing, escape="html")
     right = [
         {"selector": f"td.col{i}, th.col{i}", "props": "text-align: right"}

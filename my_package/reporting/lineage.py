@@ -78,7 +78,9 @@ def sparkline(values: list[float | None]) -> str:
     if not known:
         return ""
     low, high = min(known), max(known)
-    step = (high - low) / (len(BLOCKS) - 1) or 1
+    if low == high:  # one run, or a figure that held: a level at mid-height, not the lowest block (a drop)
+        return "".join(" " if v is None else BLOCKS[3] for v in values)
+    step = (high - low) / (len(BLOCKS) - 1)
     return "".join(" " if v is None else BLOCKS[round((v - low) / step)] for v in values)
 
 # %% ../../nbs/22_reporting.lineage.ipynb #7bf5f18a
