@@ -18,11 +18,11 @@ from .db import reflect_table
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'time_html', 'number_text', 'column_kind', 'is_moment',
-           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable',
-           'column_profile', 'time_column', 'daily_counts', 'sample_rows', 'histogram_edges', 'checks_frame',
-           'history_frame', 'check_history_frame', 'history_figure', 'changes_frame', 'change_examples_frame',
-           'data_signature', 'show']
+__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'time_html', 'number_text', 'column_kind',
+           'is_moment', 'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric',
+           'comparable', 'column_profile', 'histogram_text', 'column_distributions', 'time_column', 'daily_counts',
+           'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'history_figure',
+           'changes_frame', 'change_examples_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #3428ebe3
 MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
@@ -171,6 +171,61 @@ def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd
             }
         )
     return pd.DataFrame(out, columns=["column", "type", "null share", "distinct", "min", "mean", "max"])
+
+# %% ../../nbs/18_common.reports.ipynb #4f029b8f
+BARS = "▁▂▃▄▅▆▇█"  # a histogram's heights; an empty bin is a figure space (HTML keeps it, unlike a space)
+SHOWN_COLUMNS = 60  # columns whose distribution a report computes: the first ones, as its charts
+
+
+def histogram_text(counts: list[int]) -> str:
+    "Bin counts as one line of bars, the fullest bin the tallest (an empty bin is blank)."
+    most = max(counts, default=0)
+    return "".join("\u2007" if not n else BARS[max(0, -(-n * len(BARS) // most) - 1)] for n in counts)
+
+
+def column_distributions(
+    engine: Engine, table: str, profile: pd.DataFrame, bins: int = 8, top: int = 3
+) -> dict[str, str]:
+    "Per column of `profile` (`column_profile`): a histogram of `bins` bars for a number, else its `top` values."
+    t, dialect = reflect_table(engine, table), engine.dialect.name
+    known = profile.set_index("column").head(SHOWN_COLUMNS)
+    one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
+    parts: dict[tuple, sa.ColumnElement] = {}
+    edges, words = {}, {}
+    for c in (t.c[name] for name in known.index):
+        lo, hi = known.at[c.name, "min"], known.at[c.name, "max"]
+        if is_numeric(c) and lo is not None and hi is not None and float(lo) < float(hi):
+            step = (float(hi) - float(lo)) / bins
+            edges[c.name] = [float(lo) + k * step for k in range(bins)] + [float(hi)]
+            for k in range(bins):
+                inside = c < edges[c.name][k + 1] if k < bins - 1 else c <= float(hi)
+                parts[c.name, k] = one(sa.and_(c >= edges[c.name][k], inside))
+        elif is_numeric(c) and lo is not None:
+            words[c.name] = "one value"
+        elif not is_numeric(c) and known.at[c.name, "distinct"]:
+            parts[c.name, "n"] = sa.func.count(c)
+    if not parts:
+        return words
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(*[e.label(f"p{i}") for i, e in enumerate(parts.values())]).select_from(t)).one()
+        counts = dict(zip(parts, found, strict=True))
+        for name in edges:
+            words[name] = histogram_text([int(counts[name, k]) for k in range(bins)])
+        texts = [n for n in known.index if (n, "n") in counts]
+        repeated = [n for n in texts if known.at[n, "distinct"] < counts[n, "n"]]
+        words |= {n: "every value differs" for n in texts if n not in repeated}
+        arms = []
+        for name in repeated:
+            v = comparable(t.c[name], dialect)
+            n = sa.func.count()
+            arm = sa.select(sa.literal(name).label("col"), sa.cast(v, sa.Text).label("value"), n.label("n"))
+            arms.append(arm.where(t.c[name].is_not(None)).group_by(v).order_by(n.desc(), v).limit(top).subquery())
+        tops: dict[str, list[str]] = {}
+        if arms:
+            for name, value, n in conn.execute(sa.union_all(*[sa.select(*a.c) for a in arms])):
+                tops.setdefault(name, []).append(f"{str(value)[:20]} {n / counts[name, 'n']:.0%}")
+        words |= {name: ", ".join(shown) for name, shown in tops.items()}
+    return words
 
 # %% ../../nbs/18_common.reports.ipynb #1c3cd0a8
 def time_column(engine: Engine, table: str) -> str | None:
