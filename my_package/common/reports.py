@@ -223,6 +223,8 @@ def column_distributions(
         tops: dict[str, list[str]] = {}
         if arms:
             for name, value, n in conn.execute(sa.union_all(*[sa.select(*a.c) for a in arms])):
+                if isinstance(t.c[name].type, sa.Boolean):  # counted as 0 / 1 where the warehouse has no boolean
+                    value = {"0": "false", "1": "true"}.get(str(value).lower(), str(value).lower())
                 tops.setdefault(name, []).append(f"{str(value)[:20]} {n / counts[name, 'n']:.0%}")
         words |= {name: ", ".join(shown) for name, shown in tops.items()}
     return words
