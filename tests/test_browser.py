@@ -182,6 +182,46 @@ def kernel_idle(lab: dict) -> bool:
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
 
+def test_pointing_at_a_box_of_sixty_lights_up_what_feeds_it_and_what_it_feeds(tmp_path):
+    import networkx as nx
+    from playwright.sync_api import sync_playwright
+
+    from my_package.common.db import make_engine
+    from my_package.dev.demo import write_large_registry
+    from my_package.registry.settings import load_settings
+    from my_package.reporting.index import write_index
+    from my_package.reporting.lineage import lineage_graph
+
+    settings = load_settings(write_large_registry(tmp_path))
+    index = write_index(settings, make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "default")
+    graph = lineage_graph(settings)
+    names = {n: graph.nodes[n]["name"] for n in graph}
+    pointed = next(n for n in graph if graph.in_degree(n) > 1 and graph.out_degree(n))  # inputs and outputs
+    lit = {names[n] for n in {pointed} | nx.ancestors(graph, pointed) | nx.descendants(graph, pointed)}
+    shot = tmp_path / "index_lineage_traced.png"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(index.as_uri())
+            drawing = page.locator("#lineage").bounding_box()
+            assert drawing["height"] <= 1000, f"the lineage is taller than the window: {drawing}"
+            page.locator(f"#lineage [id='node-{names[pointed]}']").hover(position={"x": 6, "y": 6})
+            shown = page.evaluate(
+                """() => [...document.querySelectorAll("#lineage [id^=node-]")].map((el) =>
+                    [el.id.slice(5), el.classList.contains("lit"), parseFloat(getComputedStyle(el).opacity)])"""
+            )
+            page.screenshot(path=str(shot))
+            assert {name for name, on, _ in shown if on} == lit, (names[pointed], sorted(lit))
+            assert all(opacity < 0.5 for name, on, opacity in shown if not on), "the rest does not fade"
+            assert len(lit) < len(shown), "every box is lit: nothing to tell apart"
+            page.mouse.move(5, 5)  # away from the drawing: every box as it was
+            assert page.locator("#lineage .lit").count() == 0
+        finally:
+            browser.close()
+    print(f"{names[pointed]}: {len(lit)} of {len(shown)} boxes lit; screenshot: {shot}")
+
+
 def test_the_table_notebook_runs_in_jupyterlab(lab):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright

@@ -35,7 +35,7 @@ from my_package.reporting.lineage import (
 from .render import KIT_SCRIPT, KIT_STYLE, read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'when_iso',
+__all__ = ['INDEX_TEMPLATE', 'TRACE_SCRIPT', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'when_iso',
            'freshness_words', 'source_kind', 'lineage_svg', 'runs_script', 'write_index', 'refresh_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
@@ -47,7 +47,9 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 .status{padding:.1em .5em;border-radius:.6em;font-size:.9em;white-space:nowrap}
 .ok{background:#d9f2d9}.failed{background:#f8d4d4}.late,.warn{background:#fde8c4}.never{background:#eee}
 .spark{font-family:monospace;letter-spacing:-1px;color:#357}
-.graph{overflow:auto;border:1px solid #ddd;border-radius:.4em;margin-bottom:1.5em}
+.graph{overflow:auto;max-height:80vh;border:1px solid #ddd;border-radius:.4em;margin-bottom:1.5em}
+.graph svg.tracing [id^=node-]:not(.lit),.graph svg.tracing [id^=label-]:not(.lit),.graph svg.tracing [id^=edge-]:not(.lit){opacity:.18}
+.graph svg.tracing [id^=edge-].lit path{stroke:#111;stroke-width:1.6}
 .graph svg{display:block;max-width:100%;height:auto}
 small{color:#666}
 </style>
@@ -57,7 +59,7 @@ small{color:#666}
 <h2>Lineage</h2>
 <p><small>Sources feed tables, tables feed derived tables; a dashed arrow is a relationship a check declares. Green: last
 run ok; red: failed or crashed; amber: late or warned; grey: never run, cancelled or skipped. Each box opens its
-report.</small></p>
+report; pointing at one lights up what feeds it and what it feeds.</small></p>
 <div class="graph" id="lineage">{{ graph | safe }}</div>
 <h2>Tables and derived tables</h2>
 <div class="kit-scroll"><table class="kit-table"><tr><th>table</th><th>kind</th><th class="num">rows</th><th>last load</th><th>last run</th><th>fresh</th>
@@ -72,6 +74,48 @@ report.</small></p>
 <td>{{ row.checks }}</td><td><small>{{ row.report }}</small></td></tr>
 {% endfor %}</table></div>{% endif %}<script>{{ script | safe }}</script></body></html>
 """)
+
+# %% ../../nbs/21_reporting.index.ipynb #cd910fc0
+TRACE_SCRIPT = """(function () {
+  // Pointing at a box of the lineage (or focusing its link) lights up what feeds it and what it feeds, all the
+  // way; the rest fades. The edges come from the drawing itself (draw_lineage's metadata).
+  var data = document.getElementById("lineage-edges"), svg = document.querySelector("#lineage svg");
+  if (!data || !svg) return;
+  var up = {}, down = {};
+  JSON.parse(data.textContent).forEach(function (e) {
+    (down[e[0]] = down[e[0]] || []).push(e);
+    (up[e[1]] = up[e[1]] || []).push(e);
+  });
+  function walk(name, links, end, seen) {
+    (links[name] || []).forEach(function (e) {
+      seen.edges.push(e[2]);
+      if (!seen.nodes[e[end]]) { seen.nodes[e[end]] = true; walk(e[end], links, end, seen); }
+    });
+  }
+  function clear() {
+    svg.classList.remove("tracing");
+    svg.querySelectorAll(".lit").forEach(function (el) { el.classList.remove("lit"); });
+  }
+  function light(id) { var el = document.getElementById(id); if (el) el.classList.add("lit"); }
+  function trace(name) {
+    var seen = {nodes: {}, edges: []};
+    clear();
+    seen.nodes[name] = true;
+    walk(name, up, 0, seen);
+    walk(name, down, 1, seen);
+    Object.keys(seen.nodes).forEach(function (n) { light("node-" + n); light("label-" + n); });
+    seen.edges.forEach(light);
+    svg.classList.add("tracing");
+  }
+  function pointed(ev) {
+    var el = ev.target.closest && ev.target.closest("[id^=node-],[id^=label-]");
+    if (el) trace(el.id.replace(/^(node|label)-/, ""));
+  }
+  svg.addEventListener("mouseover", pointed);
+  svg.addEventListener("focusin", pointed);
+  svg.addEventListener("mouseleave", clear);
+})();
+"""
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
 def report_state(entry: dict | None, since: list[dict] | None = None) -> Markup:
@@ -248,7 +292,13 @@ def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
         write_atomically(
             page,
             INDEX_TEMPLATE.render(
-                title=title, rows=rows, graph=graph, written=written, profiles=None, style=KIT_STYLE, script=KIT_SCRIPT
+                title=title,
+                rows=rows,
+                graph=graph,
+                written=written,
+                profiles=None,
+                style=KIT_STYLE,
+                script=KIT_SCRIPT + TRACE_SCRIPT,
             ),
         )
         write_atomically(out_dir / "runs.js", runs_script(settings, history, read_manifest(out_dir)))

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,9 +22,9 @@ if TYPE_CHECKING:  # networkx is imported when a graph is drawn: `tables` and `c
     import networkx as nx
 
 # %% auto #0
-__all__ = ['HISTORY', 'BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'WIDEST', 'lineage_graph', 'run_history',
-           'sparkline', 'utc', 'run_key', 'last_good_runs', 'Freshness', 'freshness', 'age_words', 'node_state',
-           'wrapped_columns', 'draw_lineage']
+__all__ = ['HISTORY', 'BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'WIDEST', 'LINEAGE_EDGES', 'lineage_graph',
+           'run_history', 'sparkline', 'utc', 'run_key', 'last_good_runs', 'Freshness', 'freshness', 'age_words',
+           'node_state', 'wrapped_columns', 'draw_lineage']
 
 # %% ../../nbs/22_reporting.lineage.ipynb #fdb4543f
 def lineage_graph(settings: Settings) -> nx.DiGraph:
@@ -172,6 +174,9 @@ def wrapped_columns(layers: list[list[str]], widest: int = WIDEST) -> list[list[
     return [layer[i : i + rows] for layer in layers for i in range(0, len(layer), rows)]
 
 # %% ../../nbs/22_reporting.lineage.ipynb #116d1a14
+LINEAGE_EDGES = '<metadata id="lineage-edges">{}</metadata>\n</svg>'  # JSON: [[from, to, edge id], ...]
+
+
 def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str]) -> str:
     "The graph as an SVG document: a box per node (its `facts`' lines inside, a link from `links`), arrows between."
     import matplotlib
@@ -194,12 +199,13 @@ def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.axis("off")
-    for a, b, kind in graph.edges(data="kind"):
+    name = lambda node: graph.nodes[node]["name"]  # noqa: E731
+    for i, (a, b, kind) in enumerate(graph.edges(data="kind")):
         (xa, ya), (xb, yb) = place[a], place[b]
-        ax.add_patch(
-            FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb), arrowstyle="-|>", mutation_scale=9,
-                            color="#777", lw=0.9, linestyle="--" if kind == "checks" else "-")
-        )  # fmt: skip
+        arrow = FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb), arrowstyle="-|>", mutation_scale=9,
+                                color="#777", lw=0.9, linestyle="--" if kind == "checks" else "-")  # fmt: skip
+        arrow.set_gid(f"edge-{i}")
+        ax.add_patch(arrow)
     for node, (x, y) in place.items():
         info = facts.get(node, {})
         box = FancyBboxPatch(
@@ -209,6 +215,7 @@ def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str
         box.set_gid(f"node-{graph.nodes[node]['name']}")
         lines = info.get("lines") or [graph.nodes[node]["name"]]
         text = ax.text(x, y, "\n".join(line[:30] for line in lines), ha="center", va="center", fontsize=9)
+        text.set_gid(f"label-{graph.nodes[node]['name']}")
         if node in links:
             box.set_url(links[node])
             text.set_url(links[node])
@@ -217,4 +224,7 @@ def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # words stay words: found, selected, read aloud
         fig.savefig(buffer, format="svg")
     svg = buffer.getvalue().replace(' target="_blank"', "")  # a report opens where the index was, as a link does
-    return svg[svg.index("<svg") :]  # no XML prolog: the SVG goes inside an HTML page
+    edges = json.dumps([[name(a), name(b), f"edge-{i}"] for i, (a, b) in enumerate(graph.edges())])
+    # what feeds what, for the page's script: a box pointed at lights up its inputs and outputs, all the way
+    svg = svg[svg.index("<svg") : svg.rindex("</svg>")]  # no XML prolog: the SVG goes inside an HTML page
+    return svg + LINEAGE_EDGES.format(html.escape(edges, quote=False))
