@@ -81,11 +81,11 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
     assert again.returncode == 0 and "ok; +0 -0 ~0" in again.stdout, again.stdout
     assert latest_changes(wh, "events")[0]["words"] == "+0 -0 ~0"
 
-    # [pipeline] changes = counts: rows added, removed and changed by key, no column's count; off: nothing compared
+    # [pipeline] changes = counts: rows added, removed and changed by key, no column named; off: nothing compared
     with source.begin() as conn:
         conn.exec_driver_sql("DELETE FROM events WHERE id = 1")
         conn.exec_driver_sql("UPDATE events SET label = 'x' WHERE id IN (2, 3)")
-    for setting, words in (("counts", r"ok; \+0 -1 ~2 \(columns not counted\)"), ("off", r"│ ok; checks: \d+ ok +│")):
+    for setting, words in (("counts", r"ok; \+0 -1 ~2; checks"), ("off", r"│ ok; checks: \d+ ok +│")):
         settings.write_text(settings.read_text().replace("changes = values\n", f"changes = {setting}\n", 1))
         told = cli("run", "events", "--no-reports", settings=settings)
         assert told.returncode == 0 and re.search(words, told.stdout), told.stdout
@@ -97,8 +97,8 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
 @pytest.mark.parametrize(
     "warehouse_kind, said",
     [
-        ("sqlite", "+2 -1 (values not compared)"),
-        ("postgresql", "+2 -1 (values not compared)"),
+        ("sqlite", "+2 -1 ~?"),
+        ("postgresql", "+2 -1 ~?"),
         ("duckdb", "+2 -1 ~5: amount 5"),
     ],
 )

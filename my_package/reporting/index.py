@@ -59,7 +59,8 @@ small{color:#666}
 <h2>Lineage</h2>
 <p><small>Sources feed tables, tables feed derived tables; a dashed arrow is a relationship a check declares. Green: last
 run ok; red: failed or crashed; amber: late or warned; grey: never run, cancelled or skipped. Each box opens its
-report; pointing at one lights up what feeds it and what it feeds.</small></p>
+report; pointing at one lights up what feeds it and what it feeds. A last run's changes read rows added, removed
+and changed (<code>~?</code>: values not compared).</small></p>
 <div class="graph" id="lineage">{{ graph | safe }}</div>
 <h2>Tables and derived tables</h2>
 <div class="kit-scroll"><table class="kit-table"><tr><th>table</th><th>kind</th><th class="num">rows</th><th>last load</th><th>last run</th><th>fresh</th>
