@@ -115,7 +115,7 @@ class Changes:
             return f"+{self.added:,} inserted, {self.changed:,} updated"
         if self.mode == "counts":  # [pipeline] changes = counts: rows added, removed and changed, no column named
             return f"+{self.added:,} -{self.removed:,} ~{self.changed:,}"
-        if self.mode == "rows":  # changes = rows: rows added and removed by key; changed ones unknown (short: 80 columns)
+        if self.mode == "rows":  # changes = rows: rows added and removed by key; changed ones unknown
             return f"+{self.added:,} -{self.removed:,} ~?"
         named = ", ".join(f"{c} {n:,}" for c, n in sorted(self.columns.items(), key=lambda kv: -kv[1])[:3])
         more = f" and {len(self.columns) - 3} more" if len(self.columns) > 3 else ""
