@@ -290,6 +290,8 @@ def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
         graph = lineage_svg(settings, profile, rows)
         written = Markup(time_html(dt.datetime.now(dt.UTC)))
         title = f"Table reports: profile {profile}"
+        # runs.js first: once the index tells of a run, each report's banner knows of it too
+        write_atomically(out_dir / "runs.js", runs_script(settings, history, read_manifest(out_dir)))
         write_atomically(
             page,
             INDEX_TEMPLATE.render(
@@ -302,7 +304,6 @@ def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
                 script=KIT_SCRIPT + TRACE_SCRIPT,
             ),
         )
-        write_atomically(out_dir / "runs.js", runs_script(settings, history, read_manifest(out_dir)))
         profiles = sorted(p.parent.name for p in out_dir.parent.glob("*/index.html"))
         write_atomically(
             out_dir.parent / "index.html",
