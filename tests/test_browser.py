@@ -358,6 +358,13 @@ def test_reports_read_like_a_finished_product_at_1400_px(tmp_path, demo_source, 
                 cells = [page.locator("td", has_text=t).first for t in ("ok", rows)]
                 aligned = [c.evaluate("c => getComputedStyle(c).textAlign") for c in cells]
                 assert aligned == ["left", "right"], f"{name}: text and numbers aligned {aligned}"
+                if name == "weather":  # the generic report's profile: each column's distribution, by the warehouse
+                    profile = page.locator("table", has=page.locator("th", has_text="distribution"))
+                    shown = dict(zip(profile.locator("td:first-child").all_inner_texts(),
+                                     profile.locator("td:last-child").all_inner_texts(), strict=True))  # fmt: skip
+                    assert re.fullmatch(r"(JFK|LGA|EWR) \d+%(, (JFK|LGA|EWR) \d+%){2}", shown["origin"]), shown
+                    assert re.fullmatch(r"[\u2007▁▂▃▄▅▆▇█]{8}", shown["temp"]) and shown["year"] == "one value", shown
+                    assert re.fullmatch(r"2013-01-01 \d\d:00 to 2013-12-3\d \d\d:00", shown["time_hour"]), shown
             # ages are computed when the page is read: three hours later, the loads were "3 h ago"
             page.clock.install(time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3, minutes=5))
             index = pages["flights"].with_name("index.html")

@@ -202,6 +202,8 @@ def column_distributions(
                 parts[c.name, k] = one(sa.and_(c >= edges[c.name][k], inside))
         elif is_numeric(c) and lo is not None:
             words[c.name] = "one value"
+        elif isinstance(c.type, (sa.Date, sa.DateTime)) and known.at[c.name, "distinct"]:  # its span, not 0% each
+            parts[c.name, "from"], parts[c.name, "to"] = sa.func.min(c), sa.func.max(c)
         elif not is_numeric(c) and known.at[c.name, "distinct"]:
             parts[c.name, "n"] = sa.func.count(c)
     if not parts:
@@ -211,6 +213,9 @@ def column_distributions(
         counts = dict(zip(parts, found, strict=True))
         for name in edges:
             words[name] = histogram_text([int(counts[name, k]) for k in range(bins)])
+        for name in (n for n in known.index if (n, "from") in counts):
+            shown = 10 if isinstance(t.c[name].type, sa.Date) and not isinstance(t.c[name].type, sa.DateTime) else 16
+            words[name] = f"{str(counts[name, 'from'])[:shown]} to {str(counts[name, 'to'])[:shown]}"
         texts = [n for n in known.index if (n, "n") in counts]
         repeated = [n for n in texts if known.at[n, "distinct"] < counts[n, "n"]]
         words |= {n: "every value differs" for n in texts if n not in repeated}
@@ -225,7 +230,8 @@ def column_distributions(
             for name, value, n in conn.execute(sa.union_all(*[sa.select(*a.c) for a in arms])):
                 if isinstance(t.c[name].type, sa.Boolean):  # counted as 0 / 1 where the warehouse has no boolean
                     value = {"0": "false", "1": "true"}.get(str(value).lower(), str(value).lower())
-                tops.setdefault(name, []).append(f"{str(value)[:20]} {n / counts[name, 'n']:.0%}")
+                share = n / counts[name, "n"]
+                tops.setdefault(name, []).append(f"{str(value)[:20]} " + (f"{share:.0%}" if share >= 0.005 else "<1%"))
         words |= {name: ", ".join(shown) for name, shown in tops.items()}
     return words
 
