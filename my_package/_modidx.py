@@ -1215,6 +1215,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'my_package.runner.Runner.refusal': ('runner.html#runner.refusal', 'my_package/runner.py'),
                                    'my_package.runner.Runner.serve': ('runner.html#runner.serve', 'my_package/runner.py'),
                                    'my_package.runner.Runner.stop': ('runner.html#runner.stop', 'my_package/runner.py'),
+                                   'my_package.runner.compile_kit': ('runner.html#compile_kit', 'my_package/runner.py'),
                                    'my_package.runner.die_with_parent': ('runner.html#die_with_parent', 'my_package/runner.py'),
                                    'my_package.runner.drop_kit_modules': ('runner.html#drop_kit_modules', 'my_package/runner.py'),
                                    'my_package.runner.exit_code': ('runner.html#exit_code', 'my_package/runner.py'),
