@@ -681,6 +681,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'my_package/common/waits.py'),
                                          'my_package.common.waits.process_name': ( 'common.waits.html#process_name',
                                                                                    'my_package/common/waits.py'),
+                                         'my_package.common.waits.report_log': ( 'common.waits.html#report_log',
+                                                                                 'my_package/common/waits.py'),
                                          'my_package.common.waits.shown_path': ( 'common.waits.html#shown_path',
                                                                                  'my_package/common/waits.py')},
             'my_package.dev.demo': { 'my_package.dev.demo.build_demo_exports': ( 'dev.demo.html#build_demo_exports',

@@ -21,6 +21,7 @@ from filelock import FileLock
 
 import my_package
 from ..common.runs import Stopwatch, TableRun, error_line
+from ..common.waits import REPORT_LOG
 from ..errors import ReportError
 from ..registry.settings import Settings
 from .background import hold_for_background
@@ -366,6 +367,9 @@ def render_report(
         parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
         check_report_parameters(template, parameters)
         check_kernel(kernel)
+        log = run.settings.path.parent / ".prefect" / "reports.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        os.environ[REPORT_LOG] = str(log)  # the kernel says its waits there, not in the page (common.waits)
         try:  # a fresh context per run: see the papermill trap above
             contextvars.Context().run(
                 papermill.execute_notebook,
