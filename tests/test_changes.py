@@ -27,10 +27,8 @@ def write_events(source: sa.Engine) -> None:
         )
 
 
-@pytest.mark.parametrize("warehouse_kind", ["sqlite", "postgresql", "duckdb"])
-def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
-    warehouse_kind, cli, tmp_path, pg_databases, monkeypatch
-):
+def events_project(tmp_path, warehouse_kind: str, pg_databases: dict, pipeline: str = "") -> tuple:
+    "200 events and a project loading them into a `warehouse_kind` warehouse: (source, warehouse URL, settings.ini)."
     source_url = f"sqlite:///{tmp_path / 'source.db'}"
     warehouse = {
         "sqlite": f"sqlite:///{tmp_path / 'warehouse.db'}",
@@ -41,8 +39,18 @@ def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
     write_events(source)
     settings = tmp_path / "settings.ini"
     settings.write_text(
-        f"[pipeline]\nchanges = values\n[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
+        f"{pipeline}[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
         "[table:events]\nsource_table = events\nprimary_key = id\n"
+    )
+    return source, warehouse, settings
+
+
+@pytest.mark.parametrize("warehouse_kind", ["sqlite", "postgresql", "duckdb"])
+def test_a_full_refresh_reports_rows_added_removed_and_values_changed(
+    warehouse_kind, cli, tmp_path, pg_databases, monkeypatch
+):
+    source, warehouse, settings = events_project(
+        tmp_path, warehouse_kind, pg_databases, "[pipeline]\nchanges = values\n"
     )
     monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
 
@@ -106,19 +114,7 @@ def test_by_default_each_warehouse_compares_what_costs_at_most_a_third_of_a_load
     warehouse_kind, said, cli, tmp_path, pg_databases, monkeypatch
 ):
     # the README: values on DuckDB; rows added and removed on SQLite and PostgreSQL (bench/bench_changes.py)
-    source_url = f"sqlite:///{tmp_path / 'source.db'}"
-    warehouse = {
-        "sqlite": f"sqlite:///{tmp_path / 'warehouse.db'}",
-        "postgresql": pg_databases["warehouse"],
-        "duckdb": f"duckdb:///{tmp_path / 'warehouse.duckdb'}",
-    }[warehouse_kind]
-    source = make_engine(source_url)
-    write_events(source)
-    settings = tmp_path / "settings.ini"
-    settings.write_text(
-        f"[profile:default]\nsource = {source_url}\nwarehouse = {warehouse}\n"
-        "[table:events]\nsource_table = events\nprimary_key = id\n"
-    )
+    source, warehouse, settings = events_project(tmp_path, warehouse_kind, pg_databases)
     monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
     first = cli("run", "events", "--no-reports", settings=settings)
     assert first.returncode == 0 and "ok; first load" in first.stdout, first.stderr + first.stdout
