@@ -14,25 +14,19 @@ import sqlalchemy as sa
 from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 
+from .bookkeeping import time_html  # noqa: F401  (the tables' notebooks import it from here)
 from .db import reflect_table
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'time_html', 'number_text', 'column_kind',
-           'is_moment', 'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric',
-           'comparable', 'column_profile', 'histogram_text', 'column_distributions', 'time_column', 'daily_counts',
-           'sample_rows', 'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'history_figure',
-           'changes_frame', 'change_examples_frame', 'data_signature', 'show']
+__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'number_text', 'column_kind', 'is_moment',
+           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable',
+           'column_profile', 'histogram_text', 'column_distributions', 'time_column', 'daily_counts', 'sample_rows',
+           'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'history_figure', 'changes_frame',
+           'change_examples_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #3428ebe3
 MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
-
-
-def time_html(value: dt.datetime | pd.Timestamp | str) -> str:
-    "A moment as an HTML `<time>`, to the second in UTC (a naive one is UTC, as the run log writes them)."
-    when = pd.Timestamp(value)
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-    return f'<time datetime="{when:%Y-%m-%dT%H:%M:%SZ}">{when:%Y-%m-%d %H:%M:%S} UTC</time>'
 
 # %% ../../nbs/18_common.reports.ipynb #459e5ab2
 def number_text(value: float) -> str:

@@ -14,9 +14,8 @@ from filelock import FileLock
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
 
-from ..common.bookkeeping import last_runs, read_state
+from ..common.bookkeeping import last_runs, read_state, time_html
 from ..common.cancel import uncancellable
-from ..common.reports import time_html
 from ..common.runs import error_line
 from ..errors import PipelineError
 from ..registry.settings import Settings
