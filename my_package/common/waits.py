@@ -72,9 +72,10 @@ def announce(text: str) -> None:
             listener(line)
     if LISTENERS.get():
         return
-    if report_log():
-        with contextlib.suppress(OSError), open(report_log(), "a") as log:
-            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+    log = report_log()
+    if log:
+        with contextlib.suppress(OSError), open(log, "a") as said:
+            said.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
     else:
         logging.getLogger("my_package").warning(line)
 
