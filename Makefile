@@ -81,6 +81,7 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_warehouses.py
 	$(PY) bench/bench_index.py
 	$(PY) bench/bench_files.py
+	$(PY) bench/bench_changes.py
 	$(PY) bench/bench_team.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks

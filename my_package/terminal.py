@@ -57,7 +57,8 @@ def last_run_lines(settings: Settings, profile: str | None = None, wide: bool = 
     except Exception:  # the registry is still worth showing when the warehouse is out of reach
         return {}
     when = (lambda r: str(r["finished_at"])[:19]) if wide else (lambda r: short_time(r["finished_at"]))
-    lines = {name: f"{r['status']} at {when(r)}" for name, r in runs.items()}
+    changed = lambda r: f", {r['changes'].split(':')[0]}" if r.get("changes") else ""  # noqa: E731 (counts: narrow)
+    lines = {name: f"{r['status']} at {when(r)}{changed(r)}" for name, r in runs.items()}
     return {name: lines.get(name, "never") + (" · LATE" if name in late else "") for name in {*lines, *late}}
 
 # %% ../nbs/59_terminal.ipynb #6536b1bi
@@ -143,7 +144,7 @@ def summary_table(results: list) -> Table:
     out.add_column("seconds", justify="right", no_wrap=True, min_width=7)
     for r in results:
         status = (
-            (f"ok; {checks_summary(r.results)}" if r.results else "ok")
+            "; ".join(["ok", *([r.changes] if r.changes else []), *([checks_summary(r.results)] if r.results else [])])
             if r.ok
             else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {r.error or ''}"
         )

@@ -105,6 +105,7 @@ class RunOutcome:
     report: str | None = None  # the rendered report's HTML file
     url: str | None = None  # the flow run's page in the Prefect UI (when a Prefect server serves one)
     notes: list[str] = field(default_factory=list)  # what the run found and cleaned (left by an interrupted run)
+    changes: str | None = None  # what its publish changed, in words (`+10 -3 ~57: arr_delay 57`, `first load`)
     report_error: str | None = None  # the data is published, but its report failed (deployed runs render it)
 
     @property

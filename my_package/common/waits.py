@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +19,8 @@ from .cancel import current_cancellation
 from ..errors import RunCancelled
 
 # %% auto #0
-__all__ = ['Listener', 'LISTENERS', 'SUBJECT', 'listen', 'listening', 'about', 'announce', 'as_duration', 'shown_path',
-           'process_name', 'known_as', 'lock_holders', 'Wait']
+__all__ = ['Listener', 'LISTENERS', 'SUBJECT', 'REPORT_LOG', 'listen', 'listening', 'about', 'report_log', 'announce',
+           'as_duration', 'shown_path', 'process_name', 'known_as', 'lock_holders', 'Wait']
 
 # %% ../../nbs/10_common.waits.ipynb #5dce53fe
 Listener = Callable[[str], object]
@@ -52,6 +53,16 @@ def about(name: str) -> Iterator[None]:
         SUBJECT.reset(reset)
 
 
+REPORT_LOG = "MY_PACKAGE_REPORT_LOG"  # set by the kit's renderer: where a report's kernel says its waits
+
+
+def report_log() -> Path | None:
+    "The log a report's kernel says its waits in (set by the renderer), or None outside a kernel rendering a report."
+    ipython = sys.modules.get("IPython")  # a kernel's outputs are the page: a wait's line must not land in it
+    in_kernel = ipython is not None and ipython.get_ipython() is not None
+    return Path(os.environ[REPORT_LOG]) if in_kernel and os.environ.get(REPORT_LOG) else None
+
+
 def announce(text: str) -> None:
     "Tell the listeners of this context `text`, after the name of the run that waits; with none, log it."
     subject = SUBJECT.get()
@@ -59,7 +70,13 @@ def announce(text: str) -> None:
     for listener in LISTENERS.get():
         with contextlib.suppress(Exception):  # whoever shows a wait must not fail the load that waits
             listener(line)
-    if not LISTENERS.get():
+    if LISTENERS.get():
+        return
+    log = report_log()
+    if log:
+        with contextlib.suppress(OSError), open(log, "a") as said:
+            said.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+    else:
         logging.getLogger("my_package").warning(line)
 
 # %% ../../nbs/10_common.waits.ipynb #2646e90c

@@ -188,10 +188,11 @@ def project_port() -> tuple[int, bool]:
 # %% ../../nbs/50_dev.server.ipynb #a1000012s
 def start_project_server(project: Path, port: int | None = None) -> str:
     "Start the project's own local server (unless it is up) and its runner (`my_package.runner`, unless it runs); the API URL."
-    runner = launch_runner(project)  # it imports the kit's libraries while the server starts
     api = running_server(project)
+    port = None if api else port or project_port()[0]
+    # the runner imports the kit's libraries while the server starts, told the server's address beforehand
+    runner = launch_runner(project, api or f"http://127.0.0.1:{port}/api")
     if not api:
-        port = port or project_port()[0]
         home = project / ".prefect"
         try:
             process = start_server(home, port, home / "server.log")

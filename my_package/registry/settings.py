@@ -338,6 +338,7 @@ class PipelineSection(_Section):
     profile: str = "default"
     chunk_size: Positive = 50_000
     parallel: Positive = 4
+    changes: Literal["values", "counts", "rows", "off"] | None = None  # what a publish compares (None: common.loads)
 
 
 class AlertsSection(_Section):
