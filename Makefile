@@ -51,13 +51,14 @@ browser: ## Debian's chromium for the JupyterLab browser test (apt-get install w
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; } \
 	  || { echo "The browser test needs Debian's chromium: apt-get install chromium"; exit 1; }
 
-lint: dev ## ruff, unused imports, an example after each function, the floors, the paths the docs name
+lint: dev ## ruff, unused imports, an example after each function, the floors, the paths the docs name, kind tests outside the seams
 	$(BIN)/ruff check nbs tests bench tools
 	$(BIN)/ruff format --check nbs tests bench tools
 	$(BIN)/ruff check --select F401,F821 my_package
 	$(PY) tools/count_examples.py
 	$(PY) tools/check_layers.py
 	$(PY) tools/check_doc_paths.py
+	$(PY) tools/count_kind_tests.py
 
 sync-check: dev ## Fail when a notebook is not clean or my_package/ is not what the notebooks export
 	BIN=$(BIN) bash tools/check_notebooks.sh

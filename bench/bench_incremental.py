@@ -49,7 +49,7 @@ class NoCount:
 
 def refresh(table: str, reconcile: bool = True) -> tuple[int, float, float, str | None]:
     "One incremental load of `table` as its flow runs it: rows staged, seconds in all, seconds in the check, verdict."
-    import my_package.common.loads as loads
+    import my_package.common.sources.database as database
     import my_package.tasks.verify as checks
     from my_package.common.runs import resolve_run
     from my_package.tasks.extract import extract_table
@@ -64,9 +64,9 @@ def refresh(table: str, reconcile: bool = True) -> tuple[int, float, float, str 
         finally:
             spent.append(time.perf_counter() - start)
 
-    counter = loads.CountAlongside
+    counter = database.CountAlongside
     checks.reconciled = timed if reconcile else (lambda run, staged: None)
-    loads.CountAlongside = counter if reconcile else NoCount
+    database.CountAlongside = counter if reconcile else NoCount
     try:
         start = time.perf_counter()
         run = resolve_run(table)
@@ -75,7 +75,7 @@ def refresh(table: str, reconcile: bool = True) -> tuple[int, float, float, str 
         load_table_atomically.fn(run, staged)
         seconds = time.perf_counter() - start
     finally:
-        checks.reconciled, loads.CountAlongside = real, counter
+        checks.reconciled, database.CountAlongside = real, counter
     verdict = next((r.status for r in results if r.check == "rows match the source"), None)
     return staged.rows, seconds, sum(spent), verdict
 

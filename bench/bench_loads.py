@@ -136,7 +136,7 @@ def run_floor(source: str, warehouse: str, table: str, key_after: bool = False) 
     if warehouse.startswith("duckdb"):  # DuckDB reads the SQLite source itself, through its scanner extension
         import duckdb
 
-        from my_package.common.transfer import duckdb_extensions
+        from my_package.common.warehouses.duckdb import duckdb_extensions
 
         conn = duckdb.connect(warehouse.removeprefix("duckdb:///"))
         conn.execute(f"SET extension_directory = '{duckdb_extensions()}'")

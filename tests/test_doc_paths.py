@@ -30,7 +30,7 @@ def test_each_name_of_a_missing_file_is_one_line(tmp_path):
     stale = (
         "Gone: `nbs/02_registry.entries.ipynb`, `03_registry.problems`, `my_package/registry/entries.py`,\n"
         "`my_package.common.datachecks`, `my_package.common.loads.no_such_name`, [a page](nbs/nowhere.ipynb),\n"
-        "`nbs/6x_nothing.*`. There: `nbs/5x_dev.*`, `my_package.common.loads.publish`, `16_common.loads`,\n"
+        "`nbs/6x_nothing.*`. There: `nbs/5x_dev.*`, `my_package.common.loads.publish`, `18_common.loads`,\n"
         "`my_package.flows.ingestion:ingest_flights`, `my_package/commands/`, [the tour](nbs/index.ipynb).\n"
         "A user's own, made by a command: `nbs/checks/planes.ipynb`, `my_package.checks.planes:no_seats`.\n"
     )

@@ -19,8 +19,8 @@ from conftest import table_rows
 
 from my_package.commands.register import NewTable, register_table
 from my_package.common.bookkeeping import read_state
-from my_package.common.checks import column_kinds
 from my_package.common.db import make_engine
+from my_package.common.integrity import column_kinds
 from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
 from my_package.flows.factory import dropped_on_failure

@@ -9,9 +9,8 @@ import pytest
 import sqlalchemy as sa
 from conftest import load, table_rows
 
-import my_package.common.transfer as transfer
 from my_package.common.bookkeeping import read_state
-from my_package.common.db import make_engine
+from my_package.common.db import make_engine, warehouse_for
 from my_package.common.runs import resolve_run
 from my_package.errors import QualityCheckError, SchemaDriftError
 from my_package.tasks.extract import extract_table
@@ -148,7 +147,9 @@ def test_a_full_refresh_that_fails_midway_leaves_the_previous_table(ends, projec
     before = table_rows(warehouse, "items")
     fill_items(source, range(21, 41))
 
-    real_append, calls = transfer.append_batch, []
+    # the warehouse's own way of appending a batch, made to fail after two
+    kind, calls = type(warehouse_for(warehouse)), []
+    real_append = kind.append_batch
 
     def append_then_fail(*args, **kwargs):
         calls.append(1)
@@ -156,13 +157,13 @@ def test_a_full_refresh_that_fails_midway_leaves_the_previous_table(ends, projec
             raise RuntimeError("injected failure after two batches")
         return real_append(*args, **kwargs)
 
-    monkeypatch.setattr(transfer, "append_batch", append_then_fail)
+    monkeypatch.setattr(kind, "append_batch", append_then_fail)
     with pytest.raises(RuntimeError, match="injected failure"):
         load("items")
     assert table_rows(warehouse, "items") == before  # intact and complete
     assert len(calls) == 3
 
-    monkeypatch.setattr(transfer, "append_batch", real_append)
+    monkeypatch.setattr(kind, "append_batch", real_append)
     assert load("items") == 40
     assert_same(ends, "items", "items")
 

@@ -229,7 +229,7 @@ def test_a_full_postgresql_is_waited_out_and_a_lasting_refusal_is_one_line(tmp_p
 
         make_engine(url).dispose()  # the load's own connections go back to the server
         take_every_slot()
-        monkeypatch.setattr("my_package.common.db.CONNECT_PATIENCE", 3)
+        monkeypatch.setattr("my_package.common.warehouses.postgresql.CONNECT_PATIENCE", 3)
         with pytest.raises(DatabaseUnavailableError) as refused:
             load("airlines")
         message = str(refused.value)

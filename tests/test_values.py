@@ -7,9 +7,11 @@ import sqlalchemy as sa
 from conftest import table_rows
 
 import my_package.common.loads as loads
-from my_package.common.checks import CheckResult
 from my_package.common.db import make_engine
+from my_package.common.integrity import CheckResult
 from my_package.common.runs import resolve_run
+from my_package.common.warehouses.duckdb import DuckDBWarehouse
+from my_package.common.warehouses.sqlite import SQLiteWarehouse
 from my_package.errors import QualityCheckError
 from my_package.flows.factory import dropped_on_failure
 from my_package.tasks.extract import extract_table
@@ -49,14 +51,14 @@ def sections(source_table: str, extra: str = "") -> str:
 @pytest.fixture
 def paths(monkeypatch) -> dict[str, list[str]]:
     "Records the paths that staged each table, in turn: the copy inside SQLite or DuckDB, or Arrow batches."
-    taken, attach, scan, batches = {}, loads.sqlite_attach_copy, loads.duckdb_scan_copy, loads.stage_batches
+    taken, attach, scan, batches = {}, SQLiteWarehouse.attach_copy, DuckDBWarehouse.scan_copy, loads.stage_batches
 
-    def attach_spy(source, warehouse, stmt, staging, schema, **kwargs):
+    def attach_spy(warehouse, path, stmt, staging, schema, **kwargs):
         taken.setdefault(staging, []).append("attach")
-        return attach(source, warehouse, stmt, staging, schema, **kwargs)
+        return attach(warehouse, path, stmt, staging, schema, **kwargs)
 
-    def scan_spy(source, warehouse, select, staging, schema):
-        rows = scan(source, warehouse, select, staging, schema)
+    def scan_spy(warehouse, found, staging, schema):
+        rows = scan(warehouse, found, staging, schema)
         taken.setdefault(staging, []).append("scan" if rows is not None else "scan gave way")
         return rows
 
@@ -64,8 +66,8 @@ def paths(monkeypatch) -> dict[str, list[str]]:
         taken.setdefault(staging, []).append("batches")
         return batches(engine, staging, *args, **kwargs)
 
-    monkeypatch.setattr(loads, "sqlite_attach_copy", attach_spy)
-    monkeypatch.setattr(loads, "duckdb_scan_copy", scan_spy)
+    monkeypatch.setattr(SQLiteWarehouse, "attach_copy", attach_spy)
+    monkeypatch.setattr(DuckDBWarehouse, "scan_copy", scan_spy)
     monkeypatch.setattr(loads, "stage_batches", batches_spy)
     return taken
 

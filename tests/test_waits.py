@@ -22,13 +22,14 @@ from conftest import CARRIER_TRANSFORM, assert_same_tables, wait_for, write_proj
 from test_end_to_end import check_transform
 from test_fast_loop import api_post
 
-from my_package.common import transfer
 from my_package.common.bookkeeping import mark_loading, unmark_loading
 from my_package.common.cancel import cancellable
-from my_package.common.db import begin_write, check_connection, make_engine
+from my_package.common.db import check_connection, make_engine, warehouse_for
 from my_package.common.locks import table_lock
 from my_package.common.runs import HINTS, error_line
+from my_package.common.sql import begin_write
 from my_package.common.waits import listening, lock_holders, process_name
+from my_package.common.warehouses import sqlite as sqlite_warehouse
 from my_package.dev.demo import DEMO_TABLES
 from my_package.errors import RunCancelled
 from my_package.tasks.runtime import is_transient
@@ -199,7 +200,8 @@ def test_a_command_forked_by_the_runner_is_named_by_its_command_in_another_runs_
 
 HOG = """
 import os, sys, time
-from my_package.common.db import begin_write, make_engine
+from my_package.common.db import make_engine
+from my_package.common.sql import begin_write
 warehouse, until = make_engine(sys.argv[1]), time.monotonic() + 120
 print("writing", flush=True)
 while not os.path.exists(sys.argv[2]) and time.monotonic() < until:  # the kit's writes back to back, as a run's are
@@ -405,12 +407,12 @@ def test_a_read_that_outlasts_sqlites_own_wait_names_the_file_and_its_holder(tmp
     )
     holder.stdout.readline()
     who = process_name(holder.pid)
-    monkeypatch.setattr(transfer, "SQLITE_ALONE", 0.5)  # SQLite's own wait, 30 s in a run
+    monkeypatch.setattr(sqlite_warehouse, "SQLITE_ALONE", 0.5)  # SQLite's own wait, 30 s in a run
     engine = make_engine(f"sqlite:///{source}")
     try:
-        assert transfer.adbc_supported(engine)
+        assert warehouse_for(engine).file == str(source)  # a file: its fast read is ADBC's
         with pytest.raises(sqlite3.OperationalError) as locked:
-            list(transfer.read_batches(engine, sa.select(sa.table("t", sa.column("x"))), 10))
+            list(warehouse_for(engine).read_batches(sa.select(sa.table("t", sa.column("x"))), 10))
     finally:
         holder.communicate("", timeout=60)
     assert str(locked.value) == f"database is locked: {source}, locked by {who}", locked.value

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from ..common.bookkeeping import loading_marks, read_state
-from ..common.db import check_connection, database_file, make_engine
+from ..common.db import check_connection, make_engine, warehouse_class
 from ..common.locks import lock_is_free
 from ..common.sources import check_source, open_source, table_problems
 from ..common.transforms import transform_problems
@@ -29,13 +29,14 @@ __all__ = ['not_created', 'stand_in', 'declared_check_problems', 'find_problems'
 # %% ../../nbs/55_commands.diagnose.ipynb #d944e3a4
 def not_created(url: str) -> str | None:
     "The file of the SQLite or DuckDB database `url` when it does not exist yet (connecting would create it), else None."
-    path = database_file(sa.make_url(url))
+    u = sa.make_url(url)
+    path = warehouse_class(u).file_of(u)
     return path if path and not Path(path).exists() else None
 
 
 def stand_in(url: str) -> sa.Engine:
     "An empty in-memory database of the same kind as `url`'s (SQLite or DuckDB): what checks compile against before a first run."
-    return make_engine("duckdb:///:memory:" if url.startswith("duckdb") else "sqlite://")
+    return make_engine(warehouse_class(sa.make_url(url)).in_memory)
 
 # %% ../../nbs/55_commands.diagnose.ipynb #53c581d4
 def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: sa.Engine | None) -> list[str]:

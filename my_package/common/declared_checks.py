@@ -8,42 +8,31 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .checks import CheckResult, counted
-from .db import query_columns, reflect_table
+from .arrow import arrow_type_for, sa_type_for
+from .db import query_columns, reflect_table, warehouse_for
+from .functions import resolve_function
+from .integrity import CheckResult, counted
 from .runs import resolve_run
-from .sources import resolve_function, source_columns, source_mismatch
-from .transfer import arrow_type_for, sa_type_for
+from .sources.base import Source
 from .transforms import builds_a_query, is_frame, missing_inputs, transform_result
 from ..errors import PipelineError
 from ..registry.check_kinds import CheckContext, CheckSpec
 from ..registry.settings import TableSpec, TransformSpec
 
-if TYPE_CHECKING:  # a source that is a folder of files
-    from my_package.common.files import FolderSource
-
 # %% auto #0
-__all__ = ['typed_value', 'literal_for', 'check_context', 'samples', 'scan_checks', 'count_query', 'function_failures',
-           'check_result', 'broken_result', 'scan_or_say', 'run_data_checks', 'live_checks', 'data_checks',
-           'checks_of_live_tables', 'compile_problems', 'check_problems', 'source_check_problems',
-           'transform_check_problems']
+__all__ = ['literal_for', 'check_context', 'samples', 'scan_checks', 'count_query', 'function_failures', 'check_result',
+           'broken_result', 'scan_or_say', 'run_data_checks', 'live_checks', 'data_checks', 'checks_of_live_tables',
+           'compile_problems', 'check_problems', 'source_check_problems', 'transform_check_problems']
 
 # %% ../../nbs/12_common.declared_checks.ipynb #dc000007
-def typed_value(value: str, column: sa.Column, dialect: str) -> sa.ColumnElement:
-    "A value written in settings.ini, as a literal of `column`'s type (SQLite keeps dates and timestamps as text)."
-    numeric = isinstance(column.type, (sa.Integer, sa.Numeric, sa.Float))
-    return sa.cast(sa.literal(value), column.type) if numeric or dialect != "sqlite" else sa.literal(value)
-
-
 def literal_for(engine: Engine) -> Callable[[str, sa.Column], sa.ColumnElement]:
-    "The rule the check kinds write a value of settings.ini with, as a literal in `engine`'s warehouse."
-    # the declared checks' one dialect test: the Warehouse classes under way will give it as warehouse.literal()
-    dialect = engine.dialect.name
-    return lambda value, column: typed_value(value, column, dialect)
+    "The rule the check kinds write a value of settings.ini with, as a literal in `engine`'s warehouse (its class's)."
+    return warehouse_for(engine).literal
 
 # %% ../../nbs/12_common.declared_checks.ipynb #dc000009
 def check_context(engine: Engine, table: sa.FromClause, checks: Sequence[CheckSpec]) -> CheckContext:
@@ -248,12 +237,12 @@ def check_problems(warehouse: Engine, checks: Sequence[CheckSpec], columns: Sequ
     return problems
 
 # %% ../../nbs/12_common.declared_checks.ipynb #260fbc75
-def source_check_problems(source: Engine | FolderSource, spec: TableSpec, warehouse: Engine) -> list[str]:
+def source_check_problems(source: Source, spec: TableSpec, warehouse: Engine) -> list[str]:
     "What is wrong with a table's declared checks, against its source's columns as the warehouse will type them."
-    if not spec.checks or source_mismatch(source, spec):
+    if not spec.checks or source.problems(spec):
         return []
     try:
-        columns = source_columns(source, spec)
+        columns = source.columns(spec)
     except (PipelineError, sa.exc.SQLAlchemyError):  # why its columns cannot be read, `table_problems` says
         return []
     typed = [sa.Column(c.name, sa_type_for(arrow_type_for(c.type))) for c in columns]

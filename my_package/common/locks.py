@@ -8,98 +8,26 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import sqlalchemy as sa
-from filelock import FileLock, Timeout
+from filelock import Timeout
 from sqlalchemy.engine import Engine
 
-from .cancel import current_cancellation, uncancellable
-from .db import database_file
-from .waits import Wait, as_duration, lock_holders, process_name
+from .db import warehouse_for
+from .waits import as_duration
 from ..errors import LockTimeoutError
 
 # %% auto #0
-__all__ = ['postgres_holder', 'postgres_lock', 'file_lock_holder', 'cancellable_file_lock', 'table_lock', 'lock_is_free']
-
-# %% ../../nbs/19_common.locks.ipynb #68aa11c1
-def postgres_holder(warehouse: Engine, name: str) -> str | None:
-    "Who holds the PostgreSQL advisory lock `name`: `PostgreSQL session 4242` (None where it cannot be found)."
-    key = "((classid::bigint << 32) | objid::bigint) = hashtext(:name)::bigint"  # how pg_locks shows a bigint key
-    found = sa.text(f"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND {key}")
-    try:
-        with uncancellable(), warehouse.connect() as conn:
-            pid = conn.execute(found, {"name": name}).scalar()
-    except sa.exc.SQLAlchemyError:  # who holds it is worth a line, not a failure
-        pid = None
-    return f"PostgreSQL session {pid}" if pid else None
-
-
-@contextlib.contextmanager
-def postgres_lock(warehouse: Engine, name: str, timeout: float) -> Iterator[None]:
-    "Hold the PostgreSQL advisory lock `name` (waiting up to `timeout` seconds; said after a second)."
-    with warehouse.connect() as conn:
-        conn.exec_driver_sql(f"SET lock_timeout = '{int(timeout * 1000)}ms'")
-        key = sa.func.hashtext(name)
-        # PostgreSQL queues the waiters in order: the wait is one statement, said from a timer while it blocks
-        holder = lambda: f"held by another run ({postgres_holder(warehouse, name) or 'a PostgreSQL session'})"  # noqa: E731
-        wait = Wait("the table's load lock", holder, timeout)
-        with wait, wait.said_meanwhile():
-            try:
-                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-            except sa.exc.OperationalError as e:
-                current_cancellation().check()  # Ctrl-C interrupted the wait: the run was cancelled, not timed out
-                raise TimeoutError(name) from e
-        try:
-            yield
-        finally:
-            with uncancellable():  # a cancelled load still gives its lock back
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-
-# %% ../../nbs/19_common.locks.ipynb #68aa11c1f
-def file_lock_holder(path: str) -> str | None:
-    "Which other process holds the lock file `path`: `process 4242 (my_package run --all)` (None: none found)."
-    holders = lock_holders(path)
-    return process_name(holders[0]) if holders else None
-
-
-@contextlib.contextmanager
-def cancellable_file_lock(
-    lock: FileLock, timeout: float, what: str | None = None, unknown: str = "another process"
-) -> Iterator[None]:
-    "Hold a file lock (`what` it is), waiting up to `timeout` s in turns: said after a second, stopped by Ctrl-C."
-    holder = lambda: f"held by {file_lock_holder(lock.lock_file) or unknown}"  # noqa: E731
-    with Wait(what or lock.lock_file, holder, timeout) as wait:
-        while True:
-            try:
-                lock.acquire(timeout=max(0.0, min(0.2, timeout - wait.seconds)))
-                break
-            except Timeout:
-                if not wait.turn():
-                    raise
-    try:
-        yield
-    finally:
-        lock.release()
+__all__ = ['table_lock', 'lock_is_free']
 
 # %% ../../nbs/19_common.locks.ipynb #68aa11c2
 @contextlib.contextmanager
 def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator[None]:
     "Hold the load lock of `table` in `warehouse` (waiting up to `timeout` seconds for another run to finish)."
-    path = f"{database_file(warehouse)}.{table}.lock"
-    if warehouse.url.get_backend_name() == "postgresql":
-        lock = postgres_lock(warehouse, f"my_package.load.{table}", timeout)
-    elif database_file(warehouse):
-        lock = cancellable_file_lock(FileLock(path), timeout, "the table's load lock", "another run")
-    else:
-        lock = contextlib.nullcontext()  # other warehouses: rely on the deployments' concurrency limit
+    kind = warehouse_for(warehouse)
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(lock)
+            held.enter_context(kind.load_lock(table, timeout))
         except (Timeout, TimeoutError):
-            holder = (
-                postgres_holder(warehouse, f"my_package.load.{table}")
-                if warehouse.url.get_backend_name() == "postgresql"
-                else file_lock_holder(path)
-            )
+            holder = kind.lock_holder(table)
             raise LockTimeoutError(
                 f"Another run has held the load lock of {table!r} for over {as_duration(timeout)}"
                 f"{f', in {holder}' if holder else ''}: let it finish (or stop it), then run again."
@@ -109,17 +37,4 @@ def table_lock(warehouse: Engine, table: str, timeout: float = 3600) -> Iterator
 # %% ../../nbs/19_common.locks.ipynb #68aa11c2f
 def lock_is_free(warehouse: Engine, table: str) -> bool:
     "True when no run holds the load lock of `table` now (nothing is loading it)."
-    if warehouse.url.get_backend_name() == "postgresql":
-        with warehouse.connect() as conn:
-            key = sa.func.hashtext(f"my_package.load.{table}")
-            if not conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one():
-                return False
-            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-            return True
-    if database_file(warehouse):
-        try:
-            with FileLock(f"{database_file(warehouse)}.{table}.lock", timeout=0):
-                return True
-        except Timeout:
-            return False
-    return True
+    return warehouse_for(warehouse).lock_is_free(table)

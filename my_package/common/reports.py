@@ -15,14 +15,14 @@ from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 
 from .bookkeeping import time_html  # noqa: F401  (the tables' notebooks import it from here)
-from .db import reflect_table
+from .db import reflect_table, warehouse_for
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['MISSING', 'RUN_TIMES', 'ORDERED', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'number_text', 'column_kind', 'is_moment',
-           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'comparable',
-           'column_profile', 'histogram_text', 'column_distributions', 'time_column', 'daily_counts', 'sample_rows',
-           'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'history_figure', 'changes_frame',
+__all__ = ['MISSING', 'RUN_TIMES', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'number_text', 'column_kind', 'is_moment',
+           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'column_profile',
+           'histogram_text', 'column_distributions', 'time_column', 'daily_counts', 'sample_rows', 'histogram_edges',
+           'checks_frame', 'history_frame', 'check_history_frame', 'history_figure', 'changes_frame',
            'change_examples_frame', 'data_signature', 'show']
 
 # %% ../../nbs/18_common.reports.ipynb #3428ebe3
@@ -117,23 +117,13 @@ def is_numeric(col: sa.Column) -> bool:
     "True for integer, float and decimal columns (not booleans)."
     return isinstance(col.type, (sa.Integer, sa.Numeric, sa.Float)) and not isinstance(col.type, sa.Boolean)
 
-# %% ../../nbs/18_common.reports.ipynb #b61bf0af
-ORDERED = (sa.Integer, sa.Numeric, sa.Float, sa.String, sa.Date, sa.DateTime, sa.Time)  # every warehouse compares these
-
-
-def comparable(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    "`col` as the warehouse (`dialect`) can take its min, max and distinct values: itself, a boolean as 0/1, or its text."
-    if dialect == "sqlite" or (isinstance(col.type, ORDERED) and not isinstance(col.type, sa.Boolean)):
-        return col
-    return sa.cast(col, sa.Integer if isinstance(col.type, sa.Boolean) else sa.Text)
-
 # %% ../../nbs/18_common.reports.ipynb #fa957ae1
 PROFILE_GROUP = 200  # columns per profiling query: at most 1 + 5 * 200 result columns
 
 
 def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd.DataFrame:
     "Per column: type, NULL share, distinct values, and min / mean / max for numbers."
-    t, dialect = reflect_table(engine, table), engine.dialect.name
+    t, warehouse = reflect_table(engine, table), warehouse_for(engine)
     columns, r = list(t.columns), {}
     with engine.connect() as conn:
         for start in range(0, len(columns), group):
@@ -141,7 +131,7 @@ def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd
             for i, c in enumerate(columns[start : start + group], start):
                 parts += [
                     sa.func.count(c).label(f"n{i}"),
-                    sa.func.count(sa.distinct(comparable(c, dialect))).label(f"d{i}"),
+                    sa.func.count(sa.distinct(warehouse.comparable(c))).label(f"d{i}"),
                 ]
                 if is_numeric(c):
                     parts += [
@@ -181,7 +171,7 @@ def column_distributions(
     engine: Engine, table: str, profile: pd.DataFrame, bins: int = 8, top: int = 3
 ) -> dict[str, str]:
     "Per column of `profile` (`column_profile`): a histogram of `bins` bars for a number, else its `top` values."
-    t, dialect = reflect_table(engine, table), engine.dialect.name
+    t, warehouse = reflect_table(engine, table), warehouse_for(engine)
     known = profile.set_index("column").head(SHOWN_COLUMNS)
     one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
     parts: dict[tuple, sa.ColumnElement] = {}
@@ -215,7 +205,7 @@ def column_distributions(
         words |= {n: "every value differs" for n in texts if n not in repeated}
         arms = []
         for name in repeated:
-            v = comparable(t.c[name], dialect)
+            v = warehouse.comparable(t.c[name])
             n = sa.func.count()
             arm = sa.select(sa.literal(name).label("col"), sa.cast(v, sa.Text).label("value"), n.label("n"))
             arms.append(arm.where(t.c[name].is_not(None)).group_by(v).order_by(n.desc(), v).limit(top).subquery())
@@ -362,13 +352,13 @@ def data_signature(engine: Engine, table: str) -> str:
     "A short digest of `table`'s data: its row count and, per column, count, min, max and sum (of lengths, for text)."
     import hashlib
 
-    t, found, dialect = reflect_table(engine, table), [], engine.dialect.name
+    t, found, warehouse = reflect_table(engine, table), [], warehouse_for(engine)
     columns = list(t.columns)
     with engine.connect() as conn:
         for start in range(0, max(len(columns), 1), 300):  # 4 aggregates a column: under PostgreSQL's 1,664 a query
             parts = [sa.func.count()]
             for c in columns[start : start + 300]:
-                summed, ordered = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text)), comparable(c, dialect)
+                summed, ordered = c if is_numeric(c) else sa.func.length(sa.cast(c, sa.Text)), warehouse.comparable(c)
                 parts += [sa.func.count(c), sa.func.min(ordered), sa.func.max(ordered), sa.func.sum(summed)]
             found += list(conn.execute(sa.select(*parts).select_from(t)).one())
     # a float sum may differ in its last digits with the order rows are added in (PostgreSQL's parallel scans)

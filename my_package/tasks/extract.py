@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 from ..common.db import check_connection
 from ..common.loads import stage_table
 from ..common.runs import StagedLoad, TableRun
-from ..common.sources import check_source
 from .runtime import DATABASE_RETRIES, task_logger
 
 # %% auto #0
@@ -21,8 +20,9 @@ __all__ = ['extract_table']
 @task(name="extract_table", task_run_name="extract-{run.name}", **DATABASE_RETRIES, cache_policy=NO_CACHE)
 def extract_table(run: TableRun) -> StagedLoad:
     "Copy the source rows of the run's table in chunks into its staging table in the warehouse."
-    check_source(run.source, "source")
+    source = run.source
+    source.check("source")
     check_connection(run.warehouse, "warehouse")
-    staged = stage_table(run.source, run.warehouse, run.spec, run.chunk_size)
+    staged = stage_table(source, run.warehouse, run.spec, run.chunk_size)
     task_logger().info("Staged %d rows of %s into %s", staged.rows, run.name, staged.staging)
     return staged

@@ -10,21 +10,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from ..common.bookkeeping import decode_watermark, previous_rows, read_state
-from my_package.common.checks import (
+from ..common.db import warehouse_for
+from ..common.declared_checks import run_data_checks
+from my_package.common.integrity import (
     CheckResult,
     build_key,
     check_row_count,
     check_schema_drift,
     check_values_fit,
     holds_rows,
-    probe_keys,
     reconcile_files_result,
     reconcile_result,
     rows_by_file,
 )
-from ..common.declared_checks import run_data_checks
-from ..common.loads import SOURCE_FILE, count_source
 from ..common.runs import StagedLoad, TableRun
+from ..common.sources.base import SOURCE_FILE
 from ..errors import QualityCheckError
 from .runtime import DATABASE_RETRIES, task_logger
 
@@ -34,12 +34,7 @@ __all__ = ['source_rows', 'declared_checks', 'rows_once_published', 'reconciled'
 # %% ../../nbs/32_tasks.verify.ipynb #c2200005
 def source_rows(run: TableRun) -> int:
     "Rows in the run's source: its table, its query's result, or its files."
-    spec, source = run.spec, run.source
-    if spec.path:
-        from my_package.common.files import count_file_rows
-
-        return count_file_rows(source, spec, source.files(spec.path))
-    return count_source(source, spec)
+    return run.source.count(run.spec)
 
 # %% ../../nbs/32_tasks.verify.ipynb #55f7447d
 def declared_checks(run: TableRun, staged: StagedLoad) -> list[CheckResult]:
@@ -70,7 +65,7 @@ def rows_once_published(warehouse: sa.Engine, staged: StagedLoad, key: tuple[str
         held = (recorded or {}).get("rows")
         if held is None:  # none recorded (a table an older kit published): counted
             held = conn.execute(sa.select(sa.func.count()).select_from(live)).scalar_one()
-        probe_keys(conn, staged.rows, held)
+        warehouse_for(warehouse).probe_keys(conn, staged.rows, held)
         return held + conn.execute(sa.select(sa.func.count()).select_from(new).where(fresh)).scalar_one()
 
 # %% ../../nbs/32_tasks.verify.ipynb #0925cccb
