@@ -10,15 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from conftest import table_rows
 
+from my_package.commands.register import NewTable, register_table
 from my_package.common.bookkeeping import read_state
 from my_package.common.db import make_engine
 from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
 from my_package.flows.factory import dropped_on_failure
+from my_package.registry.settings import load_settings
 from my_package.tasks.extract import extract_table
 from my_package.tasks.load import load_table_atomically
 from my_package.tasks.verify import check_staged_table
@@ -278,3 +281,59 @@ def test_the_source_describes_itself_without_its_url(api, api_project):
     assert describe_source(api.url + "?api_key=s3cret") == "http api"
     assert open_source(api.url).describe() == "http api"
     assert "s3cret" not in repr(open_source(api.url + "?api_key=s3cret"))
+
+
+def test_new_table_from_an_api_checks_the_endpoint_and_writes_no_secret(api, api_project, tmp_path):
+    settings_path = api_project("")
+    before = settings_path.read_text()
+    header = ("headers", "Authorization: Bearer ${API_TOKEN}")
+    keys = (("records", "data.items"), ("paginate", "offset"), ("limit", "3"), header)
+    for source, key, found in [
+        ("by_page", "flight_id", "primary_key: 'flight_id' not among its source's columns (id, carrier, delay"),
+        ("nowhere", "id", "the API answered 404 Not Found. Check the table's `path`."),
+    ]:
+        with pytest.raises(PipelineError) as refused:
+            register_table(load_settings(settings_path), NewTable("flights", source, key, origin="api", api=keys))
+        assert found in str(refused.value)
+        assert settings_path.read_text() == before
+    register_table(load_settings(settings_path), NewTable("flights", "by_offset", "id", origin="api", api=keys))
+    text = settings_path.read_text()
+    assert "path = by_offset\nprimary_key = id\nrecords = data.items\npaginate = offset\nlimit = 3\n" in text
+    assert "headers =\n    Authorization: Bearer ${API_TOKEN}\n" in text and TOKEN not in text
+    assert load("flights") == 7
+
+
+# not `flights`: the demo ships a report notebook of that name
+def test_a_table_from_an_api_runs_with_its_report_from_the_command_line_and_no_secret_shows(
+    cli, prefect_server, api, tmp_path
+):
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[profile:default]\napi = {api.url}\nwarehouse = sqlite:///{tmp_path / 'warehouse.db'}\n")
+    (tmp_path / ".env").write_text(f"API_TOKEN={TOKEN}\n")  # where a project keeps its token
+    args = ["--from", "api", "--source", "by_link", "--key", "id", "--records", "data.items", "--paginate", "next"]
+    args += ["--next", "links.next", "--header", "Authorization: Bearer ${API_TOKEN}", "--incremental", "updated_at"]
+    added = cli("new-table", "departures", *args, "--watermark-param", "updated_since", "--run", settings=settings)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert len(table_rows(warehouse(tmp_path), "departures")) == 7
+    report = tmp_path / "reports" / "default" / "departures.html"
+    assert report.exists(), added.stdout
+    listed = cli("tables", settings=settings)
+    checked = cli("check", settings=settings)  # the API answers, the endpoint's first page has the key
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (tmp_path / ".env").write_text("API_TOKEN=not-the-token\n")
+    refused = cli("run", "departures", settings=settings)
+    assert refused.returncode != 0 and "refused the credentials (401 Unauthorized)" in refused.stdout + refused.stderr
+    assert "Check the token in API_TOKEN" in refused.stdout + refused.stderr
+    shown = [added, listed, checked, refused]
+    assert all(TOKEN not in p.stdout + p.stderr for p in shown)
+    assert "http api" in listed.stdout or "by_link" in listed.stdout, listed.stdout
+    assert TOKEN not in settings.read_text() and "${API_TOKEN}" in settings.read_text()
+    assert TOKEN not in report.read_text() and TOKEN not in (tmp_path / "prefect.yaml").read_text()
+    engine = warehouse(tmp_path)
+    with engine.connect() as conn:  # the run log and the load state
+        for name in sa.inspect(engine).get_table_names():
+            rows = conn.execute(sa.select(sa.text("*")).select_from(sa.table(name)))
+            assert TOKEN not in json.dumps([list(map(str, r)) for r in rows]), name
+    logs = httpx.post(f"{prefect_server['api']}/logs/filter", json={"limit": 200, "sort": "TIMESTAMP_DESC"}).json()
+    assert any("departures" in log["message"] for log in logs)  # the runs' logs are there to read
+    assert not [log["message"] for log in logs if TOKEN in log["message"]]
