@@ -874,6 +874,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'my_package.dev.server': { 'my_package.dev.server.apply_prefect_settings': ( 'dev.server.html#apply_prefect_settings',
                                                                                          'my_package/dev/server.py'),
                                        'my_package.dev.server.free_port': ('dev.server.html#free_port', 'my_package/dev/server.py'),
+                                       'my_package.dev.server.health': ('dev.server.html#health', 'my_package/dev/server.py'),
                                        'my_package.dev.server.healthy': ('dev.server.html#healthy', 'my_package/dev/server.py'),
                                        'my_package.dev.server.is_project_server': ( 'dev.server.html#is_project_server',
                                                                                     'my_package/dev/server.py'),

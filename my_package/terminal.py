@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -297,18 +298,20 @@ def cancelled_lines(results: list) -> list[str]:
 # %% ../nbs/59_terminal.ipynb #b5900007i
 @contextlib.contextmanager
 def watch_server(
-    api: str | None, on_lost: Callable[[str], None], every: float = 1.0, misses: int = 3
+    api: str | None, on_lost: Callable[[str], None], every: float = 1.0, misses: int = 3, patience: float = 90.0
 ) -> Iterator[None]:
-    "While inside, call `on_lost(api)` once the Prefect server at `api` fails `misses` health checks in a row."
-    from my_package.dev.server import healthy
+    "While inside, call `on_lost(api)` once the server at `api` refuses `misses` checks or is silent `patience` s."
+    from my_package.dev.server import health
 
     stop = threading.Event()
 
     def watch() -> None:
-        missed = 0
+        refused, answered = 0, time.monotonic()
         while not stop.wait(every):
-            missed = 0 if healthy(api, timeout=every) else missed + 1
-            if missed >= misses:
+            answer = health(api, timeout=every)
+            refused = refused + 1 if answer == "refused" else 0
+            answered = time.monotonic() if answer == "up" else answered
+            if refused >= misses or time.monotonic() - answered >= patience:
                 on_lost(api)
                 return
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,11 @@ from ..errors import PipelineError, UsageError
 from ..reporting.background import wait_for_background
 
 # %% auto #0
-__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'healthy', 'state_file', 'process_home',
-           'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings', 'prepare_notebook_tests',
-           'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'project_port', 'start_project_server',
-           'stop_project_server', 'is_project_server', 'runner_line', 'server_action', 'worker_command', 'lab_command']
+__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'health', 'healthy', 'state_file',
+           'process_home', 'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings',
+           'prepare_notebook_tests', 'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'project_port',
+           'start_project_server', 'stop_project_server', 'is_project_server', 'runner_line', 'server_action',
+           'worker_command', 'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -40,13 +42,22 @@ def prefect_settings(project: Path) -> dict[str, str]:
     }
 
 # %% ../../nbs/50_dev.server.ipynb #a1000008
-def healthy(api: str, timeout: float = 3) -> bool:
-    "True when the Prefect API at `api` (`http://host:port/api`) answers its health check."
+def health(api: str, timeout: float = 3) -> str:
+    "How the Prefect API at `api` answers its health check: 'up', 'refused' (nothing listens there) or 'slow'."
     try:
         with urllib.request.urlopen(api.rstrip("/") + "/health", timeout=timeout):
-            return True
-    except OSError:
-        return False
+            return "up"
+    except urllib.error.URLError as e:  # urlopen wraps the socket's refusal in its own error
+        return "refused" if isinstance(e.reason, ConnectionRefusedError) else "slow"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:  # a timeout, a reset, an error page: something listens there, busy or starting
+        return "slow"
+
+
+def healthy(api: str, timeout: float = 3) -> bool:
+    "True when the Prefect API at `api` (`http://host:port/api`) answers its health check."
+    return health(api, timeout) == "up"
 
 # %% ../../nbs/50_dev.server.ipynb #a100000a
 def state_file(project: Path) -> Path:
@@ -76,9 +87,9 @@ def project_server(project: Path) -> dict | None:
 
 
 def running_server(project: Path) -> str | None:
-    "The API URL of the project's own local server when it is up and answering, else None."
-    record = project_server(project)
-    return record["api"] if record and healthy(record["api"], timeout=1) else None
+    "The API URL of the project's own local server when it is up (answering, or its process busy), else None."
+    record = project_server(project)  # its process is alive: a slow answer is a busy server, not a lost one
+    return record["api"] if record and health(record["api"], timeout=1) != "refused" else None
 
 # %% ../../nbs/50_dev.server.ipynb #a100000b1
 SLOW_IMPORTS = ("rfc3987_syntax",)  # modules the kit's processes never need, whose import alone costs seconds
