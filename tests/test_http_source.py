@@ -255,16 +255,22 @@ def test_a_column_that_changes_type_across_pages_is_drift_named_by_its_page(api,
 def test_a_secret_token_is_never_printed_logged_or_stored(api, api_project, tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     settings = api_project(flights_section("page"))
+    key = "key-in-the-url-0c4d"  # an API that takes its key as a parameter of the source's URL
+    settings.write_text(settings.read_text().replace(f"api = {api.url}", f"api = {api.url}?api_key={key}"))
     assert load("flights") == 7
+    assert all(f"api_key={key}" in r for r in api.requests), api.requests  # sent with every page
     monkeypatch.setenv("API_TOKEN", "wrong-" + TOKEN)
+    port = api.server.server_address[1]
     error = fail_load(
-        f"page 1 (http://127.0.0.1:{api.server.server_address[1]}/v1/by_page?limit=3&page=1): the API refused the credentials (401 Unauthorized). Check the token in API_TOKEN"
+        f"page 1 (http://127.0.0.1:{port}/v1/by_page?api_key=***&limit=3&page=1): the API refused the credentials "
+        "(401 Unauthorized). Check the token in API_TOKEN (the table's `headers` send it)."
     )
     monkeypatch.delenv("API_TOKEN")
     fail_load(
         "[table:flights] headers: environment variable API_TOKEN is not set. Set it, or put API_TOKEN=... in .env."
     )
-    assert TOKEN not in str(error) and TOKEN not in caplog.text
+    assert "HTTP Request" not in caplog.text  # httpx's own lines, which name the whole URL, are not logged
+    assert TOKEN not in str(error) and TOKEN not in caplog.text and key not in caplog.text and key not in str(error)
     assert TOKEN not in settings.read_text()
     engine = warehouse(tmp_path)
     with engine.connect() as conn:  # every table the kit keeps (the run log, the load state) holds no token

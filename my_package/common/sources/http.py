@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -23,6 +24,10 @@ from .files import declared_types, rebatched
 from ..warehouses.base import Capability
 from ...errors import DatabaseUnavailableError, PipelineError, SchemaDriftError
 from ...registry.settings import TableSpec, expand_env
+
+# httpx logs each request's URL at INFO: a source URL's secret parameters (`?api_key=...`) would show wherever
+# INFO is printed. The kit names its pages itself, secrets hidden (`shown_url`)
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # %% auto #0
 __all__ = ['SECRET_PARAM', 'MISSING', 'RETRIES', 'TIMEOUT', 'shown_url', 'dig', 'page_table', 'first_schema', 'typed_page',
@@ -140,7 +145,8 @@ def refused(spec: TableSpec, response: httpx.Response, where: str) -> PipelineEr
 
 def fetch(client: httpx.Client, spec: TableSpec, url: str, params: dict, number: int) -> tuple[Any, str]:
     "The JSON document of page `number` and where it came from (the URL it ended at), or a one-line error naming the page."
-    request = client.build_request("GET", url, params=params)  # None: the URL's own (a next link's); {} clears them
+    # added to the URL's own parameters (httpx's `params=` would replace them: a source URL's `?api_key=` lost)
+    request = client.build_request("GET", httpx.URL(url).copy_merge_params(params or {}))
     where = f"[table:{spec.name}] page {number} ({shown_url(str(request.url))})"
     for attempt in range(1, RETRIES + 1):
         try:
@@ -226,7 +232,8 @@ class HttpSource:
     "A web API that tables read: each table's endpoint (`path`) is relative to the source's URL."
 
     def __init__(self, url: str):
-        self.url = url if url.endswith("/") else url + "/"
+        parts = urlsplit(url)  # a base URL ends with `/`: its endpoints are below it, not beside it
+        self.url = urlunsplit(parts._replace(path=parts.path if parts.path.endswith("/") else parts.path + "/"))
 
     def __repr__(self) -> str:
         return f"HttpSource({shown_url(self.url)!r})"
@@ -236,8 +243,10 @@ class HttpSource:
         return "http api"
 
     def endpoint(self, spec: TableSpec) -> str:
-        "The URL of the endpoint `spec` reads."
-        return urljoin(self.url, spec.path)
+        "The URL of the endpoint `spec` reads, with the source URL's own parameters (`?api_key=...`) kept."
+        base = urlsplit(self.url)
+        url = urljoin(urlunsplit(base._replace(query="")), spec.path)
+        return url + ("&" if "?" in url else "?") + base.query if base.query else url
 
     def check(self, role: str = "source", attempts: int = 1) -> None:
         "Raise a one-line error unless the API's URL answers at all (any status: its endpoints are the tables')."
