@@ -175,7 +175,8 @@ def test_each_pagination_style_loads_every_record(paginate, api, api_project, tm
     api_project(flights_section(paginate))
     assert load("flights") == 8  # the row count check compared with the API's own count of records
     engine = warehouse(tmp_path)
-    rows = sorted(engine.connect().execute(sa.text("SELECT id, carrier, delay, crew, updated_at FROM flights")))
+    with engine.connect() as conn:  # closed: an open read would lock the next load out of SQLite
+        rows = sorted(conn.execute(sa.text("SELECT id, carrier, delay, crew, updated_at FROM flights")))
     assert [tuple(r) for r in rows] == expected(api.records)
     columns = {c["name"]: str(c["type"]) for c in sa.inspect(engine).get_columns("flights")}
     assert columns["id"] == "BIGINT" and columns["delay"] in ("FLOAT", "DOUBLE", "REAL")
@@ -197,7 +198,7 @@ def test_incremental_sends_the_watermark_and_upserts_only_newer_records(api, api
     api.records.append(record(9, day=2))  # new
     assert load("flights") == 8
     assert any("updated_since=2024-01-01T00%3A00%3A07" in r for r in api.requests), api.requests
-    rows = {r[0]: r[1] for r in engine.connect().execute(sa.text("SELECT id, carrier FROM flights"))}
+    rows = dict(r[:2] for r in table_rows(engine, "flights"))  # id: carrier
     assert rows[3] == "B6" and rows[9] == "UA" and len(rows) == 8
     api.requests.clear()
     assert load("flights") == 8  # nothing new: the columns still come from page 1 of the whole collection
