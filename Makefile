@@ -69,7 +69,7 @@ nbtest: dev ## Run the notebooks' examples and tests alone (against a throwaway 
 pytest: dev ## Integration tests (real SQLite, PostgreSQL and Prefect) and nbdev_test, 4 at a time, longest first; the 10 slowest listed
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --maxschedchunk 1 --durations=10
 
-bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor on SQLite, PostgreSQL and DuckDB, memory at 1x/2x/4x rows
+bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the floor on SQLite, PostgreSQL and DuckDB, memory at 1x/2x/4x rows, a team's production
 	$(PY) bench/bench_loads.py
 	$(PY) bench/bench_reports.py
 	$(PY) bench/bench_deploy.py
@@ -77,9 +77,12 @@ bench: install ## Benchmarks (not part of make test): kit vs naive pandas vs the
 	$(PY) bench/bench_transforms.py
 	$(PY) bench/bench_fast_loop.py
 	$(PY) bench/bench_checks.py
+	$(PY) bench/bench_incremental.py
 	$(PY) bench/bench_warehouses.py
 	$(PY) bench/bench_index.py
 	$(PY) bench/bench_files.py
+	$(PY) bench/bench_changes.py
+	$(PY) bench/bench_team.py
 
 setup: dev ## nbdev's git and Jupyter hooks (clean on save, notebook merges), and the pre-commit hooks
 	$(BIN)/nbdev_install_hooks

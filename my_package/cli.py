@@ -50,6 +50,7 @@ ProfileOption = Annotated[
 @app.callback()
 def _group() -> None:
     "The kit's commands: a group, also while a notebook has defined only the first of them."
+    show.say_waits()  # every command says a wait that lasts, from its first connection on
 
 # %% ../nbs/60_cli.ipynb #0bff5888
 @app.command()
@@ -372,9 +373,11 @@ def new_check(
     from my_package.commands.register import new_check as start_check
 
     page = start_check(load_settings(), table, name)
-    console.print(
+    console.print(  # no markup: `[planes]` would be read as a style, and the table's name lost
         f"Registered function(my_package.checks.{table}:{name}) in [{table}]'s checks. Write it in {page}, then run "
-        f"nbdev_export; try it with python -m my_package check --data {table}."
+        f"nbdev_export; try it with python -m my_package check --data {table}.",
+        markup=False,
+        highlight=False,
     )
 
 # %% ../nbs/60_cli.ipynb #8cb108b8
@@ -419,18 +422,22 @@ def deploy() -> None:
     from my_package.dev.deployments import deploy_flows
 
     settings = load_settings()
-    api, pool = deploy_flows(settings), settings.deployments.work_pool
+    api, pools = deploy_flows(settings), settings.deployments
     console.print(f"Deployed {len(settings.tables)} table flows and the transforms to {api}.")
     console.print(
-        f"Start workers here (python -m my_package worker, or make worker) or on any machine with the wheel:\n"
-        f"  PREFECT_API_URL={api} MY_PACKAGE_SETTINGS=/path/to/settings.ini prefect worker start --pool {pool}"
+        f"The pool {pools.work_pool} runs {pools.concurrency} flows at once; a run silent for {pools.crash_after} s is "
+        "marked Crashed.\nStart workers here (python -m my_package worker, or make worker) or on any machine with "
+        f"the wheel:\n  PREFECT_API_URL={api} \\\n  MY_PACKAGE_SETTINGS=/path/to/settings.ini \\\n"
+        f"  prefect worker start --pool {pools.work_pool} --limit {pools.worker_limit}"
     )
 
 
 @app.command()
 def worker(
     name: Annotated[str | None, typer.Option(help="The worker's name (default: Prefect picks one).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Flow runs at a time (default: no limit).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Flow runs at a time (default: [deployments] worker_limit).")
+    ] = None,
 ) -> None:
     """Start a Prefect worker on the project's work pool, against PREFECT_API_URL or the project's local server.
 
@@ -472,14 +479,21 @@ def check(
         if failed:
             raise PipelineError(f"{len(failed)} check(s) failed: {'; '.join(failed)}.")
         return
-    problems, warnings = find_problems(profile)
+    problems, warnings, notes = find_problems(profile)
+    for n in notes:
+        console.print(f"[dim]note:[/dim] {escape(n)}")
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     for p in problems:
         console.print(f"[red]problem:[/red] {escape(p)}")
     if problems:
         raise PipelineError(f"{len(problems)} problem(s) found; fix them and run `python -m my_package check` again.")
-    console.print(f"settings.ini and the databases look right ({len(load_settings().tables)} tables).")
+    settings = load_settings()
+    tables, transforms = len(settings.tables), len(settings.transforms)
+    registered = f"{tables} table{'s' * (tables != 1)}" + (
+        f", {transforms} transform{'s' * (transforms != 1)}" if transforms else ""
+    )
+    console.print(f"settings.ini and the databases look right ({registered}).")
 
 # %% ../nbs/60_cli.ipynb #d5b76a37
 def exit_if_late(settings, profile: str | None) -> None:

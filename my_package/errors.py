@@ -9,7 +9,7 @@ from typing import Any  # this module imports nothing of the kit: any layer may 
 
 # %% auto #0
 __all__ = ['PipelineError', 'SettingsError', 'UsageError', 'UnknownNameError', 'UnknownTableError', 'DatabaseUnavailableError',
-           'QualityCheckError', 'SchemaDriftError', 'TableLoadError', 'RunCancelled', 'ReportError']
+           'LockTimeoutError', 'QualityCheckError', 'SchemaDriftError', 'TableLoadError', 'RunCancelled', 'ReportError']
 
 # %% ../nbs/00_errors.ipynb #c420cc76
 class PipelineError(Exception):
@@ -47,6 +47,10 @@ class UnknownTableError(UnknownNameError):
 # %% ../nbs/00_errors.ipynb #1ea64a99e
 class DatabaseUnavailableError(PipelineError):
     "A database could not be reached (wrong host or port, server down, bad credentials)."
+
+# %% ../nbs/00_errors.ipynb #e8ed5d5d
+class LockTimeoutError(PipelineError):
+    "Another process held a lock the kit waited for (a table's load, a database file) past the wait's bound."
 
 # %% ../nbs/00_errors.ipynb #c3a00008
 class QualityCheckError(PipelineError):

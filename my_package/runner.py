@@ -31,9 +31,9 @@ from my_package.dev.runner import (
 from .dev.server import skip_slow_imports
 
 # %% auto #0
-__all__ = ['LIBRARIES', 'drop_kit_modules', 'warm_up', 'kit_modules', 'preload', 'started_threads', 'use_stream_fds',
-           'take_request', 'sync_matplotlib', 'prefect_inputs', 'refresh_prefect', 'die_with_parent', 'finish',
-           'exit_code', 'run_command', 'runner_fingerprint', 'Runner', 'run_kernel', 'forked_kernel_manager',
+__all__ = ['LIBRARIES', 'drop_kit_modules', 'warm_up', 'kit_modules', 'preload', 'compile_kit', 'started_threads',
+           'use_stream_fds', 'take_request', 'sync_matplotlib', 'prefect_inputs', 'refresh_prefect', 'die_with_parent',
+           'finish', 'exit_code', 'run_command', 'runner_fingerprint', 'Runner', 'run_kernel', 'forked_kernel_manager',
            'own_python_kernel', 'use_runner_kernels', 'listen', 'serve_commands', 'runner_main']
 
 # %% ../nbs/62_runner.ipynb #r5400029
@@ -107,6 +107,20 @@ def preload() -> list[str]:
         warm_up()
     drop_kit_modules()
     return missing
+
+# %% ../nbs/62_runner.ipynb #4509541e
+def compile_kit() -> bool:
+    "Write the bytecode of the kit's modules changed since it was last written: each command's imports then load it."
+    # each command imports the kit afresh from its files; where PYTHONDONTWRITEBYTECODE is set (as on CI machines) no
+    # process ever writes their bytecode, and every command compiled some 45 modules again (0.2-0.5 s); compileall
+    # compares each file's stamp with its bytecode's first, a few milliseconds when nothing changed
+    import compileall
+    import importlib.util
+
+    root = importlib.util.find_spec("my_package").submodule_search_locations[0]
+    with contextlib.suppress(OSError):  # a folder it may not write to: the commands compile as they import
+        return bool(compileall.compile_dir(root, quiet=2))
+    return False
 
 # %% ../nbs/62_runner.ipynb #r5400031
 def started_threads() -> list[str]:
@@ -233,7 +247,9 @@ def run_command(
         # imported here, not at the top: `take_request` dropped the kit's modules, so the command runs the kit as
         # its files are now (an export a second ago), never the copy the runner imported
         from my_package.cli import main_here, prepare_process
+        from my_package.common.waits import known_as
 
+        known_as(["python", "-m", "my_package", *request["argv"]])  # as `ps` and other runs' wait lines name it
         prepare_process()
         refresh_prefect(prefect_read)
         if address:
@@ -325,6 +341,7 @@ class Runner:
                     send_message(sock, {"refused": refused})
                 sock.close()
                 return
+            compile_kit()  # a module exported since the last command is compiled once, here
             pid = os.fork()
             if pid == 0:
                 self.become_command(sock, request, fds)
@@ -434,6 +451,9 @@ def run_kernel(request: dict, fds: list[int], runner: int) -> None:
         use_stream_fds(fds, request["streams"])
         take_request(request)
         sys.argv = [sys.executable, "-m", "ipykernel_launcher", *request["kernel"]]
+        from my_package.common.waits import known_as
+
+        known_as(["python", *sys.argv[1:]])  # a report's kernel, as `ps` and other runs' wait lines name it
         os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
         sync_matplotlib()
         from ipykernel.kernelapp import IPKernelApp

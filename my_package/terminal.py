@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .common.cancel import Cancellation
+from .common.waits import listen, shown_path
 from .registry.settings import Settings
 
 # progress and messages; tables go to standard output. Plain text in a notebook too (not rich's HTML), so a
@@ -27,9 +29,10 @@ console = Console(stderr=True, force_jupyter=False)
 
 # %% auto #0
 __all__ = ['console', 'short_time', 'last_run_lines', 'report_cell', 'tables_table', 'transforms_table', 'lineage_tree',
-           'failed_reports', 'summary_table', 'checks_summary', 'progress_line', 'run_with_progress', 'server_hint',
-           'crash_flow_runs', 'say_from_handler', 'interrupt_handler', 'interrupts', 'cancelled_lines', 'watch_server',
-           'logged_outcomes', 'on_server_lost', 'report_warnings', 'checks_table', 'reports_table']
+           'failed_reports', 'summary_table', 'checks_summary', 'warned_lines', 'progress_line', 'run_with_progress',
+           'server_hint', 'wait_line', 'say_waits', 'crash_flow_runs', 'say_from_handler', 'interrupt_handler',
+           'interrupts', 'cancelled_lines', 'watch_server', 'logged_outcomes', 'on_server_lost', 'report_warnings',
+           'checks_table', 'reports_table']
 
 # %% ../nbs/59_terminal.ipynb #6536b1bf
 def short_time(moment) -> str:
@@ -54,7 +57,8 @@ def last_run_lines(settings: Settings, profile: str | None = None, wide: bool = 
     except Exception:  # the registry is still worth showing when the warehouse is out of reach
         return {}
     when = (lambda r: str(r["finished_at"])[:19]) if wide else (lambda r: short_time(r["finished_at"]))
-    lines = {name: f"{r['status']} at {when(r)}" for name, r in runs.items()}
+    changed = lambda r: f", {r['changes'].split(':')[0]}" if r.get("changes") else ""  # noqa: E731 (counts: narrow)
+    lines = {name: f"{r['status']} at {when(r)}{changed(r)}" for name, r in runs.items()}
     return {name: lines.get(name, "never") + (" · LATE" if name in late else "") for name in {*lines, *late}}
 
 # %% ../nbs/59_terminal.ipynb #6536b1bi
@@ -140,7 +144,7 @@ def summary_table(results: list) -> Table:
     out.add_column("seconds", justify="right", no_wrap=True, min_width=7)
     for r in results:
         status = (
-            (f"ok; {checks_summary(r.results)}" if r.results else "ok")
+            "; ".join(["ok", *([r.changes] if r.changes else []), *([checks_summary(r.results)] if r.results else [])])
             if r.ok
             else f"{r.status.upper()}{f' in {r.step}' if r.step else ''}: {r.error or ''}"
         )
@@ -162,16 +166,27 @@ def checks_summary(results: list[dict]) -> str:
     }
     return "checks: " + ", ".join(f"{n} {word}" for word, n in counts.items() if n)
 
+
+def warned_lines(results: list[dict], width: int = 80) -> list[str]:
+    "One line per `warn` check that failed, under its table's line: which check, and what it found (cut to `width`)."
+    lines = [f"    warn {r['check']}: {r['detail']}" for r in results if r["status"] == "WARN"]
+    return [line if len(line) <= width else line[: width - 3].rsplit(" ", 1)[0] + " ..." for line in lines]
+
 # %% ../nbs/59_terminal.ipynb #ed73e82a1
 def progress_line(outcome) -> str:
-    "How one finished run reads in the progress display: one line, with the failing step and error if it failed."
+    "How one finished run reads in the progress display: one line (the failing step and error if it failed), then one per warning."
+    rows, read = outcome.rows, outcome.rows_extracted
     if not outcome.ok:
         line = f"{outcome.status}{f' in {outcome.step}' if outcome.step else ''}: {outcome.error or ''}"
+    elif read is not None and read != rows:  # an incremental load: what it read, and what the table holds now
+        line = f"{outcome.status} ({read:,} row{'s' * (read != 1)} read, {rows:,} in the table, {outcome.seconds or 0:.1f} s)"
     else:
-        line = f"{outcome.status} ({outcome.rows:,} rows, {outcome.seconds or 0:.1f} s)"
+        line = f"{outcome.status} ({rows:,} row{'s' * (rows != 1)}, {outcome.seconds or 0:.1f} s)"
     line += f"; {checks_summary(outcome.results)}" if outcome.results else ""
     line += "".join(f" ({note})" for note in outcome.notes)  # what it cleaned, left by an interrupted run
-    return f"{line} {outcome.url}" if outcome.url else line
+    shown = [line, *warned_lines(outcome.results)] if outcome.ok else [line]
+    shown += [f"    {outcome.url}"] if outcome.url else []  # on a line of its own: the line fits 80 columns
+    return "\n".join(shown)
 
 # %% ../nbs/59_terminal.ipynb #ed73e82a
 def run_with_progress(
@@ -212,6 +227,30 @@ def server_hint() -> None:
             style="dim",
             highlight=False,
         )
+
+# %% ../nbs/59_terminal.ipynb #aa5724c5
+def wait_line(line: str, width: int) -> str:
+    "A wait's line as the terminal shows it: indented like the progress lines, wrapped at `width` under itself."
+    return textwrap.fill(
+        line,
+        max(width, 40),
+        initial_indent="  ",
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def say_waits() -> None:
+    "From now on, print each wait of this command that lasts (once each), above the progress bar while it shows."
+    said: set[str] = set()
+
+    def say(line: str) -> None:
+        if line not in said:  # a table that waits for the same holder again: said already
+            said.add(line)
+            console.print(wait_line(line, console.width), soft_wrap=True, highlight=False, markup=False)
+
+    listen(say)
 
 # %% ../nbs/59_terminal.ipynb #b5900007c1
 def crash_flow_runs(ids: set[str], timeout: float = 3.0) -> None:
@@ -383,16 +422,17 @@ def checks_table(results: dict[str, list]) -> Table:
 def reports_table(results: list) -> Table:
     "The rendered reports as a rich table: where each one is, or why it failed, and how long it took."
     out = Table(title="Reports")
-    for col in ("table", "report", "seconds"):
-        out.add_column(col)
+    out.add_column("table")
+    out.add_column("report", overflow="fold")  # a path is never cut short: it is what one opens
+    out.add_column("seconds", justify="right")
     for r in results:
         out.add_row(
             r.table,
             f"FAILED: {escape(r.error)}"
             if r.error
-            else f"unchanged since {short_time(r.unchanged)}: {r.html}"
+            else f"unchanged since {short_time(r.unchanged)}: {shown_path(r.html)}"
             if r.unchanged
-            else str(r.html),
+            else shown_path(r.html),
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             style="red" if r.error else None,
         )

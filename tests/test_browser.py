@@ -7,6 +7,7 @@ Debian's chromium (installed by `make test`) driven by Playwright's Python packa
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -39,6 +40,14 @@ def launch_chromium(playwright):
     )
 
 
+LINEAGE_SIZES = """() => {
+  const svg = document.querySelector("#lineage svg"), box = svg.getBoundingClientRect();
+  const scale = box.width / svg.viewBox.baseVal.width;  // CSS px per unit of the drawing
+  const sizes = [...svg.querySelectorAll("text")].map((t) => parseFloat(getComputedStyle(t).fontSize) * scale);
+  return {right: box.right, page: document.documentElement.clientWidth, smallest: Math.min(...sizes)};
+}"""
+
+
 def assert_index_in_browser(
     index: Path, entries: list[str], sources: list[str], shot: Path, click: str | None = None
 ) -> None:
@@ -69,6 +78,10 @@ def assert_index_in_browser(
                 and boxes[b]["y"] < boxes[a]["y"] + boxes[a]["height"]
             ]
             assert not overlapping, f"boxes overlap: {overlapping[:5]}"
+            drawn = page.evaluate(LINEAGE_SIZES)
+            assert drawn["right"] <= drawn["page"], f"the lineage is wider than the page: {drawn}"
+            assert drawn["smallest"] >= 11, f"the lineage's words are {drawn['smallest']:.1f} px: too small to read"
+            print(f"lineage: {drawn['right']:.0f} px of {drawn['page']} wide, words of {drawn['smallest']:.1f} px")
             words = page.locator("#lineage svg").text_content()
             assert all(n in words for n in names), f"not named in the drawing: {[n for n in names if n not in words]}"
             statuses = re.findall(r"rows · (ok|failed|never run)", words)  # each entry's box says its last run
@@ -92,7 +105,9 @@ def test_the_index_of_fifty_tables_and_ten_transforms_reads_in_a_browser(tmp_pat
     settings = load_settings(write_large_registry(tmp_path))
     index = write_index(settings, make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "default")
     entries = [*settings.tables, *settings.transforms]
-    assert_index_in_browser(index, entries, ["source", "sales"], ROOT / "reports" / "index_lineage_60.png")
+    shot = tmp_path / "index_lineage_60.png"
+    assert_index_in_browser(index, entries, ["source", "sales"], shot)
+    print(f"screenshot: {shot}")
 
 
 @pytest.fixture
@@ -167,6 +182,46 @@ def kernel_idle(lab: dict) -> bool:
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
 
+def test_pointing_at_a_box_of_sixty_lights_up_what_feeds_it_and_what_it_feeds(tmp_path):
+    import networkx as nx
+    from playwright.sync_api import sync_playwright
+
+    from my_package.common.db import make_engine
+    from my_package.dev.demo import write_large_registry
+    from my_package.registry.settings import load_settings
+    from my_package.reporting.index import write_index
+    from my_package.reporting.lineage import lineage_graph
+
+    settings = load_settings(write_large_registry(tmp_path))
+    index = write_index(settings, make_engine(f"sqlite:///{tmp_path / 'warehouse.db'}"), "default")
+    graph = lineage_graph(settings)
+    names = {n: graph.nodes[n]["name"] for n in graph}
+    pointed = next(n for n in graph if graph.in_degree(n) > 1 and graph.out_degree(n))  # inputs and outputs
+    lit = {names[n] for n in {pointed} | nx.ancestors(graph, pointed) | nx.descendants(graph, pointed)}
+    shot = tmp_path / "index_lineage_traced.png"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(index.as_uri())
+            drawing = page.locator("#lineage").bounding_box()
+            assert drawing["height"] <= 1000, f"the lineage is taller than the window: {drawing}"
+            page.locator(f"#lineage [id='node-{names[pointed]}']").hover(position={"x": 6, "y": 6})
+            shown = page.evaluate(
+                """() => [...document.querySelectorAll("#lineage [id^=node-]")].map((el) =>
+                    [el.id.slice(5), el.classList.contains("lit"), parseFloat(getComputedStyle(el).opacity)])"""
+            )
+            page.screenshot(path=str(shot))
+            assert {name for name, on, _ in shown if on} == lit, (names[pointed], sorted(lit))
+            assert all(opacity < 0.5 for name, on, opacity in shown if not on), "the rest does not fade"
+            assert len(lit) < len(shown), "every box is lit: nothing to tell apart"
+            page.mouse.move(5, 5)  # away from the drawing: every box as it was
+            assert page.locator("#lineage .lit").count() == 0
+        finally:
+            browser.close()
+    print(f"{names[pointed]}: {len(lit)} of {len(shown)} boxes lit; screenshot: {shot}")
+
+
 def test_the_table_notebook_runs_in_jupyterlab(lab):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
@@ -230,3 +285,100 @@ def test_the_table_notebook_runs_in_jupyterlab(lab):
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+# ---- reports that read like a finished product ------------------------------------------------------------------
+
+MICROSECONDS = re.compile(r"\d\d:\d\d:\d\d\.\d")
+OVERFLOWING = """() => {
+  const width = document.documentElement.clientWidth, wide = [];
+  const scrolls = (el) => { for (let a = el.parentElement; a; a = a.parentElement) {
+    if (["auto", "scroll", "hidden"].includes(getComputedStyle(a).overflowX) && a.getBoundingClientRect().right <= width + 1)
+      return true; } return false; };
+  for (const el of document.body.querySelectorAll("*")) {
+    const box = el.getBoundingClientRect();
+    if (box.width && box.right > width + 1 && !scrolls(el)) wide.push(el.tagName + "." + el.className + " " + box.right);
+  }
+  return {page: document.documentElement.scrollWidth, width: width, wide: wide.slice(0, 5)};
+}"""
+
+
+def assert_page_reads_well(page, url: str, shot: Path) -> str:
+    "Open `url` at 1400 px: nothing wider than the page, no cell reading nan, None or microseconds; return its text."
+    page.goto(url)
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    found = page.evaluate(OVERFLOWING)
+    assert found["page"] <= found["width"] and not found["wide"], f"{shot.name}: wider than the page: {found}"
+    cells = [t.strip() for t in page.locator("td, th").all_inner_texts()]
+    assert cells, f"{shot.name}: no table"
+    bad = [t for t in cells if t.lower() in ("nan", "none", "nat") or MICROSECONDS.search(t)]
+    assert not bad, f"{shot.name}: cells read {bad[:5]}"
+    return page.locator("body").inner_text()
+
+
+def test_reports_read_like_a_finished_product_at_1400_px(tmp_path, demo_source, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from my_package.common.bookkeeping import record_run
+    from my_package.common.runs import RunOutcome, resolve_run
+    from my_package.reporting.index import write_index
+    from my_package.reporting.render import render_report
+
+    settings = write_project(tmp_path, DEMO_TABLES, f"sqlite:///{demo_source}", "sqlite:///warehouse.db")
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    for table in ("airlines", "weather", "flights"):
+        rows = load(table)
+        failing = {"check": "rows", "severity": "error", "status": "PASS", "failing": 0, "detail": "", "samples": []}
+        record_run(resolve_run(table).warehouse, RunOutcome(table, rows_extracted=rows, rows=rows, seconds=1.25))
+        record_run(
+            resolve_run(table).warehouse,
+            RunOutcome(table, rows_extracted=rows, rows=rows, seconds=0.5, results=[failing], checks=["PASS rows"]),
+        )
+    pages = {name: render_report(resolve_run(name)).html for name in ("weather", "flights")}
+    write_index(load_settings_of(settings), resolve_run("flights").warehouse, "default")
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            # a reader in New York sees times in their zone, to the second, the exact UTC one on hover
+            page = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, timezone_id="America/New_York"
+            ).new_page()
+            for name, html in pages.items():
+                words = assert_page_reads_well(page, html.as_uri(), tmp_path / f"report_{name}.png")
+                times = page.locator("td time")
+                assert times.count() >= 2, f"{name}: no times in its tables"
+                assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d EST", times.first.inner_text()), (
+                    times.first.inner_text()
+                )
+                assert times.first.get_attribute("title").endswith(" UTC)")
+                rows = f"{resolve_run(name).warehouse.connect().exec_driver_sql(f'SELECT count(*) FROM {name}').scalar():,}"
+                assert rows in words, f"{name}: its {rows} rows are not written with separators"
+                cells = [page.locator("td", has_text=t).first for t in ("ok", rows)]
+                aligned = [c.evaluate("c => getComputedStyle(c).textAlign") for c in cells]
+                assert aligned == ["left", "right"], f"{name}: text and numbers aligned {aligned}"
+                if name == "weather":  # the generic report's profile: each column's distribution, by the warehouse
+                    profile = page.locator("table", has=page.locator("th", has_text="distribution"))
+                    shown = dict(zip(profile.locator("td:first-child").all_inner_texts(),
+                                     profile.locator("td:last-child").all_inner_texts(), strict=True))  # fmt: skip
+                    assert re.fullmatch(r"(JFK|LGA|EWR) \d+%(, (JFK|LGA|EWR) \d+%){2}", shown["origin"]), shown
+                    assert re.fullmatch(r"[\u2007▁▂▃▄▅▆▇█]{8}", shown["temp"]) and shown["year"] == "one value", shown
+                    assert re.fullmatch(r"2013-01-01 \d\d:00 to 2013-12-3\d \d\d:00", shown["time_hour"]), shown
+                    assert "2,013" not in profile.inner_text(), "the year's min, mean and max read 2,013"
+            # ages are computed when the page is read: three hours later, the loads were "3 h ago"
+            page.clock.install(time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=3, minutes=5))
+            index = pages["flights"].with_name("index.html")
+            words = assert_page_reads_well(page, index.as_uri(), tmp_path / "index.png")
+            assert "336,776" in words
+            ages = page.locator("#row-flights time[data-age]").all_inner_texts()
+            assert ages and all(age == "3 h ago" for age in ages), ages
+        finally:
+            browser.close()
+
+
+def load_settings_of(path: Path):
+    "The settings at `path`."
+    from my_package.registry.settings import load_settings
+
+    return load_settings(path)

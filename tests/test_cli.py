@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import write_project
+import pytest
+from conftest import CARRIER_TRANSFORM, load, write_project
+
+from my_package.errors import QualityCheckError
 
 
 def test_help_lists_every_command_with_an_example(cli, tmp_path):
@@ -153,3 +156,94 @@ def test_one_run_reads_settings_ini_once(cli, tmp_path, demo_source):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert reads.read_text().split() == ["1"], f"settings.ini was read {reads.read_text().split()} times (per process)"
+
+
+PLANES_PER_MAKER = "SELECT manufacturer, count(*) AS planes FROM planes GROUP BY manufacturer"
+
+
+def test_check_and_new_transform_read_a_sql_transforms_columns_on_duckdb(cli, tmp_path, demo_source, monkeypatch):
+    settings = write_project(tmp_path, ("planes",), f"sqlite:///{demo_source}", "duckdb:///wh.duckdb")
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    assert load("planes") == 3322  # the input in the warehouse: the transform's SQL is compiled there
+    added = cli(
+        "new-transform", "per_maker", "--inputs", "planes", "--key", "manufacturer", "--sql", PLANES_PER_MAKER,
+        settings=settings,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    checked = cli("check", settings=settings)
+    assert checked.returncode == 0, checked.stderr
+    assert "look right" in checked.stderr
+    wrong = cli(
+        "new-transform", "per_wing", "--inputs", "planes", "--key", "wings", "--sql", "SELECT wings FROM planes",
+        settings=settings,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "The query does not compile" in wrong.stderr, wrong.stderr
+    assert "Unexpected error" not in checked.stderr + added.stderr + wrong.stderr
+
+
+def test_check_creates_no_warehouse_file_and_says_the_first_run_will(cli, tmp_path, demo_source):
+    duckdb = f"[profile:duckdb]\nsource = sqlite:///{demo_source}\nwarehouse = duckdb:///data/warehouse.duckdb\n"
+    settings = write_project(
+        tmp_path, ("airlines", "flights"), f"sqlite:///{demo_source}", "sqlite:///data/warehouse.db",
+        extra=duckdb + CARRIER_TRANSFORM,
+    )  # fmt: skip
+    created = lambda: sorted(p.name for p in tmp_path.rglob("warehouse*"))  # noqa: E731
+    out = cli("check", settings=settings)
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stderr.split())
+    assert (
+        "note: profile default: the warehouse data/warehouse.db does not exist yet; the first run creates it "
+        "(python -m my_package run --all)." in said
+    )
+    assert (
+        "note: profile duckdb: the warehouse data/warehouse.duckdb does not exist yet; the first run creates it "
+        "(python -m my_package run --all --profile duckdb)." in said
+    )
+    assert "look right (2 tables, 1 transform)." in said
+    assert created() == []
+    # before the first run, a declared check is still checked (in an empty database of the warehouse's kind)
+    settings.write_text(settings.read_text().replace("primary_key = carrier\n", "primary_key = carrier\nchecks =\n"
+                                                     "    not_null(wingspan)\n    expression(name >>> 1 AND)\n", 1))  # fmt: skip
+    for profile in ("default", "duckdb"):
+        wrong = cli("check", "--profile", profile, settings=settings)
+        assert wrong.returncode == 1, wrong.stderr
+        said = " ".join(wrong.stderr.split())
+        assert "table airlines: checks: `not_null(wingspan)`: 'wingspan' is not a column" in said, said
+        assert "table airlines: checks: `expression(name >>> 1 AND)` does not compile" in said, said
+        assert created() == []
+
+
+def test_check_data_shows_a_raising_check_function_as_one_fail_row(cli, tmp_path, demo_source, monkeypatch):
+    module = tmp_path / "kit_broken_checks.py"
+    module.write_text("def no_seats(warehouse, table):\n    return 1 / 0\n")
+    settings = write_project(tmp_path, ("airlines", "planes"), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    settings.write_text(
+        settings.read_text().replace(
+            "primary_key = tailnum\n",
+            "primary_key = tailnum\nchecks =\n    function(kit_broken_checks:no_seats)\n    unique(tailnum)\n",
+        )
+    )
+    monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(settings))
+    load("airlines")
+    env = {"PYTHONPATH": str(tmp_path)}
+    unloaded = cli(
+        "check", "--data", settings=settings, env=env
+    )  # planes is not in the warehouse yet: said, not an abort
+    assert unloaded.returncode == 0, unloaded.stderr
+    assert "not checked: planes is not in the warehouse yet" in " ".join(unloaded.stdout.split()), unloaded.stdout
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(QualityCheckError, match="the function raised ZeroDivisionError"):  # a load: it blocks
+        load("planes")
+    settings.write_text(settings.read_text().replace("function(kit_broken_checks", "warn function(kit_broken_checks"))
+    load("planes")  # a warn check that cannot run publishes, and says why
+    data = cli("check", "--data", "planes", settings=settings, env=env)
+    shown = " ".join(data.stdout.split())
+    assert data.returncode == 0, data.stderr
+    assert "WARN" in shown and "the function raised ZeroDivisionError: division by zero" in shown, shown
+    assert "unique(tailnum)" in shown and "PASS" in shown  # the table's other check, beside it
+    settings.write_text(settings.read_text().replace("warn function(kit_broken_checks", "function(kit_broken_checks"))
+    data = cli("check", "--data", "planes", settings=settings, env=env)
+    shown = " ".join(data.stdout.split())
+    assert data.returncode == 1 and "FAIL" in shown and "unique(tailnum)" in shown, shown + data.stderr
+    assert "1 check(s) failed: planes: function(kit_broken_checks:no_seats)." in " ".join(data.stderr.split())
+    assert "Traceback" not in data.stderr and "Unexpected error" not in data.stderr

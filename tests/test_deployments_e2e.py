@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 from conftest import CARRIER_TRANSFORM, ROOT, Webhook, assert_same_tables, table_rows
@@ -23,34 +21,9 @@ from prefect_stack import (
     start_worker,
     stop,
 )
-from uv_install import uv_install_command
 
 from my_package.common.db import make_engine
 from my_package.dev.demo import DEMO_TABLES, example_settings
-
-
-@pytest.fixture(scope="module")
-def worker_venv(tmp_path_factory) -> Path:
-    "A fresh virtual environment with only the built wheel of the project (and its dependencies) installed."
-    base = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(base / "dist"), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    wheel = next((base / "dist").glob("my_package-*.whl"))
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(base / "venv")], check=True, timeout=300)
-    # uv installs what pip would, from the same sources, in seconds instead of a minute and a half of CPU; no
-    # bytecode ahead: the workers' environment has no PYTHONDONTWRITEBYTECODE, so their first runs write it
-    installed = subprocess.run(
-        uv_install_command([str(wheel)], python=str(base / "venv" / "bin" / "python"), compile_bytecode=False),
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert installed.returncode == 0, installed.stderr[-4000:]
-    return base / "venv"
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from conftest import table_rows
 from my_package.commands.register import NewTable, register_table
 from my_package.common.bookkeeping import read_state
 from my_package.common.db import make_engine
+from my_package.common.integrity import column_kinds
 from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
 from my_package.flows.factory import dropped_on_failure
@@ -247,6 +248,88 @@ def test_incremental_on_a_watermark_reads_only_newer_rows(warehouse, files_proje
     assert run("events").rows == 0  # nothing past the watermark now
 
 
+def test_a_header_only_csv_loads_as_an_empty_table_of_the_same_types(warehouse, files_project, tmp_path):
+    exports = tmp_path / "exports"
+    (exports / "daily").mkdir(parents=True)
+    (exports / "orders.csv").write_text("id,name,amount\n1,a,1.5\n2,b,\n")
+    (exports / "later.csv").write_text("id,name\n")  # a first export that found nothing
+    (exports / "daily" / "day-1.csv").write_text("id,name\n")
+    files_project(
+        warehouse,
+        section("orders", "orders.csv")
+        + section("later", "later.csv")
+        + section("daily", "daily/*.csv", "mode = incremental"),
+    )
+    engine = make_engine(warehouse)
+    assert run("orders").rows == 2
+    kinds = column_kinds(engine, "orders")
+    assert kinds == {"id": "integer", "name": "text", "amount": "float"}
+    (exports / "orders.csv").write_text("id,name,amount\n")  # the next export found nothing: no drift, no rows
+    assert run("orders").rows == 0
+    assert column_kinds(engine, "orders") == kinds and table_rows(engine, "orders") == []
+    (exports / "orders.csv").write_text("id,name,amount\n3,c,\n")  # a column empty in every row keeps its type too
+    assert run("orders").rows == 1
+    assert column_kinds(engine, "orders") == kinds and table_rows(engine, "orders") == [(3, "c", None)]
+    # no live table to take types from: text for now, and the first rows that come type it (nothing is lost)
+    assert run("later").rows == 0
+    (exports / "later.csv").write_text("id,name\n7,g\n")
+    assert run("later").rows == 1
+    assert column_kinds(engine, "later") == {"id": "integer", "name": "text"}
+    assert run("daily").rows == 0  # incremental by file: the same
+    (exports / "daily" / "day-2.csv").write_text("id,name\n8,h\n9,i\n")
+    assert run("daily").rows == 2
+    assert column_kinds(engine, "daily") == {"id": "integer", "name": "text", "_source_file": "text"}
+    assert [r[:2] for r in table_rows(engine, "daily")] == [(8, "h"), (9, "i")]
+
+
+def reconcile(name: str):
+    "Run `name` as its flow does; return its staged load and its `rows match the source` result."
+    table_run = resolve_run(name)
+    staged = extract_table.fn(table_run)
+    [result] = [r for r in check_staged_table.fn(table_run, staged) if r.check == "rows match the source"]
+    load_table_atomically.fn(table_run, staged)
+    return staged, result
+
+
+def test_an_incremental_table_from_files_is_reconciled_with_its_files(warehouse, files_project, tmp_path):
+    daily, events = tmp_path / "exports" / "daily", tmp_path / "exports" / "events"
+    daily.mkdir(parents=True)
+    (daily / "day-1.csv").write_text("id,v\n1,a\n2,b\n3,c\n")
+    (daily / "day-2.csv").write_text("id,v\n4,d\n5,e\n")
+    files_project(
+        warehouse,
+        section("daily", "daily/*.csv", "mode = incremental")
+        + section("events", "events/", "mode = incremental\nwatermark = seen"),
+    )
+    staged, result = reconcile("daily")
+    assert (staged.rows, result.status, result.detail) == (5, "PASS", "2 files, 5 rows, as in the table")
+    (daily / "day-3.csv").write_text("id,v\n5,e again\n6,f\n")  # id 5 again: the file read last keeps it
+    staged, result = reconcile("daily")
+    assert (staged.rows, result.status, result.failing, result.samples) == (2, "WARN", 1, ("daily/day-2.csv",))
+    assert result.detail.startswith("daily/day-2.csv: 2 in the file, 1 in the table (a key that two files hold")
+    (daily / "day-2.csv").write_text("id,v\n4,d\n")  # the export is fixed: the rewritten file replaces its rows
+    os.utime(daily / "day-2.csv", ns=(2_000_000_000_000_000_000, 2_000_000_000_000_000_000))
+    staged, result = reconcile("daily")
+    assert (staged.rows, result.status, result.detail) == (1, "PASS", "3 files, 6 rows, as in the table")
+    engine = make_engine(warehouse)
+    with engine.begin() as conn:  # a state an older release wrote: each file's size and time, no count
+        state = json.loads(read_state(engine, "daily")["watermark"])
+        older = json.dumps({"files": {f: v[:2] for f, v in state["files"].items()}}, sort_keys=True)
+        conn.execute(sa.text("UPDATE _pipeline_state SET watermark = :w WHERE table_name = 'daily'"), {"w": older})
+    staged, result = reconcile("daily")  # its files are counted once (not staged again), and compared
+    assert (staged.rows, result.status, result.detail) == (0, "PASS", "3 files, 6 rows, as in the table")
+    assert [v[2] for v in json.loads(read_state(engine, "daily")["watermark"])["files"].values()] == [3, 1, 2]
+    # files with a watermark are read whole by every load: a late row below the watermark is counted, and said
+    events.mkdir()
+    pq.write_table(arrow(rows(1, 10)), events / "part-1.parquet")
+    assert reconcile("events")[1].status == "PASS"
+    late = [{**r, "seen": dt.datetime(2023, 1, 1)} for r in rows(11, 2)]
+    pq.write_table(arrow(rows(21, 3) + late), events / "part-2.parquet")
+    staged, result = reconcile("events")
+    assert (staged.rows, result.status) == (3, "WARN")
+    assert result.detail.startswith("13 rows, the source has 15: 2 missing"), result.detail
+
+
 def bad_case(tmp_path: Path, name: str) -> tuple[str, str]:
     "Spoil the folder `bad/` (which holds a good a.csv) as `name` says; return the table and the expected message."
     bad = tmp_path / "exports" / "bad"
@@ -339,6 +422,19 @@ def test_a_table_from_files_runs_with_its_report_from_the_command_line(cli, tmp_
     assert "trips/*.csv" in listed.stdout
     checked = cli("check", settings=settings)  # the folder answers, the files match and read
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_rerun_by_file_says_it_read_nothing(cli, tmp_path):
+    write_csv(tmp_path / "exports" / "trips" / "2024-01.csv", rows(1, 400))
+    settings = tmp_path / "settings.ini"
+    settings.write_text(f"[profile:default]\nsource = exports\nwarehouse = sqlite:///{tmp_path / 'warehouse.db'}\n")
+    added = cli("new-table", "trips", "--source", "trips/*.csv", "--key", "id", "--by-file", settings=settings)
+    assert added.returncode == 0, added.stderr
+    first = cli("run", "trips", "--no-reports", settings=settings)
+    assert first.returncode == 0 and "  trips: ok (400 rows, " in first.stderr, first.stderr
+    again = cli("run", "trips", "--no-reports", settings=settings)  # no new or changed file
+    assert again.returncode == 0 and "  trips: ok (0 rows read, 400 in the table, " in again.stderr, again.stderr
+    assert "checks: 4 ok" in again.stderr  # the file reconciled with the table among them
 
 
 @pytest.fixture

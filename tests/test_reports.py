@@ -90,6 +90,36 @@ def test_a_failing_report_names_table_and_cell_and_keeps_the_notebook(cli, tmp_p
     assert "no planes today" in index and 'href="airlines.html"' in index
 
 
+def test_a_wait_in_a_reports_kernel_goes_to_the_reports_log_not_into_the_page(cli, tmp_path, demo_source):
+    "A report's kernel waiting (for a DuckDB file another report holds, say) says so in the reports' log, not the page."
+    settings = write_project(tmp_path, ("airlines",), f"sqlite:///{demo_source}", "sqlite:///wh.db")
+    assert cli("run", "--all", "--no-reports", settings=settings).returncode == 0
+    waiting = tmp_path / "waiting_report.ipynb"
+    nb = json.loads(TEMPLATE.read_text())
+    said = "waiting up to 2 min for w.duckdb, held by process 4242 (my_package report --all)"
+    nb["cells"].insert(
+        4,
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "wa1t0001",
+            "metadata": {},
+            "outputs": [],
+            "source": f"from my_package.common.waits import announce\n\nannounce({said!r})  # as the engine's Wait says it",
+        },
+    )
+    waiting.write_text(json.dumps(nb))
+    out = cli("report", "airlines", settings=settings, env={"MY_PACKAGE_REPORT_NOTEBOOK": str(waiting)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    kept = json.loads((tmp_path / "reports" / "default" / "airlines.ipynb").read_text())
+    outputs = json.dumps([c.get("outputs", []) for c in kept["cells"]])
+    assert "w.duckdb" not in outputs, outputs  # the line as said starts "Waiting"; the cell's source, "waiting"
+    assert "Waiting up to 2 min" not in (tmp_path / "reports" / "default" / "airlines.html").read_text()
+    assert (
+        "Waiting up to 2 min for w.duckdb, held by process 4242" in (tmp_path / ".prefect" / "reports.log").read_text()
+    )
+
+
 def shape_frames() -> dict[str, pd.DataFrame]:
     "The table shapes every report must render: empty, one row, all-NULL columns, text only, 300 columns, normal."
     flights = demo_frame("flights").head(2000)
@@ -251,8 +281,12 @@ def test_the_generic_report_renders_every_type_on_every_warehouse(tmp_path, pg_d
         except Exception as e:  # every failure is listed, not only the first
             return "", f"{run.profile.warehouse.split(':')[0]} {run.name}: {e}"
 
+    def render_in_turn(group: list) -> list[tuple[str, str | None]]:
+        return [render(run) for run in group]  # one warehouse's reports in turn: a DuckDB file is one process's
+
+    groups = [runs[i : i + 3] for i in range(0, len(runs), 3)]  # each warehouse's three tables
     with ThreadPoolExecutor(max_workers=2) as pool:
-        rendered = list(pool.map(render, runs))
+        rendered = [page for group in pool.map(render_in_turn, groups) for page in group]
     assert not [error for _, error in rendered if error], [error for _, error in rendered if error]
     for run, (page, _) in zip(runs, rendered, strict=True):
         where = f"{run.profile.warehouse.split(':')[0]} {run.name}"

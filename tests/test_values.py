@@ -224,6 +224,8 @@ def test_a_run_fails_on_misfits_or_warns_as_the_table_asks(cli, tmp_path):
     assert out.returncode == 1, printed
     failed = f"FAIL copied: values fit their columns (price: 3 values that are not numbers, e.g. '--', 'n/a'; {FIX})"
     assert failed in printed and "batched: ok (6 rows" in printed and "1 warn" in printed, printed
+    # the warning's own line under the table's: which check, which column, how many
+    assert "\n    warn values fit their columns: price: 3 values that are not numbers" in printed, printed
     assert table_rows(warehouse, "copied") == before
     assert [row[1] for row in table_rows(warehouse, "batched")] == [0.25, None, None, 1.0, None, 1.5]
     assert no_staging_left(warehouse)

@@ -1,4 +1,4 @@
-"""Check that the kit's own files the docs name exist: in README.md and in the markdown of every notebook.
+"""Check that the kit's own files the docs name exist: in README.md, bench/README.md, docs/*.md and every notebook.
 
 A file is named as a path (`nbs/16_common.loads.ipynb`, `my_package/common/loads.py`, a folder such as
 `my_package/commands/`), as a notebook's short name (`16_common.loads`), as a module or one of its names
@@ -34,8 +34,9 @@ PLACEHOLDER = re.compile(r"<[^>]*>|\b[A-Z]{3,}\b|(?<=\d)x(?=_)")
 
 
 def documents(root: Path) -> list[tuple[Path, str]]:
-    "README.md and each notebook's markdown, with the file each comes from."
-    found = [(root / "README.md", (root / "README.md").read_text())]
+    "The README, the reference and benchmark pages, and each notebook's markdown, with the file each comes from."
+    pages = [root / "README.md", root / "bench" / "README.md", *sorted((root / "docs").glob("*.md"))]
+    found = [(page, page.read_text()) for page in pages if page.exists()]
     for notebook in sorted((root / "nbs").rglob("*.ipynb")):
         if ".ipynb_checkpoints" not in notebook.parts:
             cells = json.loads(notebook.read_text())["cells"]

@@ -32,7 +32,7 @@ def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True)
 
 
-def start_cluster(password: str, fast: bool = True) -> dict:
+def start_cluster(password: str, fast: bool = True, max_connections: int = 200) -> dict:
     "Start a cluster with password authentication; return host, port, user, password, admin URL and its directory."
     if not (PG_BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN}: install postgresql-15 or set PG_BIN.")
@@ -56,7 +56,7 @@ def start_cluster(password: str, fast: bool = True) -> dict:
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         )
-        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c max_connections=200"
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c max_connections={max_connections}"
         if fast:  # throwaway data: no need to survive a power cut
             opts += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         _as_postgres(
@@ -72,6 +72,7 @@ def start_cluster(password: str, fast: bool = True) -> dict:
         "password": password,
         "admin_url": f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres",
         "directory": str(base),
+        "log": str(base / "log"),
     }
 
 
@@ -84,9 +85,9 @@ def stop_cluster(cluster: dict) -> None:
 
 
 @contextlib.contextmanager
-def throwaway_cluster(password: str, fast: bool = True) -> Iterator[dict]:
+def throwaway_cluster(password: str, fast: bool = True, max_connections: int = 200) -> Iterator[dict]:
     "A cluster for the length of the context (`start_cluster`), stopped and deleted afterwards, also after a failure."
-    cluster = start_cluster(password, fast)
+    cluster = start_cluster(password, fast, max_connections)
     try:
         yield cluster
     finally:

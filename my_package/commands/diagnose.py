@@ -5,10 +5,16 @@
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca04
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import urllib.request
+from pathlib import Path
+
 import sqlalchemy as sa
 
-from ..common.bookkeeping import loading_marks
-from ..common.db import check_connection, make_engine
+from ..common.bookkeeping import loading_marks, read_state
+from ..common.db import check_connection, make_engine, warehouse_class
 from ..common.locks import lock_is_free
 from ..common.sources import check_source, open_source, table_problems
 from ..common.transforms import transform_problems
@@ -17,7 +23,20 @@ from ..errors import PipelineError
 from ..registry.settings import TableSpec, TransformSpec, load_settings, profile_name
 
 # %% auto #0
-__all__ = ['declared_check_problems', 'find_problems', 'leftovers', 'check_reachable']
+__all__ = ['not_created', 'stand_in', 'declared_check_problems', 'find_problems', 'leftovers', 'missing_tables', 'api_post',
+           'silent_runs', 'left_running', 'check_reachable']
+
+# %% ../../nbs/55_commands.diagnose.ipynb #d944e3a4
+def not_created(url: str) -> str | None:
+    "The file of the SQLite or DuckDB database `url` when it does not exist yet (connecting would create it), else None."
+    u = sa.make_url(url)
+    path = warehouse_class(u).file_of(u)
+    return path if path and not Path(path).exists() else None
+
+
+def stand_in(url: str) -> sa.Engine:
+    "An empty in-memory database of the same kind as `url`'s (SQLite or DuckDB): what checks compile against before a first run."
+    return make_engine(warehouse_class(sa.make_url(url)).in_memory)
 
 # %% ../../nbs/55_commands.diagnose.ipynb #53c581d4
 def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: sa.Engine | None) -> list[str]:
@@ -33,9 +52,9 @@ def declared_check_problems(spec: TableSpec | TransformSpec, source, warehouse: 
     return transform_check_problems(warehouse, spec)
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca8f
-def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
-    "Every problem (and every warning) with settings.ini, its profiles' databases and the registry's sources."
-    mistakes, warnings = [], []
+def find_problems(profile: str | None = None) -> tuple[list[str], list[str], list[str]]:
+    "Every problem, warning and note about settings.ini, its profiles' databases and the registry's sources."
+    mistakes, warnings, notes = [], [], []
     settings = load_settings(problems=mistakes)  # every mistake in the file, and what is sound in it
     problems = list(mistakes)
     chosen = profile_name(settings, profile)
@@ -45,8 +64,19 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
         except PipelineError as e:
             (problems if name == chosen else warnings).append(f"profile {name}: {e}")
             continue
-        reachable = {}
+        reachable, missing = {}, not_created(urls.warehouse)
+        if missing:  # connecting would create it: its checks and transforms compile in an empty one of its kind
+            where, project = Path(missing).resolve(), settings.path.parent.resolve()
+            shown = where.relative_to(project) if where.is_relative_to(project) else where
+            also = f" --profile {name}" if profile or name != chosen else ""
+            notes.append(
+                f"profile {name}: the warehouse {shown} does not exist yet; the first run creates it "
+                f"(python -m my_package run --all{also})."
+            )
+            reachable["warehouse"] = stand_in(urls.warehouse)
         for role, url in (("warehouse", urls.warehouse), *urls.sources.items()):
+            if role in reachable:
+                continue
             try:
                 engine = make_engine(url) if role == "warehouse" else open_source(url)
                 check_source(engine, role)
@@ -64,12 +94,20 @@ def find_problems(profile: str | None = None) -> tuple[list[str], list[str]]:
             found = transform_problems(reachable["warehouse"], spec)
             found += declared_check_problems(spec, None, reachable["warehouse"])
             problems += [f"transform {spec.name}: {p}" for p in found]
-        if name == chosen and "warehouse" in reachable:
+        if name == chosen and "warehouse" in reachable and not missing:
             problems += leftovers(reachable["warehouse"])
+            lost, unloaded = missing_tables(reachable["warehouse"], list(settings.tables))
+            problems, warnings = problems + lost, warnings + unloaded
     stale = None if mistakes else check_prefect_yaml(settings.path.parent / "prefect.yaml", settings)
     if stale:
         warnings.append(stale)
-    return problems, warnings
+    api = os.environ.get("PREFECT_API_URL")  # the team's server, or the project's own (set by the command line)
+    if api and not mistakes:
+        try:
+            problems += left_running(settings, api)
+        except (OSError, ValueError) as e:  # a server that does not answer: the rest of the check stands
+            warnings.append(f"The Prefect server at {api} did not answer ({e}): runs left RUNNING were not looked for.")
+    return problems, warnings, notes
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca8b
 def leftovers(warehouse) -> list[str]:
@@ -88,6 +126,76 @@ def leftovers(warehouse) -> list[str]:
                 f"table {mark['table_name']}: a load started {str(mark['started_at'])[:19]} on {mark['runner']} was "
                 f"interrupted; {run}may still show RUNNING (the next run of {mark['table_name']} marks it Crashed)."
             )
+    return found
+
+# %% ../../nbs/55_commands.diagnose.ipynb #41b2048c
+def missing_tables(warehouse, tables: list[str]) -> tuple[list[str], list[str]]:
+    "The `tables` missing from `warehouse`: problems for those a load had published, warnings for those never loaded."
+    here, lost, unloaded = set(sa.inspect(warehouse).get_table_names()), [], []
+    for table in (t for t in tables if t not in here):
+        state = read_state(warehouse, table)
+        if state:
+            lost.append(
+                f"table {table}: not in the warehouse, though a load published it on {str(state['loaded_at'])[:19]} "
+                f"(dropped since?): `python -m my_package run {table}` loads it again."
+            )
+        else:
+            unloaded.append(f"table {table}: not in the warehouse yet: `python -m my_package run {table}` loads it.")
+    return lost, unloaded
+
+# %% ../../nbs/55_commands.diagnose.ipynb #bfde5591
+def api_post(api: str, path: str, body: dict, timeout: float = 10) -> object:
+    "POST `body` as JSON to the Prefect REST API at `api`, and the decoded answer."
+    request = urllib.request.Request(
+        api.rstrip("/") + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        return json.load(answer)
+
+
+def silent_runs(api: str, flow_names: list[str], quiet: float, now: dt.datetime | None = None) -> list[dict]:
+    "The deployed runs of `flow_names` RUNNING or PENDING with no state change and no heartbeat for `quiet` s."
+    now = now or dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(seconds=quiet)
+    flows = {f["id"]: f["name"] for f in api_post(api, "/flows/filter", {"flows": {"name": {"any_": flow_names}}})}
+    states = {"type": {"any_": ["RUNNING", "PENDING"]}}
+    where = {
+        "flows": {"id": {"any_": list(flows)}},
+        "flow_runs": {"state": states, "deployment_id": {"is_null_": False}},
+    }
+    runs = (
+        [r for r in api_post(api, "/flow_runs/filter", {**where, "limit": 200}) if r["flow_id"] in flows]
+        if flows
+        else []
+    )
+    quiet_ones = [r for r in runs if dt.datetime.fromisoformat(r["state"]["timestamp"]) < since]
+    if not quiet_ones:
+        return []
+
+    def heartbeat(run: dict) -> bool:  # one since `since`: the run's process is alive
+        beats = {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run['id']}"]},
+            "occurred": {"since": since.isoformat(), "until": now.isoformat()},
+        }
+        return bool(api_post(api, "/events/filter", {"filter": beats, "limit": 1})["events"])
+
+    return [{**r, "flow_name": flows[r["flow_id"]]} for r in quiet_ones if not heartbeat(r)]
+
+# %% ../../nbs/55_commands.diagnose.ipynb #ce303bd6
+def left_running(settings, api: str, now: dt.datetime | None = None) -> list[str]:
+    "One problem line per deployed run of a registered flow left RUNNING or PENDING, silent for twice `crash_after`."
+    entries = {spec.flow_name: spec for spec in [*settings.tables.values(), *settings.transforms.values()]}
+    quiet = 2 * settings.deployments.crash_after
+    found = []
+    for run in silent_runs(api, list(entries), quiet, now):
+        spec, state = entries[run["flow_name"]], run["state"]
+        since = dt.datetime.fromisoformat(state["timestamp"]).strftime("%Y-%m-%d %H:%M:%S")
+        found.append(
+            f"{spec.kind} {spec.name}: its deployed run {run['name']} ({run['id']}) is still {state['type']}, silent "
+            f"since {since} UTC (its worker or machine died?); nothing marked it Crashed: `python -m my_package "
+            "deploy` installs the automation that does (or mark it Crashed in the UI)."
+        )
     return found
 
 # %% ../../nbs/55_commands.diagnose.ipynb #415fca11

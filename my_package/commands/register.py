@@ -5,6 +5,7 @@
 # %% ../../nbs/54_commands.register.ipynb #f2830004
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +133,8 @@ def register_transform(
     name = transform.name
     if bool(transform.sql) == notebook:
         raise UsageError("give --sql or --notebook (one of them).")
+    if notebook and keyword.iskeyword(name):  # its notebook exports a function of that name
+        raise UsageError(f"{name!r} is a Python keyword, which cannot name the function its notebook exports.")
     project = settings.path.parent
     pages = [project / "nbs" / "transforms" / f"{name}.ipynb", project / "nbs" / "tables" / f"{name}.ipynb"]
 
@@ -185,13 +188,13 @@ def register_check(settings: Settings, name: str, line: str) -> Settings:
 def new_check(settings: Settings, table: str, name: str) -> Path:
     "Start (or add to) `nbs/checks/<table>.ipynb` with the check function `name`, and register it; return the notebook."
     spec = settings.entry(table)
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise UsageError(f"{name!r}: a check's name is a Python function name (lower case, digits, _).")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or keyword.iskeyword(name):
+        raise UsageError(f"{name!r}: a check's name is a Python function name (lower case, digits, _; not a keyword).")
     line = f"function(my_package.checks.{table}:{name})"
     text = add_check_line(settings.path.read_text(), f"{spec.kind}:{table}", line)
     parse_settings(text, settings.path)  # refused before anything is written
     try:
-        page = add_check_notebook(settings.path.parent, table, name, spec.primary_key)
+        page = add_check_notebook(settings.path.parent, table, name, spec.primary_key, spec.kind)
     except FileExistsError as e:
         raise UsageError(f"{e} Nothing was written.") from None
     register_check(settings, table, line)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from .arrow import arrow_type_for, sa_type_for
 from .db import query_columns, reflect_table, warehouse_for
 from .functions import resolve_function
-from .integrity import CheckResult
+from .integrity import CheckResult, counted
 from .runs import resolve_run
 from .sources.base import Source
 from .transforms import builds_a_query, is_frame, missing_inputs, transform_result
@@ -26,8 +26,8 @@ from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
 __all__ = ['literal_for', 'check_context', 'samples', 'scan_checks', 'count_query', 'function_failures', 'check_result',
-           'run_data_checks', 'live_checks', 'data_checks', 'checks_of_live_tables', 'compile_problems',
-           'check_problems', 'source_check_problems', 'transform_check_problems']
+           'broken_result', 'scan_or_say', 'run_data_checks', 'live_checks', 'data_checks', 'checks_of_live_tables',
+           'compile_problems', 'check_problems', 'source_check_problems', 'transform_check_problems']
 
 # %% ../../nbs/12_common.declared_checks.ipynb #dc000007
 def literal_for(engine: Engine) -> Callable[[str, sa.Column], sa.ColumnElement]:
@@ -84,7 +84,8 @@ def function_failures(engine: Engine, staged: str, ref: str) -> tuple[int, tuple
         return len(found), tuple(tuple(row) for row in found.head(5).itertuples(index=False))
     if not isinstance(found, sa.Selectable):
         raise TypeError(
-            f"check function {ref!r} returned a {type(found).__name__}: return a SQLAlchemy query or a DataFrame"
+            f"check function {ref!r} returned a value of type {type(found).__name__}: return a SQLAlchemy query or a "
+            "DataFrame"
         )
     query = found.subquery()
     with engine.connect() as conn:
@@ -98,6 +99,35 @@ def check_result(name: str, check: CheckSpec, passed: bool, detail: str, found: 
     counts = check.counted in ("scan", "query", "function")
     words = detail + (f", e.g. {', '.join(map(repr, shown))}" if shown else "")
     return CheckResult(name, check.text, passed, words, check.severity, found if counts else None, shown)
+
+
+def broken_result(name: str, check: CheckSpec, error: Exception) -> CheckResult:
+    "The result of a check that could not run (its function raised, the warehouse refused its SQL): it fails, saying why."
+    cause = getattr(error, "orig", None) or error
+    said = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}".rstrip(": ")
+    if check.counted == "function":
+        detail = f"the function raised {said}; fix it in its notebook, then export it (nbdev_export)"
+    else:
+        detail = f"the warehouse could not run it: {said}"
+    return CheckResult(name, check.text, False, detail, check.severity)
+
+# %% ../../nbs/12_common.declared_checks.ipynb #3ce52016
+def scan_or_say(
+    engine: Engine, context: CheckContext, checks: Sequence[CheckSpec], name: str, results: dict
+) -> tuple[dict[int, Any], int]:
+    "`scan_checks` of `checks`; when the warehouse refuses the scan, each alone, each refused one's result in `results`."
+    try:
+        return scan_checks(engine, context, checks)
+    except sa.exc.DBAPIError:
+        found, rows = scan_checks(engine, context, [])
+        for check in checks:
+            if check.counted not in ("scan", "aggregate"):
+                continue
+            try:
+                found.update(scan_checks(engine, context, [check])[0])
+            except sa.exc.DBAPIError as e:
+                results[id(check)] = broken_result(name, check, e)
+        return found, rows
 
 # %% ../../nbs/12_common.declared_checks.ipynb #dc00001d
 def run_data_checks(
@@ -122,14 +152,20 @@ def run_data_checks(
             detail = f"not checked: {absent[0]} is not in the warehouse yet (python -m my_package run {absent[0]})"
             results[id(check)] = CheckResult(name, check.text, False, detail, "warn")
     todo = [check for check in checks if id(check) not in results]
-    counted, scanned = scan_checks(engine, context, todo)
-    for check in todo:
-        found, shown = counted.get(id(check)), ()
-        if check.counted == "query":
-            found, shown = count_query(engine, check.query(context))
-        elif check.counted == "function":
-            found, shown = function_failures(engine, staged, check.ref)
-        elif check.counted == "rows":
+    tallies, scanned = scan_or_say(engine, context, todo, name, results)
+    for check in [check for check in todo if id(check) not in results]:
+        found, shown = tallies.get(id(check)), ()
+        try:
+            if check.counted == "query":
+                found, shown = count_query(engine, check.query(context))
+            elif check.counted == "function":
+                found, shown = function_failures(engine, staged, check.ref)
+        except Exception as e:  # a notebook's code, or SQL the warehouse refuses: this check's failure, not the others'
+            if check.counted != "function" and not isinstance(e, sa.exc.DBAPIError):
+                raise
+            results[id(check)] = broken_result(name, check, e)
+            continue
+        if check.counted == "rows":
             found = scanned if rows is None else rows
         passed, detail = check.verdict(found, scanned, previous)
         if not passed and check.counted == "scan":  # a few failing rows' keys, or the failing values themselves
@@ -141,6 +177,9 @@ def run_data_checks(
 # %% ../../nbs/12_common.declared_checks.ipynb #dc000022
 def live_checks(run) -> list[CheckResult]:
     "Run the checks `run`'s table declares on its live table (nothing is loaded); `rows` without its `change`."
+    if run.spec.checks and not sa.inspect(run.warehouse).has_table(run.name):  # one line says so, not an abort
+        detail = f"not checked: {run.name} is not in the warehouse yet (python -m my_package run {run.name})"
+        return [CheckResult(run.name, counted(len(run.spec.checks), "declared check"), False, detail, "warn")]
     return run_data_checks(run.warehouse, run.name, run.name, run.spec.checks, run.spec.primary_key)
 
 

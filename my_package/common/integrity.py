@@ -19,9 +19,15 @@ from ..errors import SchemaDriftError
 from ..registry.settings import TableSpec
 
 # %% auto #0
-__all__ = ['VALUE_CHECK', 'WHAT_FITS', 'CheckResult', 'check_row_count', 'check_key_not_null', 'check_key_unique', 'build_key',
-           'column_kinds', 'schema_drift', 'check_schema_drift', 'unnullable', 'blocking_misfits', 'describe_misfit',
-           'check_values_fit']
+__all__ = ['RECONCILED', 'VALUE_CHECK', 'WHAT_FITS', 'counted', 'CheckResult', 'check_row_count', 'check_key_not_null',
+           'check_key_unique', 'build_key', 'column_kinds', 'holds_rows', 'schema_drift', 'check_schema_drift',
+           'reconcile_result', 'rows_by_file', 'reconcile_files_result', 'unnullable', 'blocking_misfits',
+           'describe_misfit', 'check_values_fit']
+
+# %% ../../nbs/17_common.integrity.ipynb #a525544f
+def counted(n: int, noun: str) -> str:
+    "`n` and `noun`, in the plural unless `n` is 1: `1 row`, `336,776 rows`."
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a00006
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class CheckResult:
 # %% ../../nbs/17_common.integrity.ipynb #c3a00009
 def check_row_count(rows: int, expected: int, name: str) -> CheckResult:
     "The load staged exactly the `expected` rows (`rows` as the database reported writing them)."
-    return CheckResult(name, "row count", rows == expected, f"{rows} rows, source has {expected}")
+    return CheckResult(name, "row count", rows == expected, f"{counted(rows, 'row')}, source has {expected:,}")
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a0000b
 def check_key_not_null(engine: Engine, table: str, key: Sequence[str], name: str) -> CheckResult:
@@ -65,7 +71,9 @@ def check_key_not_null(engine: Engine, table: str, key: Sequence[str], name: str
     stmt = sa.select(sa.func.count()).select_from(sa.table(table, *cols)).where(sa.or_(*[c.is_(None) for c in cols]))
     with engine.connect() as conn:
         nulls = conn.execute(stmt).scalar_one()
-    return CheckResult(name, "primary key not null", nulls == 0, f"{nulls} rows with a NULL in ({', '.join(key)})")
+    return CheckResult(
+        name, "primary key not null", nulls == 0, f"{counted(nulls, 'row')} with a NULL in ({', '.join(key)})"
+    )
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a0000d
 def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) -> CheckResult:
@@ -75,7 +83,7 @@ def check_key_unique(engine: Engine, table: str, key: Sequence[str], name: str) 
     with engine.begin() as conn:
         warehouse_for(engine).room_to_group(conn)
         n = conn.execute(sa.select(sa.func.count()).select_from(dupes.subquery())).scalar_one()
-    return CheckResult(name, "primary key unique", n == 0, f"{n} duplicated keys in ({', '.join(key)})")
+    return CheckResult(name, "primary key unique", n == 0, f"{counted(n, 'duplicated key')} in ({', '.join(key)})")
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a0000f1
 def build_key(
@@ -115,15 +123,22 @@ def column_kinds(engine: Engine, table: str) -> dict[str, str]:
     return {c.name: type_kind(arrow_type_for(c.type)) for c in reflect_table(engine, table).columns}
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a00012
+def holds_rows(conn: sa.Connection, table: str) -> bool:
+    "Whether `table` holds at least one row (one row looked for, not a count)."
+    return conn.execute(sa.select(sa.literal(1)).select_from(sa.table(table)).limit(1)).first() is not None
+
+
 def schema_drift(warehouse: Engine, staging: str, target: str) -> dict[str, list[str]]:
-    "Columns added, dropped and retyped in `staging` compared with the live `target` (empty when none)."
+    "Columns added, dropped and retyped in `staging` compared with the live `target` (empty when none; no retype of an empty one)."
     if not sa.inspect(warehouse).has_table(target):
         return {}
     live, new = column_kinds(warehouse, target), column_kinds(warehouse, staging)
+    with warehouse.connect() as conn:
+        kept = holds_rows(conn, target)  # an empty live table has no value a new type could lose
     drift = {
         "added": [c for c in new if c not in live],
         "dropped": [c for c in live if c not in new],
-        "retyped": [f"{c} ({live[c]} -> {new[c]})" for c in new if c in live and new[c] != live[c]],
+        "retyped": [f"{c} ({live[c]} -> {new[c]})" for c in new if c in live and new[c] != live[c] and kept],
     }
     return {k: v for k, v in drift.items() if v}
 
@@ -143,6 +158,69 @@ def check_schema_drift(warehouse: Engine, staging: str, target: str, policy: str
             f"Schema drift in table {target!r}: {described}. {fix}then run again. The live table was not changed."
         )
     return drift
+
+# %% ../../nbs/17_common.integrity.ipynb #4b6957a6
+RECONCILED = "rows match the source"
+
+
+def reconcile_result(name: str, rows: int, source: int) -> CheckResult:
+    "An incremental table's `rows` once published against its `source`'s count: a warning naming the difference."
+    if rows == source:
+        return CheckResult(name, RECONCILED, True, f"{counted(rows, 'row')}, as in the source")
+    gap = abs(rows - source)
+    why = (
+        f"{gap:,} missing (added below the watermark, or since this load read the source)"
+        if rows < source
+        else f"{gap:,} more (deleted in the source: an incremental load keeps them)"
+    )
+    # the rows the table holds once this load is published: the first words, which a line cut to 80 columns keeps
+    detail = (
+        f"{counted(rows, 'row')}, the source has {source:,}: {why}; a full load catches up (`mode = full` for one run)"
+    )
+    return CheckResult(name, RECONCILED, False, detail, "warn", failing=gap)
+
+# %% ../../nbs/17_common.integrity.ipynb #487b0f07
+def rows_by_file(warehouse: Engine, staged: StagedLoad, key: Sequence[str], column: str) -> dict[str, int]:
+    "How many rows of each file (named in `column`) the table holds once the incremental-by-file `staged` is published."
+    live = sa.table(staged.target, sa.column(column), *map(sa.column, key))
+    new = sa.table(staged.staging, sa.column(column), *map(sa.column, key))
+    with warehouse.begin() as conn:
+        held, moved = {}, {}
+        if sa.inspect(conn).has_table(staged.target) and holds_rows(
+            conn, staged.target
+        ):  # else the staged rows replace it
+            held = dict(conn.execute(sa.select(live.c[column], sa.func.count()).group_by(live.c[column])).all())
+            # the live rows whose key a staged row takes over (the upsert replaces them), by the file they were from
+            warehouse_for(warehouse).probe_keys(conn, staged.rows, sum(held.values()))
+            same_key = sa.and_(*[live.c[k] == new.c[k] for k in key])
+            moved = dict(
+                conn.execute(
+                    sa.select(live.c[column], sa.func.count())
+                    .select_from(new.join(live, same_key))
+                    .group_by(live.c[column])
+                ).all()
+            )
+        staged_rows = dict(conn.execute(sa.select(new.c[column], sa.func.count()).group_by(new.c[column])).all())
+    after = {f: n - moved.get(f, 0) for f, n in held.items() if f not in staged.replaced}
+    for f, n in staged_rows.items():
+        after[f] = after.get(f, 0) + n
+    return after
+
+
+def reconcile_files_result(name: str, after: dict[str, int], files: dict[str, int | None]) -> CheckResult:
+    "An incremental-by-file table's rows once published (`after`, by file) against each file's: a warning naming those that differ."
+    known = {f: n for f, n in files.items() if n is not None}
+    unknown = len(files) - len(known)  # read by a release that did not count them
+    note = f" ({counted(unknown, 'file')} read before files were counted: not compared)" if unknown else ""
+    differ = {f: n for f, n in known.items() if after.get(f, 0) != n}
+    if not differ:
+        detail = f"{counted(len(known), 'file')}, {counted(sum(known.values()), 'row')}, as in the table{note}"
+        return CheckResult(name, RECONCILED, True, detail)
+    shown = "; ".join(f"{f}: {n:,} in the file, {after.get(f, 0):,} in the table" for f, n in list(differ.items())[:3])
+    more = f"; and {counted(len(differ) - 3, 'file')} more" if len(differ) > 3 else ""
+    detail = f"{shown}{more} (a key that two files hold stays with the file read last){note}"
+    failing = sum(abs(after.get(f, 0) - n) for f, n in differ.items())
+    return CheckResult(name, RECONCILED, False, detail, "warn", failing=failing, samples=tuple(differ)[:5])
 
 # %% ../../nbs/17_common.integrity.ipynb #c3a00025
 def unnullable(spec: TableSpec, not_null: Iterable[str] = ()) -> frozenset[str]:

@@ -5,6 +5,7 @@
 # %% ../../nbs/18_common.loads.ipynb #be4abd98
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,14 +14,21 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .arrow import RestartRead, create_table_from_schema, sa_type_for, with_not_null
-from .bookkeeping import decode_watermark, encode_watermark, read_state, write_state
+from .arrow import RestartRead, arrow_type_for, create_table_from_schema, sa_type_for, with_not_null
+from my_package.common.bookkeeping import (
+    Changes,
+    decode_watermark,
+    encode_watermark,
+    read_state,
+    record_changes,
+    write_state,
+)
 from .cancel import current_cancellation
-from .db import warehouse_for
+from .db import reflect_table, warehouse_for
 from .functions import resolve_function
-from .integrity import blocking_misfits, unnullable
+from .integrity import blocking_misfits, holds_rows, unnullable
 from .runs import StagedLoad
-from .sources.base import SOURCE_FILE, Source
+from .sources.base import SOURCE_FILE, Reading, Source
 from .sql import add_missing_columns, begin_write, drop_table, has_key, replace_table, staging_name
 from .warehouses.base import log, reads_another_file
 from ..errors import PipelineError
@@ -30,13 +38,16 @@ if TYPE_CHECKING:  # only for annotations: pandas is imported where a frame is m
     import pandas as pd
 
 # %% auto #0
-__all__ = ['stored_watermark', 'staged_max', 'WatermarkTracker', 'stage_batches', 'stage_table', 'publish',
-           'write_frame_atomically']
+__all__ = ['stored_watermark', 'staged_max', 'WatermarkTracker', 'stage_batches', 'untyped_as_live', 'stage_table',
+           'stage_reading', 'compare_by_key', 'compared_by_default', 'publish', 'write_frame_atomically']
 
 # %% ../../nbs/18_common.loads.ipynb #77d30e68
 def stored_watermark(warehouse: Engine, spec: TableSpec) -> Any:
-    "Where an incremental table's last load stopped (its watermark, or its files' sizes and times); None otherwise."
-    state = read_state(warehouse, spec.name) if spec.mode == "incremental" else None
+    "Where an incremental table's last load stopped (its watermark, or its files' sizes, times and rows); None otherwise."
+    # the watermark says which rows the live table holds: with the table gone (dropped, to load it whole), none
+    if spec.mode != "incremental" or not sa.inspect(warehouse).has_table(spec.name):
+        return None
+    state = read_state(warehouse, spec.name)
     return decode_watermark(state["watermark"]) if state else None
 
 # %% ../../nbs/18_common.loads.ipynb #726f8802
@@ -103,10 +114,27 @@ def stage_batches(
     raise PipelineError(f"Could not read the source of {staging} on either path.")
 
 # %% ../../nbs/18_common.loads.ipynb #726f8807
+def untyped_as_live(warehouse: Engine, table: str, schema: pa.Schema) -> pa.Schema:
+    "`schema` with each column of no type (no value to infer one from, as in a header-only CSV) typed as the live table's."
+    if not any(pa.types.is_null(f.type) for f in schema) or not sa.inspect(warehouse).has_table(table):
+        return schema
+    live = {c.name: arrow_type_for(c.type) for c in reflect_table(warehouse, table).columns}
+    return pa.schema([pa.field(f.name, live.get(f.name, f.type)) if pa.types.is_null(f.type) else f for f in schema])
+
+
 def stage_table(source: Source, warehouse: Engine, spec: TableSpec, chunk_size: int) -> StagedLoad:
     "Copy the source rows of `spec` (incremental: only those past where the last load stopped) into its staging table."
-    stored, staging, target = stored_watermark(warehouse, spec), staging_name(spec.name), warehouse_for(warehouse)
+    stored = stored_watermark(warehouse, spec)
     reading = source.reading(spec, stored, chunk_size)
+    reading.schema = untyped_as_live(warehouse, spec.name, reading.schema)
+    with reading.counting():  # an incremental read of a database counts its source meanwhile
+        staged = stage_reading(reading, warehouse, spec, stored)
+    return dataclasses.replace(staged, source_rows=reading.source_rows())
+
+
+def stage_reading(reading: Reading, warehouse: Engine, spec: TableSpec, stored: Any) -> StagedLoad:
+    "Stage the rows of `reading`: copied by the warehouse where it can, else as Arrow batches."
+    staging, target = staging_name(spec.name), warehouse_for(warehouse)
     copied = None if spec.transform else target.copy_in(reading, staging)  # a transform runs on batches only
     if copied is not None:
         watermark = reading.watermark(staged_max(warehouse, staging, spec, reading.schema, stored))
@@ -144,21 +172,69 @@ def stage_table(source: Source, warehouse: Engine, spec: TableSpec, chunk_size: 
         replaced=reading.replaced,
     )
 
+# %% ../../nbs/18_common.loads.ipynb #87909616
+def compare_by_key(
+    conn: sa.Connection, staging: str, target: str, key: tuple[str, ...], mode: str = "full", examples: int = 3
+) -> Changes:
+    "What publishing `staging` over `target` changes, by `key` (`mode`: full, counts, rows or incremental), from the warehouse."
+    if not sa.inspect(conn).has_table(target):
+        return Changes("first")
+    new, old = reflect_table(conn, staging).alias("new"), reflect_table(conn, target).alias("old")
+    alike = lambda c: new.c[c].type._type_affinity is old.c[c].type._type_affinity  # noqa: E731 (comparable)
+    if not all(alike(k) for k in key):  # a key whose type changed (the schema drifted): no join can compare
+        return Changes("retyped")
+    on, matched = sa.and_(*[new.c[k] == old.c[k] for k in key]), old.c[key[0]].is_not(None)
+    one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
+    shared = [c.name for c in new.c if c.name in old.c and c.name not in key and alike(c.name)]
+    differs = {c: new.c[c].is_distinct_from(old.c[c]) for c in shared} if mode in ("full", "counts") else {}
+    changed = [one(sa.and_(matched, sa.or_(*differs.values())))] if differs else [sa.literal(0)]
+    by_column = [one(sa.and_(matched, d)) for d in differs.values()] if mode == "full" else []  # counts: rows only
+    parts = [sa.func.count(), one(matched), *changed, *by_column]
+    # one pass over the staged rows, each looked up by the live table's key
+    total, kept, rewritten, *per_column = conn.execute(sa.select(*parts).select_from(new.outerjoin(old, on))).one()
+    if mode == "incremental":  # upserted rows: those whose key the live table holds are updated
+        return Changes("incremental", added=total - kept, changed=kept)
+    live = conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+    counts = {c: int(n) for c, n in zip(shared, per_column, strict=True) if n} if mode == "full" else {}
+    shown = []
+    for c in list(counts)[:5]:  # a few examples of the first changed columns, each a LIMIT query
+        stmt = sa.select(*[new.c[k] for k in key], old.c[c], new.c[c]).select_from(new.join(old, on))
+        for row in conn.execute(stmt.where(differs[c]).limit(examples)):
+            shown.append({"column": c, "key": list(row[: len(key)]), "old": row[-2], "new": row[-1]})
+    return Changes(mode, total - kept, live - kept, int(rewritten), counts, shown)
+
+# %% ../../nbs/18_common.loads.ipynb #f81d3725
+def compared_by_default(warehouse: Engine) -> str:
+    "What a publish on `warehouse` compares when `[pipeline] changes` is not set: at most a third of a load."
+    return warehouse_for(warehouse).changes_by_default
+
 # %% ../../nbs/18_common.loads.ipynb #4e79e197
-def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...]) -> int:
-    "Make the staged rows live and record the load, in one transaction; return the live table's row count."
+def publish(warehouse: Engine, staged: StagedLoad, key: tuple[str, ...], changes: str | None = None) -> int:
+    "Make the staged rows live and record the load (and, unless `changes` is off, what it changed) in one transaction; return the live table's row count."
     target = warehouse_for(warehouse)
+    changes = changes or target.changes_by_default
     with begin_write(warehouse) as conn:
-        if staged.mode == "incremental" and sa.inspect(conn).has_table(staged.target):
+        if (
+            staged.mode == "incremental"
+            and sa.inspect(conn).has_table(staged.target)
+            and holds_rows(conn, staged.target)
+        ):
             add_missing_columns(conn, staged.target, sa.inspect(conn).get_columns(staged.staging))
             if not has_key(conn, staged.target, key):  # a table published by an older kit gains its key
                 target.add_key(conn, staged.target, key)
             if staged.replaced:  # rewritten files: their old rows give way to what they hold now
                 live = sa.table(staged.target, sa.column(SOURCE_FILE))
                 conn.execute(sa.delete(live).where(live.c[SOURCE_FILE].in_(staged.replaced)))
+            if changes != "off":
+                record_changes(
+                    conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, "incremental")
+                )
             target.upsert(conn, staged.staging, staged.target, key)
             rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(staged.target))).scalar_one()
         else:
+            if changes != "off":
+                mode = "full" if changes == "values" else changes
+                record_changes(conn, staged.target, compare_by_key(conn, staged.staging, staged.target, key, mode))
             target.swap(conn, staged.staging, staged.target)
             rows = staged.rows
         write_state(conn, staged.target, staged.mode, staged.watermark, rows)

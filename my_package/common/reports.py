@@ -5,17 +5,88 @@
 # %% ../../nbs/18_common.reports.ipynb #b23dccca
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from pandas.io.formats.style import Styler
 from sqlalchemy.engine import Engine
 
+from .bookkeeping import time_html  # noqa: F401  (the tables' notebooks import it from here)
 from .db import reflect_table, warehouse_for
 from ..registry.settings import TableSpec, TransformSpec
 
 # %% auto #0
-__all__ = ['PROFILE_GROUP', 'registry_frame', 'is_numeric', 'column_profile', 'time_column', 'daily_counts', 'sample_rows',
-           'histogram_edges', 'checks_frame', 'history_frame', 'check_history_frame', 'data_signature', 'show']
+__all__ = ['MISSING', 'RUN_TIMES', 'PROFILE_GROUP', 'BARS', 'SHOWN_COLUMNS', 'number_text', 'column_kind', 'is_moment',
+           'is_number', 'is_year_column', 'data_time', 'tidy', 'registry_frame', 'is_numeric', 'column_profile',
+           'histogram_text', 'column_distributions', 'time_column', 'daily_counts', 'sample_rows', 'histogram_edges',
+           'checks_frame', 'history_frame', 'check_history_frame', 'history_figure', 'changes_frame',
+           'change_examples_frame', 'data_signature', 'show']
+
+# %% ../../nbs/18_common.reports.ipynb #3428ebe3
+MISSING = "–"  # what a table shows for a missing value (NULL, NaN, None)
+
+# %% ../../nbs/18_common.reports.ipynb #459e5ab2
+def number_text(value: float) -> str:
+    "A number with thousands separators: a whole one as an integer, others to three decimals at most."
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+# %% ../../nbs/18_common.reports.ipynb #ec36e314
+def column_kind(values: pd.Series) -> str:
+    "How a table shows a column: `time`, `number` or `text` (booleans and mixed columns are text)."
+    known = values.dropna()
+    if pd.api.types.is_bool_dtype(values) or known.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return "text"
+    if pd.api.types.is_datetime64_any_dtype(values) or (len(known) and known.map(is_moment).all()):
+        return "time"
+    if pd.api.types.is_numeric_dtype(values) or (len(known) and known.map(is_number).all()):
+        return "number"
+    return "text"
+
+
+def is_moment(value) -> bool:
+    "True for a datetime (not a bare date)."
+    return isinstance(value, dt.datetime)
+
+
+def is_number(value) -> bool:
+    "True for an int, float or decimal (not a boolean)."
+    return isinstance(value, (int, float, Decimal, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_year_column(name: str, values: pd.Series) -> bool:
+    "True for a column of years, shown without a thousands separator: named for a year, whole numbers 1000-9999."
+    known = values.dropna()
+    whole = lambda v: is_number(v) and float(v).is_integer() and 1000 <= v <= 9999  # noqa: E731
+    return "year" in str(name).lower() and len(known) > 0 and bool(known.map(whole).all())
+
+# %% ../../nbs/18_common.reports.ipynb #6a4526b2
+RUN_TIMES = ("finished_at", "loaded_at", "started_at", "run")  # the kit's own moments, written in UTC
+
+
+def data_time(value: dt.datetime | pd.Timestamp) -> str:
+    "A moment of the data, to the second: in UTC when it knows its zone, else as written (its zone unknown)."
+    when = pd.Timestamp(value)
+    return time_html(when) if when.tzinfo is not None else f"{when:%Y-%m-%d %H:%M:%S}"
+
+
+def tidy(frame: pd.DataFrame, utc: tuple[str, ...] = RUN_TIMES, missing: str = MISSING) -> Styler:
+    "`frame` as a report shows it: no index, numbers with separators on the right, times to the second, `missing` for none."
+    kinds = {c: column_kind(frame[c]) for c in frame.columns}
+    shown = {"time": data_time, "number": number_text, "text": str}
+    formats = {c: time_html if c in utc else shown[k] for c, k in kinds.items()}
+    formats |= {c: lambda v: f"{int(v)}" for c in frame.columns if is_year_column(c, frame[c])}  # 2013, not 2,013
+    style = frame.style.hide(axis="index").format(formats, na_rep=missing, escape="html")
+    right = [
+        {"selector": f"td.col{i}, th.col{i}", "props": "text-align: right"}
+        for i, c in enumerate(frame.columns)
+        if kinds[c] == "number"
+    ]  # one rule per column (not per cell): a sample of many rows stays small
+    return style.set_table_styles(right)
 
 # %% ../../nbs/18_common.reports.ipynb #4f9ef08e
 def registry_frame(spec: TableSpec | TransformSpec) -> pd.DataFrame:
@@ -84,6 +155,69 @@ def column_profile(engine: Engine, table: str, group: int = PROFILE_GROUP) -> pd
             }
         )
     return pd.DataFrame(out, columns=["column", "type", "null share", "distinct", "min", "mean", "max"])
+
+# %% ../../nbs/18_common.reports.ipynb #4f029b8f
+BARS = "▁▂▃▄▅▆▇█"  # a histogram's heights; an empty bin is a figure space (HTML keeps it, unlike a space)
+SHOWN_COLUMNS = 60  # columns whose distribution a report computes: the first ones, as its charts
+
+
+def histogram_text(counts: list[int]) -> str:
+    "Bin counts as one line of bars, the fullest bin the tallest (an empty bin is blank)."
+    most = max(counts, default=0)
+    return "".join("\u2007" if not n else BARS[max(0, -(-n * len(BARS) // most) - 1)] for n in counts)
+
+
+def column_distributions(
+    engine: Engine, table: str, profile: pd.DataFrame, bins: int = 8, top: int = 3
+) -> dict[str, str]:
+    "Per column of `profile` (`column_profile`): a histogram of `bins` bars for a number, else its `top` values."
+    t, warehouse = reflect_table(engine, table), warehouse_for(engine)
+    known = profile.set_index("column").head(SHOWN_COLUMNS)
+    one = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)  # noqa: E731
+    parts: dict[tuple, sa.ColumnElement] = {}
+    edges, words = {}, {}
+    for c in (t.c[name] for name in known.index):
+        lo, hi = known.at[c.name, "min"], known.at[c.name, "max"]
+        if is_numeric(c) and lo is not None and hi is not None and float(lo) < float(hi):
+            step = (float(hi) - float(lo)) / bins
+            edges[c.name] = [float(lo) + k * step for k in range(bins)] + [float(hi)]
+            for k in range(bins):
+                inside = c < edges[c.name][k + 1] if k < bins - 1 else c <= float(hi)
+                parts[c.name, k] = one(sa.and_(c >= edges[c.name][k], inside))
+        elif is_numeric(c) and lo is not None:
+            words[c.name] = "one value"
+        elif isinstance(c.type, (sa.Date, sa.DateTime)) and known.at[c.name, "distinct"]:  # its span, not 0% each
+            parts[c.name, "from"], parts[c.name, "to"] = sa.func.min(c), sa.func.max(c)
+        elif not is_numeric(c) and known.at[c.name, "distinct"]:
+            parts[c.name, "n"] = sa.func.count(c)
+    if not parts:
+        return words
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(*[e.label(f"p{i}") for i, e in enumerate(parts.values())]).select_from(t)).one()
+        counts = dict(zip(parts, found, strict=True))
+        for name in edges:
+            words[name] = histogram_text([int(counts[name, k]) for k in range(bins)])
+        for name in (n for n in known.index if (n, "from") in counts):
+            shown = 10 if isinstance(t.c[name].type, sa.Date) and not isinstance(t.c[name].type, sa.DateTime) else 16
+            words[name] = f"{str(counts[name, 'from'])[:shown]} to {str(counts[name, 'to'])[:shown]}"
+        texts = [n for n in known.index if (n, "n") in counts]
+        repeated = [n for n in texts if known.at[n, "distinct"] < counts[n, "n"]]
+        words |= {n: "every value differs" for n in texts if n not in repeated}
+        arms = []
+        for name in repeated:
+            v = warehouse.comparable(t.c[name])
+            n = sa.func.count()
+            arm = sa.select(sa.literal(name).label("col"), sa.cast(v, sa.Text).label("value"), n.label("n"))
+            arms.append(arm.where(t.c[name].is_not(None)).group_by(v).order_by(n.desc(), v).limit(top).subquery())
+        tops: dict[str, list[str]] = {}
+        if arms:
+            for name, value, n in conn.execute(sa.union_all(*[sa.select(*a.c) for a in arms])):
+                if isinstance(t.c[name].type, sa.Boolean):  # counted as 0 / 1 where the warehouse has no boolean
+                    value = {"0": "false", "1": "true"}.get(str(value).lower(), str(value).lower())
+                share = n / counts[name, "n"]
+                tops.setdefault(name, []).append(f"{str(value)[:20]} " + (f"{share:.0%}" if share >= 0.005 else "<1%"))
+        words |= {name: ", ".join(shown) for name, shown in tops.items()}
+    return words
 
 # %% ../../nbs/18_common.reports.ipynb #1c3cd0a8
 def time_column(engine: Engine, table: str) -> str | None:
@@ -160,6 +294,58 @@ def check_history_frame(warehouse: Engine, table: str, runs: int = 10) -> pd.Dat
         return found
     found["run"] = pd.to_datetime(found["run"]).dt.strftime("%m-%d %H:%M")
     return found.pivot_table(index="check", columns="run", values="status", aggfunc="first").fillna("-")
+
+# %% ../../nbs/18_common.reports.ipynb #616d3bf5
+def history_figure(history: pd.DataFrame, table: str):
+    "Rows in `table` after each run and each run's seconds (`history_frame`), run by run, failed runs marked red."
+    import matplotlib.pyplot as plt
+
+    place, failed = np.arange(len(history)), (history["status"] != "ok").to_numpy()
+    fig, (rows, seconds) = plt.subplots(2, 1, figsize=(10, 4.5), sharex=True)
+    rows.plot(place, history["rows_loaded"].astype(float), marker="o", color="#357")
+    rows.set_ylabel("rows in the table")
+    rows.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    seconds.bar(place, history["seconds"].astype(float).fillna(0), width=0.6, color=np.where(failed, "#c33", "#8ab"))
+    seconds.set_ylabel("seconds")
+    for ax in (rows, seconds):
+        for x in place[failed]:
+            ax.axvline(x, color="#c33", alpha=0.4)
+    shown = place[:: max(1, len(place) // 10)]  # at most about ten labels
+    when = pd.to_datetime(history["finished_at"]).dt.strftime("%m-%d %H:%M")
+    seconds.set_xticks(shown, [when.iloc[i] for i in shown], rotation=30, ha="right")
+    seconds.set_xlim(-0.75, max(len(place) - 0.25, 2.25))  # one run: a bar as wide as among three
+    seconds.set_xlabel("run (UTC)")
+    return fig
+
+# %% ../../nbs/18_common.reports.ipynb #4aea68c4
+def changes_frame(warehouse: Engine, table: str, limit: int = 10) -> pd.DataFrame:
+    "What `table`'s last `limit` publishes changed, newest first: when, mode, rows added, removed, changed, columns."
+    from my_package.common.bookkeeping import latest_changes
+
+    found = latest_changes(warehouse, table, limit)
+    frame = pd.DataFrame(
+        found, columns=["finished_at", "published_at", "mode", "added", "removed", "changed", "columns"]
+    )
+    frame["finished_at"] = frame["finished_at"].fillna(frame["published_at"])  # a publish whose run is not logged yet
+    frame["columns"] = frame["columns"].map(lambda c: ", ".join(f"{k} {v:,}" for k, v in c.items()) or "-")
+    named = {
+        "finished_at": "run",
+        "added": "added",
+        "removed": "removed",
+        "changed": "changed",
+        "columns": "values changed",
+    }
+    return frame.drop(columns=["published_at"]).rename(columns=named)
+
+
+def change_examples_frame(warehouse: Engine, table: str) -> pd.DataFrame:
+    "A few changed values of `table`'s latest publish: column, key, old value, new value."
+    from my_package.common.bookkeeping import latest_changes
+
+    found = latest_changes(warehouse, table, 1)
+    frame = pd.DataFrame(found[0]["examples"] if found else [], columns=["column", "key", "old", "new"])
+    frame["key"] = frame["key"].map(lambda k: ", ".join(map(str, k)))
+    return frame
 
 # %% ../../nbs/18_common.reports.ipynb #18c00005
 def data_signature(engine: Engine, table: str) -> str:

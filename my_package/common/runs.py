@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # arrow imports pyarrow, which commands that never load a tab
     from my_package.common.arrow import Misfit
 
 # %% auto #0
-__all__ = ['HINTS', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'Stopwatch']
+__all__ = ['HINTS', 'LOCKED', 'LOCK_HINT', 'TableRun', 'resolve_run', 'StagedLoad', 'RunOutcome', 'error_line', 'Stopwatch']
 
 # %% ../../nbs/16_common.runs.ipynb #d4a00006
 class TableRun:
@@ -85,6 +85,7 @@ class StagedLoad:
     replaced: tuple[str, ...] = ()  # a table read by file: the rewritten files whose rows the staged ones replace
     key: str | None = None  # the key's index the copy inside the warehouse built (else the check task builds it)
     clean: bool = False  # the scan alongside that copy found no misfit and no NULL key in the rows it copied
+    source_rows: int | None = None  # the rows the load read in its source (None: the checks count the source)
 
 # %% ../../nbs/16_common.runs.ipynb #d4a0000d
 @dataclass
@@ -104,6 +105,7 @@ class RunOutcome:
     report: str | None = None  # the rendered report's HTML file
     url: str | None = None  # the flow run's page in the Prefect UI (when a Prefect server serves one)
     notes: list[str] = field(default_factory=list)  # what the run found and cleaned (left by an interrupted run)
+    changes: str | None = None  # what its publish changed, in words (`+10 -3 ~57: arr_delay 57`, `first load`)
     report_error: str | None = None  # the data is published, but its report failed (deployed runs render it)
 
     @property
@@ -117,6 +119,9 @@ class RunOutcome:
 
 # %% ../../nbs/16_common.runs.ipynb #d4a0000e1
 HINTS = {"extract_table": "Check its section in settings.ini and its source: python -m my_package check."}
+# a lock that another process held past the database's own wait: nothing in settings.ini is wrong, whatever the step
+LOCKED = ("database is locked", "could not set lock on file", "lock timeout", "could not obtain lock")
+LOCK_HINT = "It is a lock: another process (a run, a notebook) holds the database. Let it finish, then run again."
 
 
 def error_line(error: BaseException, step: str | None = None) -> str:
@@ -124,9 +129,11 @@ def error_line(error: BaseException, step: str | None = None) -> str:
     cause = getattr(error, "orig", None) or error
     text = (str(cause).strip().splitlines() or [""])[0]
     line = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
-    if not isinstance(error, PipelineError) and step in HINTS:  # the kit's own errors name their fix already
-        line += f" {HINTS[step]}"
-    return line
+    if isinstance(error, PipelineError):  # the kit's own errors name their fix already
+        return line
+    if any(marker in text.lower() for marker in LOCKED):
+        return f"{line} {LOCK_HINT}"
+    return f"{line} {HINTS[step]}" if step in HINTS else line
 
 # %% ../../nbs/16_common.runs.ipynb #d4a00011
 class Stopwatch:

@@ -50,7 +50,7 @@ def transform_result(warehouse: Engine, spec: TransformSpec) -> str | pd.DataFra
     if isinstance(result, sa.Selectable):
         return compile_sql(warehouse, result)
     raise PipelineError(
-        f"[transform:{spec.name}] function {spec.function!r} returned a {type(result).__name__}: "
+        f"[transform:{spec.name}] function {spec.function!r} returned a value of type {type(result).__name__}: "
         "return a pandas DataFrame or a SQLAlchemy selectable."
     )
 

@@ -5,9 +5,11 @@
 # %% ../../nbs/51_dev.deployments.ipynb #af915c72
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -16,29 +18,55 @@ from ..errors import PipelineError
 from ..registry.settings import Settings
 
 # %% auto #0
-__all__ = ['HEADER', 'deployment', 'refreshed_trigger', 'deployments_of', 'render_prefect_yaml', 'check_prefect_yaml',
-           'prefect_command', 'deploy_flows']
+__all__ = ['HEADER', 'SIGNS_OF_LIFE', 'deployment', 'run_environment', 'refreshed_trigger', 'deployments_of', 'NamedAnchors',
+           'render_prefect_yaml', 'check_prefect_yaml', 'prefect_command', 'temporary_api', 'crash_automation',
+           'configure_pool', 'deploy_flows']
 
 # %% ../../nbs/51_dev.deployments.ipynb #100612b4
 HEADER = """\
 # GENERATED from settings.ini by `python -m my_package deployments --write`: do not edit by hand.
-# Change settings.ini (tables, schedules, [deployments] work_pool) and regenerate; CI runs --check.
+# Change settings.ini (tables, schedules, [deployments]) and regenerate; CI runs --check.
 # Deploy with `make deploy`. Module-path entrypoints run the package installed in the worker's environment;
 # the worker finds settings.ini through MY_PACKAGE_SETTINGS. No pull step (pull: []): each run starts in a fresh
-# temporary directory, never in the source tree. A second run of a deployment waits for the first.
+# temporary directory, never in the source tree. A second run of a deployment waits for the first. Every run
+# gets the environment under `definitions` (heartbeats, retries of a server error, the kit's lines in its log).
 """
 
 # %% ../../nbs/51_dev.deployments.ipynb #100612b5
-def deployment(name: str, entrypoint: str, description: str, schedule: str | None, tags: list[str], pool: str) -> dict:
-    "One deployment entry of prefect.yaml."
+def deployment(
+    name: str,
+    entrypoint: str,
+    description: str,
+    schedule: str | None,
+    tags: list[str],
+    pool: str,
+    job_variables: dict | None = None,
+) -> dict:
+    "One deployment entry of prefect.yaml (`job_variables`: what its runs get from the worker, such as `env`)."
     return {
         "name": name,
         "entrypoint": entrypoint,
         "description": description,
         "tags": tags,
-        "work_pool": {"name": pool, "work_queue_name": "default"},
+        "work_pool": {
+            "name": pool,
+            "work_queue_name": "default",
+            **({"job_variables": job_variables} if job_variables else {}),
+        },
         "concurrency_limit": {"limit": 1, "collision_strategy": "ENQUEUE"},
         "schedules": [{"cron": schedule, "timezone": "UTC"}] if schedule else [],
+    }
+
+# %% ../../nbs/51_dev.deployments.ipynb #bf5008c3
+def run_environment(settings: Settings) -> dict[str, str]:
+    "The environment of every deployed flow run: its heartbeats, the client's retries, the kit's lines in its log."
+    return {
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.deployments.heartbeat),
+        # a server answers 500 while its database pool is full or it restarts: retried like a 502 or 503 (2, 4, 8,
+        # 16, 32 s), or the run's next state, its artifact or its concurrency lease would fail a loaded table
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "my_package",  # the engine's warnings (a refused connection retried)
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # ...also from threads outside the run's context
     }
 
 # %% ../../nbs/51_dev.deployments.ipynb #100612b6a
@@ -60,10 +88,11 @@ def refreshed_trigger(inputs: list[str]) -> dict:
 def deployments_of(settings: Settings) -> list[dict]:
     "Every deployment the registry in `settings` calls for: each table's, then each transform's (with its trigger)."
     pool, entries = settings.deployments.work_pool, []
+    run = {"env": run_environment(settings)}  # one object: written once, under `definitions`, then referred to
     for spec in [*settings.tables.values(), *settings.transforms.values()]:
         description = spec.description or f"{'Ingest' if spec.kind == 'table' else 'Build'} {spec.name}."
         entry = deployment(
-            spec.flow_name, spec.deployment_entrypoint, description, spec.schedule, [spec.kind, spec.name], pool
+            spec.flow_name, spec.deployment_entrypoint, description, spec.schedule, [spec.kind, spec.name], pool, run
         )
         if spec.kind == "transform":
             known = [
@@ -72,21 +101,34 @@ def deployments_of(settings: Settings) -> list[dict]:
             entry["triggers"] = [refreshed_trigger(known)]
         entries.append(entry)
     everything = "Ingest every table: each table's own deployment runs, on whichever worker of the pool takes it."
-    entries.append(deployment("ingest-all", "my_package.flows.ingestion:ingest_all", everything, None, ["all"], pool))
+    entries.append(
+        deployment("ingest-all", "my_package.flows.ingestion:ingest_all", everything, None, ["all"], pool, run)
+    )
     return entries
+
+# %% ../../nbs/51_dev.deployments.ipynb #9f709b76
+class NamedAnchors(yaml.SafeDumper):
+    "PyYAML's safe dumper, naming the anchor of an object written more than once `run_environment` (not `id001`)."
+
+    def generate_anchor(self, node) -> str:
+        return "run_environment"
 
 # %% ../../nbs/51_dev.deployments.ipynb #100612b9
 def render_prefect_yaml(settings: Settings) -> str:
     "The text of prefect.yaml for the registry in `settings`."
+    entries = deployments_of(settings)
     doc = {
         "name": "my-package",
         "prefect-version": "3.9.1",
         "build": None,
         "push": None,
         "pull": [],
-        "deployments": deployments_of(settings),
+        "definitions": {
+            "job_variables": entries[-1]["work_pool"]["job_variables"]
+        },  # the runs' environment, named once
+        "deployments": entries,
     }
-    return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120)
+    return HEADER + yaml.dump(doc, Dumper=NamedAnchors, sort_keys=False, width=120)
 
 # %% ../../nbs/51_dev.deployments.ipynb #93cfc7e7
 def check_prefect_yaml(path: Path, settings: Settings) -> str | None:
@@ -116,9 +158,71 @@ def prefect_command(*args: str, api: str, cwd: Path | None = None) -> subprocess
         [str(prefect), *args], cwd=cwd, env={**os.environ, "PREFECT_API_URL": api}, capture_output=True, text=True
     )
 
+# %% ../../nbs/51_dev.deployments.ipynb #d55af8e6
+@contextlib.contextmanager
+def temporary_api(api: str) -> Iterator[None]:
+    "Let Prefect's client in this process talk to the server at `api` inside the block."
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        yield
+
+# %% ../../nbs/51_dev.deployments.ipynb #81d4d395
+SIGNS_OF_LIFE = ["prefect.flow-run.Pending", "prefect.flow-run.Submitting", "prefect.flow-run.Running"]
+
+
+def crash_automation(settings: Settings, deployment_ids: list[str]) -> dict:
+    "The automation that marks Crashed a run of `deployment_ids` silent for `crash_after` s (its worker died)."
+    after = settings.deployments.crash_after
+    return {
+        "name": f"{settings.deployments.work_pool}: mark silent runs Crashed",
+        "description": "Generated by `make deploy` from settings.ini [deployments]: do not edit by hand.",
+        "trigger": {  # each sign of life (claimed, started, a heartbeat) opens a window the next one must close
+            "type": "event",
+            "posture": "Proactive",
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "match_related": {
+                "prefect.resource.role": "deployment",
+                "prefect.resource.id": [f"prefect.deployment.{i}" for i in deployment_ids],
+            },
+            "after": [*SIGNS_OF_LIFE, "prefect.flow-run.heartbeat"],
+            "expect": ["prefect.flow-run.*"],  # any next event of the run: a heartbeat, a state, its end
+            "for_each": ["prefect.resource.id"],
+            "threshold": 1,
+            "within": after,
+        },
+        "actions": [
+            {
+                "type": "change-flow-run-state",
+                "state": "CRASHED",
+                "message": f"Silent for {after} s (no heartbeat, or never started): its worker or machine died.",
+            }
+        ],
+    }
+
+# %% ../../nbs/51_dev.deployments.ipynb #2fc1b7ae
+def configure_pool(settings: Settings, names: list[str]) -> None:
+    "Set the work pool's concurrency limit, and install (or update) the automation over the deployments `names`."
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.events.schemas.automations import AutomationCore
+
+    pool = settings.deployments.work_pool
+    with get_client(sync_client=True) as client:
+        client.update_work_pool(pool, WorkPoolUpdate(concurrency_limit=settings.deployments.concurrency))
+        found = client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names)))
+        ids = sorted(str(d.id) for d in found if d.work_pool_name == pool)
+        automation = AutomationCore.model_validate(crash_automation(settings, ids))
+        existing = client.read_automations_by_name(automation.name)
+        if existing:
+            client.update_automation(existing[0].id, automation)
+        else:
+            client.create_automation(automation)
+
 # %% ../../nbs/51_dev.deployments.ipynb #93cfc7ec
 def deploy_flows(settings: Settings) -> str:
-    "Deploy every flow of the project's prefect.yaml (creating the work pool if missing); return the server's API."
+    "Deploy every flow of prefect.yaml (creating the work pool if missing), set the pool's limit and automation."
     from my_package.dev.server import start_project_server
 
     project, pool = settings.path.parent, settings.deployments.work_pool
@@ -133,4 +237,6 @@ def deploy_flows(settings: Settings) -> str:
     deployed = prefect_command("--no-prompt", "deploy", "--all", api=api, cwd=project)
     if deployed.returncode != 0:
         raise PipelineError(f"prefect deploy failed:\n{(deployed.stdout + deployed.stderr).strip()[-3000:]}")
+    with temporary_api(api):
+        configure_pool(settings, [d["name"] for d in deployments_of(settings)])
     return api

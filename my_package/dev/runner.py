@@ -294,16 +294,20 @@ def runner_pid(project: Path) -> int | None:
     return record["pid"] if mine else None
 
 # %% ../../nbs/56_dev.runner.ipynb #r5400043
-def launch_runner(project: Path) -> subprocess.Popen | None:
-    "Start the project's runner in the background unless it runs (None then); `await_runner` waits until it listens."
+def launch_runner(project: Path, api: str | None = None) -> subprocess.Popen | None:
+    "Start the project's runner (Prefect set to the server at `api`) unless it runs (None then); see `await_runner`."
     if runner_pid(project):
         return None
     log = runner_files(project)["log"]
     log.parent.mkdir(parents=True, exist_ok=True)
+    # the runner's Prefect reads its settings once, as it imports: with the server's address among them, they are
+    # those of its children (whose command finds the server up), and no child builds them again (0.5-1 s each)
+    env = {**os.environ, "PREFECT_API_URL": api} if api else None
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", RUNNER_MODULE, str(project.resolve())],
-            cwd=project, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
 
 

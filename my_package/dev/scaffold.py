@@ -7,23 +7,38 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
 import re
 from pathlib import Path
 
 from ..registry.settings import TransformSpec
 
 # %% auto #0
-__all__ = ['EXPORT_CALL', 'transform_cells', 'write_notebook', 'check_function_cells', 'check_cells', 'add_check_notebook',
-           'set_parameters', 'own_report_notebook', 'write_report_notebook', 'packaged_copy', 'PackagedNotebooks']
+__all__ = ['EXPORT_CALL', 'LINE_LENGTH', 'fitted', 'variable', 'transform_cells', 'write_notebook', 'check_function_cells',
+           'check_cells', 'add_check_notebook', 'set_parameters', 'own_report_notebook', 'write_report_notebook',
+           'packaged_copy', 'PackagedNotebooks']
 
 # %% ../../nbs/53_dev.scaffold.ipynb #a1200006
 EXPORT_CALL = "nbdev.nbdev_export" + "()"  # spelled in two parts: nbdev_test skips any cell that holds the call
+LINE_LENGTH = 120  # the project's ruff line-length (pyproject.toml)
+
+
+def fitted(indent: str, head: str, arguments: str) -> str:
+    "The line `head(arguments)` at `indent`, split as ruff formats it when it is longer than the project's lines."
+    line = f"{indent}{head}({arguments})"
+    return line if len(line) <= LINE_LENGTH else f"{indent}{head}(\n{indent}    {arguments}\n{indent})"
+
+
+def variable(name: str) -> str:
+    "A table's name as a Python variable (a keyword, such as `class`, gets a trailing _)."
+    return f"{name}_" if keyword.iskeyword(name) else name
 
 
 def transform_cells(spec: TransformSpec) -> list[tuple[str, str]]:
     "The (kind, source) cells of a new transform notebook for `spec`."
-    inputs, key = ", ".join(spec.inputs), ", ".join(spec.primary_key)
-    loads = "\n".join(f'{i} = pd.read_sql_table("{i}", warehouse)' for i in spec.inputs)
+    inputs, key, first = ", ".join(spec.inputs), ", ".join(spec.primary_key), variable(spec.inputs[0])
+    read = lambda indent, i: fitted(indent, f"{variable(i)} = pd.read_sql_table", f"{json.dumps(i)}, warehouse")  # noqa: E731
+    loads = "\n".join(read("", i) for i in spec.inputs)
     return [
         ("code", f"#| default_exp transforms.{spec.name}"),
         ("markdown", f"# {spec.name}\n\n> {spec.description or f'A table derived from {inputs}.'}"),
@@ -41,14 +56,14 @@ def transform_cells(spec: TransformSpec) -> list[tuple[str, str]]:
         ),
         (
             "code",
-            f'#| eval: false\nfrom my_package.common.runs import resolve_run\n\nwarehouse = resolve_run("{spec.name}").warehouse\n{loads}\n{spec.inputs[0]}.head()',
+            "#| eval: false\nfrom my_package.common.runs import resolve_run\n\n"
+            f"warehouse = resolve_run({json.dumps(spec.name)}).warehouse\n{loads}\n{first}.head()",
         ),
         ("markdown", "## The table"),
         (
             "code",
             f'#| export\ndef {spec.name}(warehouse: sa.Engine) -> pd.DataFrame:\n    "One row per {key}: what the table holds."\n'
-            f'    {spec.inputs[0]} = pd.read_sql_table("{spec.inputs[0]}", warehouse)\n'
-            f"    return {spec.inputs[0]}  # derive the table from the inputs here",
+            f"{read('    ', spec.inputs[0])}\n    # derive the table from the inputs here\n    return {first}",
         ),
         ("code", f"#| eval: false\n{spec.name}(warehouse).head()"),
         (
@@ -74,7 +89,8 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
 # %% ../../nbs/53_dev.scaffold.ipynb #a1200009d
 def check_function_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, str]]:
     "The cells of a check function `name` for `table`: the function to write, then its call on the live table."
-    keys = ", ".join(f"rows.c.{k}" if k.isidentifier() else f"rows.c[{k!r}]" for k in key)
+    named = lambda k: k.isidentifier() and not keyword.iskeyword(k)  # noqa: E731 (`rows.c.class` is no Python)
+    keys = "".join(f"\n        rows.c.{k}," if named(k) else f"\n        rows.c[{json.dumps(k)}]," for k in key)
     return [
         (
             "markdown",
@@ -83,18 +99,20 @@ def check_function_cells(table: str, name: str, key: tuple[str, ...]) -> list[tu
         (
             "code",
             f'#| export\ndef {name}(warehouse: sa.Engine, table: str) -> sa.Select:\n    "The rows of `table` that fail {name}."\n'
-            f"    rows = sa.Table(table, sa.MetaData(), autoload_with=warehouse)\n"
-            f"    return sa.select({keys}).where(sa.false())  # write the condition a failing row meets",
+            "    rows = sa.Table(table, sa.MetaData(), autoload_with=warehouse)\n"
+            "    # write the condition a failing row meets, in place of sa.false()\n"
+            f"    return sa.select({keys}\n    ).where(sa.false())",
         ),
         (
             "code",
-            f'#| eval: false\npd.read_sql({name}(warehouse, "{table}"), warehouse)  # on the live table: its failing rows',
+            "#| eval: false\n# on the live table: its failing rows\n"
+            f"{fitted('', f'failing = {name}', f'warehouse, {json.dumps(table)}')}\npd.read_sql(failing, warehouse)",
         ),
     ]
 
 
-def check_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, str]]:
-    "The (kind, source) cells of a new check notebook for `table`, with its first check function `name`."
+def check_cells(table: str, name: str, key: tuple[str, ...], kind: str = "table") -> list[tuple[str, str]]:
+    "The (kind, source) cells of a new check notebook for the `kind` (table or transform) `table`, with its check `name`."
     return [
         ("code", f"#| default_exp checks.{table}"),
         (
@@ -104,7 +122,7 @@ def check_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, 
         (
             "markdown",
             f"Each exported function is registered in `settings.ini` as `function(my_package.checks.{table}:NAME)` in the "
-            f"`checks =` of `[table:{table}]`: it receives the warehouse and the name of the table to check (the staged "
+            f"`checks =` of `[{kind}:{table}]`: it receives the warehouse and the name of the table to check (the staged "
             "rows during a load, the live table here) and returns the rows that fail. After an edit, run "
             f"`nbdev_export`, then `python -m my_package check --data {table}` or `python -m my_package run {table}`.",
         ),
@@ -112,8 +130,10 @@ def check_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, 
         ("markdown", "## The data\n\nA sample of the live table, to explore it."),
         (
             "code",
-            f'#| eval: false\nimport pandas as pd\n\nfrom my_package.common.runs import resolve_run\n\nwarehouse = resolve_run("{table}").warehouse\n'
-            f'sample = pd.read_sql(f"SELECT * FROM {table} LIMIT 1000", warehouse)\nsample.head()',
+            "#| eval: false\nimport pandas as pd\n\nfrom my_package.common.runs import resolve_run\n\n"
+            f"table = {json.dumps(table)}\nwarehouse = resolve_run(table).warehouse\n"  # the name quoted by SQLAlchemy:
+            'sample = pd.read_sql(sa.select(sa.text("*")).select_from(sa.table(table)).limit(1000), warehouse)\n'
+            "sample.head()",
         ),
         *check_function_cells(table, name, key),
         (
@@ -123,13 +143,13 @@ def check_cells(table: str, name: str, key: tuple[str, ...]) -> list[tuple[str, 
     ]
 
 # %% ../../nbs/53_dev.scaffold.ipynb #a1200009f
-def add_check_notebook(project: Path, table: str, name: str, key: tuple[str, ...]) -> Path:
+def add_check_notebook(project: Path, table: str, name: str, key: tuple[str, ...], kind: str = "table") -> Path:
     "Write `nbs/checks/<table>.ipynb` with the check function `name`, or add the function to the one that exists."
     import nbformat
 
     path = project / "nbs" / "checks" / f"{table}.ipynb"
     if not path.exists():
-        return write_notebook(path, check_cells(table, name, key))
+        return write_notebook(path, check_cells(table, name, key, kind))
     notebook = nbformat.read(path, as_version=4)
     if any(f"def {name}(" in c.source for c in notebook.cells):
         raise FileExistsError(f"{path} already has a function {name}: edit it, or choose another name.")

@@ -153,15 +153,17 @@ def wait_until_healthy(api: str, process: subprocess.Popen, log: Path, timeout: 
         time.sleep(0.5)
 
 # %% ../../nbs/50_dev.server.ipynb #a100000f
-def start_server(home: Path, port: int, log: Path, timeout: float = STARTUP_TIMEOUT) -> subprocess.Popen:
-    "Start `prefect server start` on 127.0.0.1:`port` with its state under `home`, in the background; wait for it."
+def start_server(
+    home: Path, port: int, log: Path, timeout: float = STARTUP_TIMEOUT, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    "Start `prefect server start` on 127.0.0.1:`port` with its state under `home` (and `env`, e.g. its database)."
     if port_in_use(port):
         raise PipelineError(
             f"Port {port} on 127.0.0.1 is in use (another program, or another project's Prefect server): "
             f"set PREFECT_PORT to a free port, e.g. PREFECT_PORT={free_port()}."
         )
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})}
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).parent / "prefect"
     with open(log, "ab") as out:
@@ -186,10 +188,11 @@ def project_port() -> tuple[int, bool]:
 # %% ../../nbs/50_dev.server.ipynb #a1000012s
 def start_project_server(project: Path, port: int | None = None) -> str:
     "Start the project's own local server (unless it is up) and its runner (`my_package.runner`, unless it runs); the API URL."
-    runner = launch_runner(project)  # it imports the kit's libraries while the server starts
     api = running_server(project)
+    port = None if api else port or project_port()[0]
+    # the runner imports the kit's libraries while the server starts, told the server's address beforehand
+    runner = launch_runner(project, api or f"http://127.0.0.1:{port}/api")
     if not api:
-        port = port or project_port()[0]
         home = project / ".prefect"
         try:
             process = start_server(home, port, home / "server.log")
@@ -263,14 +266,18 @@ def server_action(project: Path, action: str, say: Callable[[str], None] = print
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013x
 def worker_command(settings, name: str | None = None, limit: int | None = None) -> tuple[str, list[str], dict]:
-    "The program, arguments and environment of a Prefect worker on the project's work pool and server."
+    "A Prefect worker on the project's pool and server, taking `limit` runs at once ([deployments] worker_limit)."
     api = os.environ.get("PREFECT_API_URL") or running_server(settings.path.parent)
     if not api:
         raise PipelineError("No Prefect server to work for: set PREFECT_API_URL, or run `python -m my_package deploy`.")
     prefect = str(Path(sys.executable).parent / "prefect")
     args = [prefect, "worker", "start", "--pool", settings.deployments.work_pool]
-    args += (["--name", name] if name else []) + (["--limit", str(limit)] if limit else [])
-    env = {"MY_PACKAGE_SETTINGS": str(settings.path), **os.environ, "PREFECT_API_URL": api}
+    # never without a limit: a process worker takes every run it has room for, and one worker took all 35 tables
+    args += (["--name", name] if name else []) + ["--limit", str(limit or settings.deployments.worker_limit)]
+    # a server answering 500 for a moment (its database pool full, a restart): the worker retries its own calls, as
+    # it does a 502 or 503, instead of failing the run it was submitting
+    env = {"MY_PACKAGE_SETTINGS": str(settings.path), "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500", **os.environ}
+    env["PREFECT_API_URL"] = api
     return prefect, args, env
 
 # %% ../../nbs/50_dev.server.ipynb #a1000013z

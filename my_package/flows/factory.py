@@ -20,6 +20,7 @@ from ..common.cancel import current_cancellation, uncancellable
 from ..common.db import drop_table, staging_name
 from ..common.locks import table_lock
 from ..common.runs import RunOutcome, Stopwatch, TableRun, error_line, resolve_run
+from ..common.waits import about, listening
 from ..errors import PipelineError, QualityCheckError, TableLoadError
 from ..registry.settings import TableSpec, TransformSpec, load_settings
 from ..reporting.index import refresh_index
@@ -30,7 +31,7 @@ from ..tasks.extract import extract_table
 from ..tasks.load import load_table_atomically
 from ..tasks.notify import alert_on_failure, report_failure_message, send_alert
 from ..tasks.reports import publish_run_artifact, render_table_report
-from ..tasks.runtime import task_logger
+from ..tasks.runtime import call_api, log_wait, task_logger
 from ..tasks.verify import check_staged_table
 
 # %% auto #0
@@ -51,12 +52,14 @@ def log_run(run: TableRun, outcome: RunOutcome) -> None:
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73b
 @contextlib.contextmanager
 def dropped_on_failure(run: TableRun) -> Iterator[None]:
-    "Drop the run's staging table if the steps inside fail (the live table is never touched by a failed run)."
+    "Drop the run's staging table if the steps inside fail or the process is stopped (the live table is never touched)."
     try:
         yield
-    except Exception:
+    except BaseException as exc:  # SystemExit too: a worker killed mid-run breaks its flows' stdout, and rich exits
         with contextlib.suppress(Exception), uncancellable():  # the original error is what matters
             drop_table(run.warehouse, staging_name(run.name))
+            if not isinstance(exc, Exception):
+                task_logger().warning("%s: dropped %s (%s).", run.name, staging_name(run.name), type(exc).__name__)
         raise
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c73c
@@ -91,12 +94,13 @@ def crash_flow_run(flow_run_id: str) -> bool:
     )
     with get_client(sync_client=True) as client:
         try:
-            left = client.read_flow_run(flow_run_id)
+            left = call_api(lambda: client.read_flow_run(flow_run_id), f"read the run {flow_run_id}")
         except Exception:  # a run of another server, or one deleted since: nothing to mark
             return False
         if not (left.state and left.state.is_running()):
             return False
-        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+        crashed = Crashed(message=message)
+        call_api(lambda: client.set_flow_run_state(flow_run_id, crashed, force=True), f"mark {flow_run_id} Crashed")
     return True
 
 # %% ../../nbs/40_flows.factory.ipynb #feac88c9
@@ -135,7 +139,10 @@ def warn_of_checks(run: TableRun, outcome: RunOutcome) -> None:
     if warned:
         lines = [f"table: {run.name} (published; {len(warned)} warning check(s) failed)"]
         lines += [f"check {r['check']}: {r['detail']}" for r in warned]
-        send_alert("\n".join(lines), title=f"Warning: {run.name}")
+        try:
+            send_alert("\n".join(lines), title=f"Warning: {run.name}")
+        except Exception as exc:  # the rows are published: an alert that cannot go out never fails the run
+            task_logger().error("Could not send the warning alert of %s (%s): %s", run.name, exc, "; ".join(lines))
 
 # %% ../../nbs/40_flows.factory.ipynb #14e60f3b
 def index_after(run: TableRun) -> None:
@@ -160,6 +167,8 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
     try:
         with table_lock(run.warehouse, run.name), loading(run), dropped_on_failure(run):
             outcome.notes = clear_leftovers(run)
+            for note in outcome.notes:  # said in the run's log too (a deployed run has no terminal)
+                task_logger().warning("%s: %s.", run.name, note)
             staged = stage(run)
             outcome.rows_extracted, step = staged.rows, "check_staged_table"
             cancel.check()
@@ -192,13 +201,16 @@ def refresh_table(run: TableRun, report: bool = False) -> RunOutcome:
 
 # %% ../../nbs/40_flows.factory.ipynb #ce6a2c74r
 def report_in_flow(run: TableRun, outcome: RunOutcome) -> None:
-    "Render the run's report and its profile's index; a report that fails is an alert, not a failed load."
+    "Render the run's report and its profile's index; neither failing fails a loaded run (an alert, a warning)."
     try:
         outcome.report = str(render_table_report(run).html)
     except Exception as exc:  # the rows are published: the run stands, and whoever must act hears of the report
         outcome.report_error = str(exc)
         failed = {run.name: ReportResult(run.name, error=str(exc))}
-        send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
+        try:
+            send_alert(report_failure_message(run.profile.name, failed), title=f"Failed: report of {run.name}")
+        except Exception as undelivered:  # an alert that cannot go out never fails the run either
+            task_logger().error("Could not send the alert of %s's report (%s)", run.name, undelivered)
     index_after(run)
 
 # %% ../../nbs/40_flows.factory.ipynb #b4f9b51h
@@ -222,15 +234,16 @@ def create_flow(kind: str, name: str) -> Flow:
     }[kind]
 
     def refresh(profile: str | None = None, report: bool | None = None, triggered: bool = False) -> RunOutcome:
-        run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
-        if run.spec.kind != kind:
-            raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
-        waiting = waits_for_inputs(run) if triggered else None
-        if waiting:
-            log_run(run, waiting)
-            return waiting
-        outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
-        return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
+        with listening(log_wait), about(name):  # a wait that lasts is said in the run's log (and on the terminal)
+            run = resolve_run(name, profile)  # settings.ini, the profile and the spec, once per run
+            if run.spec.kind != kind:
+                raise PipelineError(f"{name!r} is a {run.spec.kind}, not a {kind}: its flow is {run.spec.flow_name}.")
+            waiting = waits_for_inputs(run) if triggered else None
+            if waiting:
+                log_run(run, waiting)
+                return waiting
+            outcome = refresh_table(run, run.settings.reports.in_flows if report is None else report)
+            return Cancelled(message=outcome.error, data=outcome) if outcome.status == "cancelled" else outcome
 
     refresh.__name__ = refresh.__qualname__ = f"{prefix}_{name}"
     refresh.__doc__ = f"{verb} {name!r}: stage -> check -> load (-> report)."

@@ -5,15 +5,16 @@
 # %% ../../nbs/42_flows.ingestion.ipynb #ff4c39e1
 from __future__ import annotations
 
-from prefect import Flow, flow
+from prefect import Flow, flow, get_run_logger
 from prefect.states import Failed
 
+from ..errors import PipelineError
 from .factory import create_ingestion_flow, flow_module_hooks
 from .orchestration import fan_out, run_entries
 from ..registry.settings import load_settings
 
 # %% auto #0
-__all__ = ['ingestion_flows', 'ingest_all']
+__all__ = ['ingestion_flows', 'failure_message', 'TablesFailed', 'ingest_all']
 
 # %% ../../nbs/42_flows.ingestion.ipynb #28cd4629
 # `ingest_<table>`: the flow of each table registered in settings.ini now (what deployments' entrypoints import)
@@ -23,6 +24,26 @@ __getattr__, __dir__ = flow_module_hooks("table", globals())
 def ingestion_flows() -> dict[str, Flow]:
     "The flow of each registered table, by table name."
     return {name: create_ingestion_flow(name) for name in load_settings().tables}
+
+# %% ../../nbs/42_flows.ingestion.ipynb #16a935ed
+def failure_message(results: list) -> str | None:
+    "`N of M failed: name (why), ...` for the failed `results` (RunOutcomes), or None when none failed."
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return None
+    why = lambda r: next((f" ({k})" for k in ("crashed", "not finished") if k in (r.error or "").lower()), "")  # noqa: E731
+    return f"{len(failed)} of {len(results)} failed: {', '.join(r.name + why(r) for r in failed)}"
+
+
+class TablesFailed(PipelineError):
+    "What a run of `ingest_all` in which tables failed ends with (its Failed state's data): every outcome in `results`."
+
+    def __init__(self, message: str, results: list):
+        super().__init__(message)
+        self.results = results
+
+    def __reduce__(self):
+        return (TablesFailed, (str(self), self.results))
 
 # %% ../../nbs/42_flows.ingestion.ipynb #4611bce2
 @flow(name="ingest-all")  # no alert of its own: each failed flow has sent one
@@ -45,7 +66,9 @@ def ingest_all(
         results = fan_out(settings, names, profile, report)
     else:
         results = run_entries(settings, names, wanted, profile, report, parallel)
-    failed = [r.name for r in results if r.status == "failed"]
-    if failed:
-        return Failed(message=f"{len(failed)} of {len(results)} failed: {', '.join(failed)}", data=results)
-    return results
+    for outcome in results:  # each table that did not simply load, in the run's log
+        for line in [*([f"{outcome.status}: {outcome.error}"] if outcome.error else []), *outcome.notes]:
+            get_run_logger().warning("%s: %s", outcome.name, line)
+    message = failure_message(results)
+    # an exception as the Failed state's data: Prefect raises it from the run's result, naming the tables
+    return Failed(message=message, data=TablesFailed(message, results)) if message else results

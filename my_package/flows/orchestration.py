@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -18,12 +19,13 @@ from ..common.runs import RunOutcome
 from ..errors import TableLoadError
 from .factory import flow_of
 from ..registry.settings import Settings, entry_inputs, transform_order
+from ..tasks.runtime import call_api
 
 Progress = Callable[[str, RunOutcome | None], None]  # called with a name before its flow, with its outcome after
 
 # %% auto #0
 __all__ = ['Progress', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'ensure_api', 'skip_flow_heartbeats', 'run_entries',
-           'fan_out']
+           'fan_out', 'loaded_since', 'child_outcome', 'warehouse_or_none']
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce0
 def outcome_of(name: str, state) -> RunOutcome:
@@ -100,14 +102,17 @@ def ensure_api() -> None:
 @contextlib.contextmanager
 def skip_flow_heartbeats() -> Iterator[None]:
     "Start the block's flow runs without Prefect's heartbeats, unless the settings set them or a flow run is around."
-    from prefect.context import FlowRunContext
-    from prefect.settings import get_current_settings, temporary_settings
+    from prefect.context import FlowRunContext, SettingsContext, get_settings_context
 
+    context = get_settings_context()
     # a value set by the user is a field set; Prefect's default of 180 s is not (and None is not set by a variable)
-    if FlowRunContext.get() or "heartbeat_frequency" in get_current_settings().flows.model_fields_set:
+    if FlowRunContext.get() or "heartbeat_frequency" in context.settings.flows.model_fields_set:
         yield
         return
-    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+    # the settings copied with the one value changed, as Prefect's temporary_settings enters them: it builds every
+    # setting again from the environment and the files first, which cost each command 0.2-0.8 s (None is valid here)
+    flows = context.settings.flows.model_copy(update={"heartbeat_frequency": None})
+    with SettingsContext(profile=context.profile, settings=context.settings.model_copy(update={"flows": flows})):
         yield
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bcea
@@ -143,26 +148,74 @@ def run_entries(
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce8
 def fan_out(
-    settings: Settings, names: list[str], profile: str | None, report: bool | None, poll: float = 2.0
+    settings: Settings,
+    names: list[str],
+    profile: str | None,
+    report: bool | None,
+    poll: float = 2.0,
+    timeout: float | None = None,
 ) -> list[RunOutcome]:
-    "Start the deployment of each table in `names`, wait until all have ended, and return their outcomes."
+    "Start each table's deployment, follow the runs until all end or `timeout` s pass ([deployments]); their outcomes."
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
+    from prefect.runtime import flow_run
 
-    parameters = {"profile": profile, "report": report}
-    flow_names = {name: settings.entry(name).flow_name for name in names}
-    started = {name: run_deployment(f"{f}/{f}", parameters=parameters, timeout=0) for name, f in flow_names.items()}
+    timeout = settings.deployments.ingest_all_timeout if timeout is None else timeout
+    parameters, started, deadline = {"profile": profile, "report": report}, {}, time.monotonic() + timeout
+    for name in names:
+        f, key = settings.entry(name).flow_name, f"{flow_run.id}-{name}" if flow_run.id else None
+        started[name] = call_api(
+            lambda f=f, key=key: run_deployment(f"{f}/{f}", parameters=parameters, timeout=0, idempotency_key=key),
+            f"start {f}",
+        ).id
+    only = FlowRunFilter(id=FlowRunFilterId(any_=list(started.values())))
     with get_client(sync_client=True) as client:
         while True:
-            runs = {name: client.read_flow_run(run.id) for name, run in started.items()}
-            if all(r.state and r.state.is_final() for r in runs.values()):
+            found = call_api(lambda: client.read_flow_runs(flow_run_filter=only, limit=len(started)), "follow the runs")
+            runs = {r.id: r for r in found}
+            ended = all(runs.get(i) and runs[i].state and runs[i].state.is_final() for i in started.values())
+            if ended or time.monotonic() >= deadline or current_cancellation().cancelled:
                 break
             time.sleep(poll)
-    return [
-        RunOutcome(
-            name,
-            "ok" if r.state.is_completed() else "failed",
-            error=None if r.state.is_completed() else r.state.message,
-        )
-        for name, r in runs.items()
-    ]
+    warehouse = warehouse_or_none(settings, profile)
+    return [child_outcome(name, runs.get(i), timeout, warehouse) for name, i in started.items()]
+
+# %% ../../nbs/41_flows.orchestration.ipynb #c9785fdd
+def loaded_since(warehouse, name: str, since: dt.datetime) -> bool:
+    "True when the warehouse's run log has an `ok` run of `name` that ended at or after `since` (its rows are in)."
+    from my_package.common.bookkeeping import latest_runs
+
+    def utc(moment: dt.datetime) -> dt.datetime:  # SQLite gives back naive UTC
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+    try:
+        runs = latest_runs(warehouse, name, 5)
+    except Exception:  # a warehouse that does not answer now: Prefect's word stands
+        return False
+    return any(r["status"] == "ok" and utc(r["finished_at"]) >= utc(since) for r in runs)
+
+# %% ../../nbs/41_flows.orchestration.ipynb #a4eb8d87
+def child_outcome(name: str, child, timeout: float, warehouse=None) -> RunOutcome:
+    "The outcome of the table `name` from its deployed run `child` (a Prefect FlowRun), as the run log confirms it."
+    state = child.state if child else None
+    if state and state.is_completed():
+        return RunOutcome(name)
+    if state is None or not state.is_final():
+        left = state.name if state else "not started"
+        why = f"not finished after {timeout:.0f} s (left {left}: its worker may have died)"
+        return RunOutcome(name, "failed", error=why)
+    said = f"{state.name}: {state.message or 'no message'}"
+    if warehouse is not None and child.start_time and loaded_since(warehouse, name, child.start_time):
+        return RunOutcome(name, notes=[f"loaded (the run log says ok); its run then ended {said}"])
+    return RunOutcome(name, "failed", error=said)  # Crashed, Failed, or Cancelled (by hand, in the UI)
+
+# %% ../../nbs/41_flows.orchestration.ipynb #cdb591cc
+def warehouse_or_none(settings: Settings, profile: str | None):
+    "The warehouse of `profile`, or None when it cannot be had (the outcomes then come from Prefect alone)."
+    from my_package.common.db import make_engine
+
+    try:
+        return make_engine(settings.profile(profile).warehouse)
+    except Exception:
+        return None

@@ -100,7 +100,7 @@ class CheckSpec(BaseModel):
 
     def verdict(self, found: Any, rows: int, previous: int | None = None) -> tuple[bool, str]:
         "Passed or not, and in a few words why: `found` is what was counted, of `rows` (`previous`: the last run's)."
-        return (True, "passed") if not found else (False, f"{found:,} rows fail it")
+        return (True, "passed") if not found else (False, f"{found:,} {'row fails' if found == 1 else 'rows fail'} it")
 
 # %% ../../nbs/01_registry.check_kinds.ipynb #0b7d0a17e
 def check_arguments(raw: str) -> list[str]:
@@ -165,7 +165,9 @@ class Unique(CheckSpec):
         return sa.select(*cols).where(*[c.is_not(None) for c in cols]).group_by(*cols).having(sa.func.count() > 1)
 
     def verdict(self, found: Any, rows: int, previous: int | None = None) -> tuple[bool, str]:
-        return (True, "passed") if not found else (False, f"{found:,} values fail it")
+        return (
+            (True, "passed") if not found else (False, f"{found:,} {'value fails' if found == 1 else 'values fail'} it")
+        )
 
 # %% ../../nbs/01_registry.check_kinds.ipynb #3d094a29
 @check_kind
@@ -293,7 +295,9 @@ class Rows(CheckSpec):
             change = abs(found - previous) / previous
             if change > self.change:
                 problems.append(f"{change:.0%} from the previous run's {previous:,} (at most {self.change:.0%})")
-        return not problems, f"{found:,} rows" + (f": {'; '.join(problems)}" if problems else "")
+        return not problems, f"{found:,} row{'' if found == 1 else 's'}" + (
+            f": {'; '.join(problems)}" if problems else ""
+        )
 
 # %% ../../nbs/01_registry.check_kinds.ipynb #2e59115a
 AGE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -376,5 +380,5 @@ class MaxNullShare(CheckSpec):
         share = f"{found / rows:.1%}" if rows else "no rows"
         return (
             found * 100 <= self.max_percent * rows,
-            f"NULL in {found:,} of {rows:,} rows ({share}; at most {self.max_percent}%)",
+            f"NULL in {found:,} of {rows:,} row{'' if rows == 1 else 's'} ({share}; at most {self.max_percent}%)",
         )

@@ -34,12 +34,13 @@ from .check_kinds import Checks, identifier
 # %% auto #0
 __all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'COLUMN_TYPES',
            'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'Headers', 'FLOWS', 'HTTP_OPTIONS', 'FOLDER_SCHEMES',
-           'WORK_POOL', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier_field', 'comma_list', 'prefect_croniter', 'cron',
-           'is_select', 'select_statement', 'column_types', 'header_lines', 'Entry', 'TableSpec', 'TransformSpec',
-           'expand_env', 'expand_url', 'absolute_sqlite', 'is_folder', 'absolute_folder', 'Profile', 'PipelineSection',
-           'AlertsSection', 'DeploymentsSection', 'ReportsSection', 'profile_name', 'Settings', 'problem_line',
-           'build_section', 'check_registry', 'transform_order', 'entry_inputs', 'load_order', 'read_ini',
-           'parse_settings', 'read_settings_file', 'find_settings_path', 'load_settings', 'urls_to_mask']
+           'WORK_POOL', 'Slots', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier_field', 'comma_list',
+           'prefect_croniter', 'cron', 'is_select', 'select_statement', 'column_types', 'header_lines', 'Entry',
+           'TableSpec', 'TransformSpec', 'expand_env', 'expand_url', 'absolute_sqlite', 'is_folder', 'absolute_folder',
+           'Profile', 'PipelineSection', 'AlertsSection', 'two_or_more', 'DeploymentsSection', 'ReportsSection',
+           'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry', 'transform_order',
+           'entry_inputs', 'load_order', 'read_ini', 'parse_settings', 'read_settings_file', 'find_settings_path',
+           'load_settings', 'urls_to_mask']
 
 # %% ../../nbs/01_registry.settings.ipynb #cc30e3ab
 def identifier_field(name: str, info: ValidationInfo) -> str:
@@ -385,6 +386,7 @@ class PipelineSection(_Section):
     profile: str = "default"
     chunk_size: Positive = 50_000
     parallel: Positive = 4
+    changes: Literal["values", "counts", "rows", "off"] | None = None  # what a publish compares (None: common.loads)
 
 
 class AlertsSection(_Section):
@@ -393,10 +395,34 @@ class AlertsSection(_Section):
     url: str = ""
 
 
+def two_or_more(value: int) -> int:
+    "A number of flow runs at once that leaves a deployed ingest-all room for its tables (it holds one slot)."
+    if value < 2:
+        raise ValueError(f"{value} must be 2 or more: a deployed ingest-all holds one slot while its tables run")
+    return value
+
+
+Slots = Annotated[int, AfterValidator(two_or_more)]
+
+
 class DeploymentsSection(_Section):
-    "[deployments]: the Prefect work pool of every deployment."
+    "[deployments]: the work pool, its runs at once (in all, per worker), heartbeats, and how long runs may take."
 
     work_pool: str = WORK_POOL
+    concurrency: Slots = 8  # flow runs at once in the whole pool: `make deploy` sets it on the pool
+    worker_limit: Slots = 4  # flow runs at once per worker: `make worker` starts it with this --limit
+    heartbeat: Annotated[int, Field(ge=30)] = 30  # seconds between a deployed run's heartbeats (Prefect's least)
+    crash_after: Positive = 90  # a deployed run silent this long (no heartbeat, or never started) is marked Crashed
+    ingest_all_timeout: Positive = 3600  # seconds a deployed ingest-all waits for its tables' runs
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self):
+        if self.crash_after < 3 * self.heartbeat:  # at two, one heartbeat lost (a server's 500) races the next
+            raise ValueError(
+                f"crash_after: {self.crash_after} s is less than three heartbeats ({self.heartbeat} s each): "
+                "a live run that lost one would be marked Crashed; make it at least 3 x heartbeat"
+            )
+        return self
 
 
 class ReportsSection(_Section):

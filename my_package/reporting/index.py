@@ -11,9 +11,10 @@ from pathlib import Path
 
 import jinja2
 from filelock import FileLock
+from markupsafe import Markup
 from sqlalchemy.engine import Engine
 
-from ..common.bookkeeping import last_runs, read_state
+from ..common.bookkeeping import last_runs, read_state, time_html
 from ..common.cancel import uncancellable
 from ..common.runs import error_line
 from ..errors import PipelineError
@@ -30,66 +31,108 @@ from my_package.reporting.lineage import (
     sparkline,
     utc,
 )
-from .render import read_manifest, reports_dir, write_atomically
+from .render import KIT_SCRIPT, KIT_STYLE, read_manifest, reports_dir, write_atomically
 
 # %% auto #0
-__all__ = ['INDEX_TEMPLATE', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'freshness_words',
-           'source_kind', 'lineage_svg', 'runs_script', 'write_index', 'refresh_index']
+__all__ = ['INDEX_TEMPLATE', 'TRACE_SCRIPT', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'when_iso',
+           'freshness_words', 'source_kind', 'lineage_svg', 'runs_script', 'write_index', 'refresh_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
+<style>{{ style | safe }}
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-td,th{padding:.35em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+.kit-table td.num,.kit-table th.num{text-align:right}
 .status{padding:.1em .5em;border-radius:.6em;font-size:.9em;white-space:nowrap}
 .ok{background:#d9f2d9}.failed{background:#f8d4d4}.late,.warn{background:#fde8c4}.never{background:#eee}
 .spark{font-family:monospace;letter-spacing:-1px;color:#357}
-.graph{overflow:auto;border:1px solid #ddd;border-radius:.4em;margin-bottom:1.5em}
+.graph{overflow:auto;max-height:80vh;border:1px solid #ddd;border-radius:.4em;margin-bottom:1.5em}
+.graph svg.tracing [id^=node-]:not(.lit),.graph svg.tracing [id^=label-]:not(.lit),.graph svg.tracing [id^=edge-]:not(.lit){opacity:.18}
+.graph svg.tracing [id^=edge-].lit path{stroke:#111;stroke-width:1.6}
 .graph svg{display:block;max-width:100%;height:auto}
 small{color:#666}
 </style>
 </head><body><h1>{{ title }}</h1>
 {% if profiles %}<ul>{% for p in profiles %}<li><a href="{{ p }}/index.html">{{ p }}</a></li>{% endfor %}</ul>
-{% else %}<p><a href="../index.html">All profiles</a> · written {{ written }} UTC</p>
+{% else %}<p><a href="../index.html">All profiles</a> · written {{ written }}</p>
 <h2>Lineage</h2>
 <p><small>Sources feed tables, tables feed derived tables; a dashed arrow is a relationship a check declares. Green: last
 run ok; red: failed or crashed; amber: late or warned; grey: never run, cancelled or skipped. Each box opens its
-report.</small></p>
+report; pointing at one lights up what feeds it and what it feeds. A last run's changes read rows added, removed
+and changed (<code>~?</code>: values not compared).</small></p>
 <div class="graph" id="lineage">{{ graph | safe }}</div>
 <h2>Tables and derived tables</h2>
-<table><tr><th>table</th><th>kind</th><th>rows</th><th>last load</th><th>last run</th><th>fresh</th>
+<div class="kit-scroll"><table class="kit-table"><tr><th>table</th><th>kind</th><th class="num">rows</th><th>last load</th><th>last run</th><th>fresh</th>
 <th>rows per run</th><th>seconds per run</th><th>checks</th><th>report</th></tr>
 {% for row in rows %}<tr id="row-{{ row.name }}"><td>{% if row.link %}<a href="{{ row.link }}">{{ row.name }}</a>{% else %}{{ row.name }}{% endif %}</td>
 <td>{{ row.kind }}</td><td class="num">{{ row.rows }}</td>
-<td><span title="{{ row.loaded_at }}">{{ row.loaded_ago }}</span></td>
-<td><span class="status {{ row.state }}" title="{{ row.finished_at }}">{{ row.status }}</span>{% if row.error %}<br><small>{{ row.error }}</small>{% endif %}</td>
+<td>{% if row.loaded_at %}<time datetime="{{ row.loaded_at }}" data-age>{{ row.loaded_ago }}</time>{% else %}never{% endif %}</td>
+<td><span class="status {{ row.state }}">{{ row.status }}</span>{% if row.finished_at %} <small><time datetime="{{ row.finished_at }}" data-age></time></small>{% endif %}{% if row.changes %}<br><small class="changes">{{ row.changes }}</small>{% endif %}{% if row.error %}<br><small>{{ row.error }}</small>{% endif %}</td>
 <td>{% if row.late %}<span class="status late" title="{{ row.fresh_detail }}">late</span>{% else %}<span title="{{ row.fresh_detail }}">{{ row.fresh }}</span>{% endif %}</td>
 <td><span class="spark" title="{{ row.rows_title }}">{{ row.rows_spark }}</span></td>
 <td><span class="spark" title="{{ row.seconds_title }}">{{ row.seconds_spark }}</span></td>
 <td>{{ row.checks }}</td><td><small>{{ row.report }}</small></td></tr>
-{% endfor %}</table>{% endif %}</body></html>
+{% endfor %}</table></div>{% endif %}<script>{{ script | safe }}</script></body></html>
 """)
 
+# %% ../../nbs/21_reporting.index.ipynb #cd910fc0
+TRACE_SCRIPT = """(function () {
+  // Pointing at a box of the lineage (or focusing its link) lights up what feeds it and what it feeds, all the
+  // way; the rest fades. The edges come from the drawing itself (draw_lineage's metadata).
+  var data = document.getElementById("lineage-edges"), svg = document.querySelector("#lineage svg");
+  if (!data || !svg) return;
+  var up = {}, down = {};
+  JSON.parse(data.textContent).forEach(function (e) {
+    (down[e[0]] = down[e[0]] || []).push(e);
+    (up[e[1]] = up[e[1]] || []).push(e);
+  });
+  function walk(name, links, end, seen) {
+    (links[name] || []).forEach(function (e) {
+      seen.edges.push(e[2]);
+      if (!seen.nodes[e[end]]) { seen.nodes[e[end]] = true; walk(e[end], links, end, seen); }
+    });
+  }
+  function clear() {
+    svg.classList.remove("tracing");
+    svg.querySelectorAll(".lit").forEach(function (el) { el.classList.remove("lit"); });
+  }
+  function light(id) { var el = document.getElementById(id); if (el) el.classList.add("lit"); }
+  function trace(name) {
+    var seen = {nodes: {}, edges: []};
+    clear();
+    seen.nodes[name] = true;
+    walk(name, up, 0, seen);
+    walk(name, down, 1, seen);
+    Object.keys(seen.nodes).forEach(function (n) { light("node-" + n); light("label-" + n); });
+    seen.edges.forEach(light);
+    svg.classList.add("tracing");
+  }
+  function pointed(ev) {
+    var el = ev.target.closest && ev.target.closest("[id^=node-],[id^=label-]");
+    if (el) trace(el.id.replace(/^(node|label)-/, ""));
+  }
+  svg.addEventListener("mouseover", pointed);
+  svg.addEventListener("focusin", pointed);
+  svg.addEventListener("mouseleave", clear);
+})();
+"""
+
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8e0
-def report_state(entry: dict | None, since: list[dict] | None = None) -> str:
-    "How a report's last rendering went, in words (`ok (rendered ...)`, `FAILED: ...`, `rendering`), and the runs `since` it."
+def report_state(entry: dict | None, since: list[dict] | None = None) -> Markup:
+    "How a report's last rendering went (`ok (rendered ...)`, `FAILED: ...`, `rendering`), and the runs `since` it, as HTML."
     if not entry:
-        return "not rendered yet"
+        return Markup("not rendered yet")
     if entry["status"] == "failed":
-        return f"FAILED at {entry['at']}: {entry.get('error')}"
+        return Markup("FAILED at {}: {}").format(Markup(time_html(entry["at"])), entry.get("error"))
     if entry["status"] == "rendering":
-        return "rendering"
-    run = (
-        f", from the run of {dt.datetime.fromisoformat(entry['run']):%Y-%m-%d %H:%M:%S} UTC" if entry.get("run") else ""
-    )
-    state = f"ok (rendered {entry['at']}{run})"
+        return Markup("rendering")
+    run = Markup(", from the run of {}").format(Markup(time_html(entry["run"]))) if entry.get("run") else ""
+    state = Markup("ok (rendered {}{})").format(Markup(time_html(entry["at"])), run)
     if not since:
         return state
     same = since[-1]["status"] == "ok" and run_key(since[-1]["finished_at"]) == entry.get("checked")
-    later = ", ".join(f"{r['status']} {utc(r['finished_at']):%m-%d %H:%M}" for r in since)
-    return f"{state}; older than the last run, since: {later}" + (" (same data)" if same else "")
+    later = Markup(", ").join(Markup("{} {}").format(r["status"], Markup(time_html(r["finished_at"]))) for r in since)
+    return Markup("{}; older than the last run, since: {}{}").format(state, later, " (same data)" if same else "")
 
 # %% ../../nbs/21_reporting.index.ipynb #7730b5bf
 def runs_since(past: list[dict], shown: str | None) -> list[dict]:
@@ -140,12 +183,14 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path, history: di
                 "kind": spec.kind,
                 "link": f"{spec.name}.html" if has_page else None,
                 "rows": f"{state['rows']:,}" if state.get("rows") is not None else "-",
-                "loaded_at": f"{str(state['loaded_at'])[:19]} UTC" if state.get("loaded_at") else "",
+                "loaded_at": when_iso(state.get("loaded_at")),
                 "loaded_ago": age_words(utc(state.get("loaded_at")), now) if state.get("loaded_at") else "never",
                 "status": status,
                 "state": node_state({"status": status, "warned": any(c.startswith("WARN") for c in checks)}),
-                "finished_at": f"{str(run['finished_at'])[:19]} UTC" if run.get("finished_at") else "",
-                "error": (run.get("error") or "")[:160] if status != "ok" else "",  # cancelled and crashed say why too
+                "finished_at": when_iso(run.get("finished_at")),
+                "error": (run.get("error") or "")[:160] if status != "ok" else "",
+                "changes": run.get("changes")
+                or "",  # what the last run's publish changed: +10 -3 ~57: arr_delay 57  # cancelled and crashed say why too
                 "late": bool(late and late.late),
                 "fresh": "fresh" if late else "no schedule",
                 "fresh_detail": freshness_words(late),
@@ -160,6 +205,14 @@ def index_rows(settings: Settings, warehouse: Engine, out_dir: Path, history: di
             }
         )
     return rows
+
+
+def when_iso(value: dt.datetime | str | None) -> str:
+    "A moment of the run log as ISO 8601 in UTC, to the second, for a page's `<time datetime>` ('' for none)."
+    if not value:
+        return ""
+    when = utc(dt.datetime.fromisoformat(value) if isinstance(value, str) else value)
+    return f"{when.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def freshness_words(found: Freshness | None) -> str:
@@ -234,14 +287,27 @@ def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
         history = run_history(warehouse)
         rows = index_rows(settings, warehouse, out_dir, history)
         graph = lineage_svg(settings, profile, rows)
-        written = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+        written = Markup(time_html(dt.datetime.now(dt.UTC)))
         title = f"Table reports: profile {profile}"
-        write_atomically(
-            page, INDEX_TEMPLATE.render(title=title, rows=rows, graph=graph, written=written, profiles=None)
-        )
+        # runs.js first: once the index tells of a run, each report's banner knows of it too
         write_atomically(out_dir / "runs.js", runs_script(settings, history, read_manifest(out_dir)))
+        write_atomically(
+            page,
+            INDEX_TEMPLATE.render(
+                title=title,
+                rows=rows,
+                graph=graph,
+                written=written,
+                profiles=None,
+                style=KIT_STYLE,
+                script=KIT_SCRIPT + TRACE_SCRIPT,
+            ),
+        )
         profiles = sorted(p.parent.name for p in out_dir.parent.glob("*/index.html"))
-        write_atomically(out_dir.parent / "index.html", INDEX_TEMPLATE.render(title="Table reports", profiles=profiles))
+        write_atomically(
+            out_dir.parent / "index.html",
+            INDEX_TEMPLATE.render(title="Table reports", profiles=profiles, style=KIT_STYLE),
+        )
     return page
 
 # %% ../../nbs/21_reporting.index.ipynb #fd48fddb

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
-import itertools
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,8 +22,9 @@ if TYPE_CHECKING:  # networkx is imported when a graph is drawn: `tables` and `c
     import networkx as nx
 
 # %% auto #0
-__all__ = ['HISTORY', 'BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'lineage_graph', 'run_history', 'sparkline', 'utc',
-           'run_key', 'last_good_runs', 'Freshness', 'freshness', 'age_words', 'node_state', 'draw_lineage']
+__all__ = ['HISTORY', 'BLOCKS', 'COLOURS', 'BOX_W', 'BOX_H', 'COLUMN', 'ROW', 'WIDEST', 'LINEAGE_EDGES', 'lineage_graph',
+           'run_history', 'sparkline', 'utc', 'run_key', 'last_good_runs', 'Freshness', 'freshness', 'age_words',
+           'node_state', 'wrapped_columns', 'draw_lineage']
 
 # %% ../../nbs/22_reporting.lineage.ipynb #fdb4543f
 def lineage_graph(settings: Settings) -> nx.DiGraph:
@@ -78,7 +80,9 @@ def sparkline(values: list[float | None]) -> str:
     if not known:
         return ""
     low, high = min(known), max(known)
-    step = (high - low) / (len(BLOCKS) - 1) or 1
+    if low == high:  # one run, or a figure that held: a level at mid-height, not the lowest block (a drop)
+        return "".join(" " if v is None else BLOCKS[3] for v in values)
+    step = (high - low) / (len(BLOCKS) - 1)
     return "".join(" " if v is None else BLOCKS[round((v - low) / step)] for v in values)
 
 # %% ../../nbs/22_reporting.lineage.ipynb #7bf5f18a
@@ -147,7 +151,8 @@ COLOURS = {
     "never": "#eeeeee",
     "source": "#dbe8f8",
 }
-BOX_W, BOX_H, COLUMN, ROW = 2.5, 0.62, 3.3, 0.8  # inches: the drawing's units are the figure's
+BOX_W, BOX_H, COLUMN, ROW = 2.35, 0.66, 2.8, 0.8  # inches: the drawing's units are the figure's
+WIDEST = 5  # columns that fit a 1400 px page with the boxes' words at 9 pt (12 px)
 
 
 def node_state(facts: dict) -> str:
@@ -161,36 +166,46 @@ def node_state(facts: dict) -> str:
         return "late"
     return "warn" if status == "ok" and facts.get("warned") else status
 
+# %% ../../nbs/22_reporting.lineage.ipynb #40e61c90
+def wrapped_columns(layers: list[list[str]], widest: int = WIDEST) -> list[list[str]]:
+    "`layers` (each depth's nodes) as columns: each cut into columns of at most as many rows as keep them `widest`."
+    tallest = max((len(layer) for layer in layers), default=0)
+    rows = next((r for r in range(1, tallest + 1) if sum(-(-len(k) // r) for k in layers) <= widest), tallest)
+    return [layer[i : i + rows] for layer in layers for i in range(0, len(layer), rows)]
+
 # %% ../../nbs/22_reporting.lineage.ipynb #116d1a14
+LINEAGE_EDGES = '<metadata id="lineage-edges">{}</metadata>\n</svg>'  # JSON: [[from, to, edge id], ...]
+
+
 def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str]) -> str:
     "The graph as an SVG document: a box per node (its `facts`' lines inside, a link from `links`), arrows between."
     import matplotlib
-    import networkx as nx
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    pos = nx.multipartite_layout(graph, subset_key="layer", align="vertical") if graph else {}
-    columns: dict[int, list[str]] = {}
+    layers: dict[int, list[str]] = {}
     for node in graph:
-        columns.setdefault(graph.nodes[node]["layer"], []).append(node)
-    tallest = max((len(c) for c in columns.values()), default=1)
-    gaps = [  # the distance between neighbours in a column: one row
-        b - a for c in columns.values() for a, b in itertools.pairwise(sorted(pos[n][1] for n in c))
-    ]
-    gap = min(gaps, default=1) or 1
-    width, height = COLUMN * max(len(columns), 1), ROW * tallest + 0.4
-    place = {n: (COLUMN * (graph.nodes[n]["layer"] + 0.5), height / 2 + p[1] / gap * ROW) for n, p in pos.items()}
+        layers.setdefault(graph.nodes[node]["layer"], []).append(node)
+    grid = wrapped_columns([layers[k] for k in sorted(layers)])
+    tallest = max((len(c) for c in grid), default=1)
+    width, height = COLUMN * max(len(grid), 1), ROW * tallest + 0.4
+    place = {
+        n: (COLUMN * (x + 0.5), height / 2 + ROW * ((len(column) - 1) / 2 - y))
+        for x, column in enumerate(grid)
+        for y, n in enumerate(column)
+    }
     fig = Figure(figsize=(width, height))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.axis("off")
-    for a, b, kind in graph.edges(data="kind"):
+    name = lambda node: graph.nodes[node]["name"]  # noqa: E731
+    for i, (a, b, kind) in enumerate(graph.edges(data="kind")):
         (xa, ya), (xb, yb) = place[a], place[b]
-        ax.add_patch(
-            FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb), arrowstyle="-|>", mutation_scale=9,
-                            color="#777", lw=0.9, linestyle="--" if kind == "checks" else "-")
-        )  # fmt: skip
+        arrow = FancyArrowPatch((xa + BOX_W / 2, ya), (xb - BOX_W / 2, yb), arrowstyle="-|>", mutation_scale=9,
+                                color="#777", lw=0.9, linestyle="--" if kind == "checks" else "-")  # fmt: skip
+        arrow.set_gid(f"edge-{i}")
+        ax.add_patch(arrow)
     for node, (x, y) in place.items():
         info = facts.get(node, {})
         box = FancyBboxPatch(
@@ -199,7 +214,8 @@ def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str
         )  # fmt: skip
         box.set_gid(f"node-{graph.nodes[node]['name']}")
         lines = info.get("lines") or [graph.nodes[node]["name"]]
-        text = ax.text(x, y, "\n".join(line[:34] for line in lines), ha="center", va="center", fontsize=7.5)
+        text = ax.text(x, y, "\n".join(line[:30] for line in lines), ha="center", va="center", fontsize=9)
+        text.set_gid(f"label-{graph.nodes[node]['name']}")
         if node in links:
             box.set_url(links[node])
             text.set_url(links[node])
@@ -208,4 +224,7 @@ def draw_lineage(graph: nx.DiGraph, facts: dict[str, dict], links: dict[str, str
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # words stay words: found, selected, read aloud
         fig.savefig(buffer, format="svg")
     svg = buffer.getvalue().replace(' target="_blank"', "")  # a report opens where the index was, as a link does
-    return svg[svg.index("<svg") :]  # no XML prolog: the SVG goes inside an HTML page
+    edges = json.dumps([[name(a), name(b), f"edge-{i}"] for i, (a, b) in enumerate(graph.edges())])
+    # what feeds what, for the page's script: a box pointed at lights up its inputs and outputs, all the way
+    svg = svg[svg.index("<svg") : svg.rindex("</svg>")]  # no XML prolog: the SVG goes inside an HTML page
+    return svg + LINEAGE_EDGES.format(html.escape(edges, quote=False))

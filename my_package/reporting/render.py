@@ -21,14 +21,15 @@ from filelock import FileLock
 
 import my_package
 from ..common.runs import Stopwatch, TableRun, error_line
+from ..common.waits import REPORT_LOG
 from ..errors import ReportError
 from ..registry.settings import Settings
 from .background import hold_for_background
 from .lineage import run_key
 
 # %% auto #0
-__all__ = ['GENERIC', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places', 'own_notebook',
-           'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
+__all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
+           'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
            'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html',
            'last_rendering', 'why_render', 'render_report', 'render_in_background']
 
@@ -153,6 +154,51 @@ def digest_text(content: str | bytes) -> str:
     "A short digest of a text (a registry entry's, a template's)."
     return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()[:16]
 
+# %% ../../nbs/20_reporting.render.ipynb #505624c6
+KIT_STYLE = """
+.jp-RenderedHTMLCommon table,.kit-table{border-collapse:collapse;font-variant-numeric:tabular-nums;table-layout:auto}
+.jp-RenderedHTML.jp-OutputArea-output.jp-RenderedHTMLCommon td,
+.jp-RenderedHTML.jp-OutputArea-output.jp-RenderedHTMLCommon th,.kit-table td,
+.kit-table th{text-align:left;
+ vertical-align:top;padding:.3em .7em;border-bottom:1px solid #ddd;max-width:40em;overflow-wrap:break-word}
+.jp-OutputArea-output.jp-RenderedHTMLCommon th,.kit-table th{font-weight:600;background:#f6f6f6}
+.jp-OutputArea-output.jp-RenderedHTMLCommon,.kit-scroll{overflow-x:auto;max-width:100%}
+.jp-OutputArea-output.jp-RenderedHTMLCommon td,.jp-OutputArea-output.jp-RenderedHTMLCommon th{overflow-wrap:normal}
+.jp-RenderedImage img{max-width:100%;height:auto}
+time,.kit-table td.num{white-space:nowrap}
+"""
+KIT_SCRIPT = """(function () {
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function zone(d) {
+    var part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(d)
+      .filter(function (p) { return p.type === "timeZoneName"; })[0];
+    return part ? " " + part.value : "";
+  }
+  function local(d) {
+    return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " + two(d.getHours()) + ":" +
+      two(d.getMinutes()) + ":" + two(d.getSeconds()) + zone(d);
+  }
+  function age(d) {
+    var seconds = (Date.now() - d.getTime()) / 1000, units = [["day", 86400], ["h", 3600], ["min", 60]];
+    for (var i = 0; i < units.length; i++) {
+      var n = Math.floor(seconds / units[i][1]);
+      if (n >= 1) return n + " " + units[i][0] + (units[i][0] === "day" && n > 1 ? "s" : "") + " ago";
+    }
+    return "just now";
+  }
+  function show() {
+    document.querySelectorAll("time[datetime]").forEach(function (t) {
+      var d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      t.title = local(d) + " (" + d.toISOString().slice(0, 19).replace("T", " ") + " UTC)";
+      t.textContent = t.hasAttribute("data-age") ? age(d) : local(d);
+    });
+  }
+  show();
+  setInterval(show, 60000);
+})();
+"""
+
 # %% ../../nbs/20_reporting.render.ipynb #25c7b915
 BANNER_SCRIPT = """(function () {
   var box = document.getElementById("kit-since"), table = box.dataset.table, page = box.dataset.run;
@@ -225,6 +271,21 @@ data-run="{{ resources.kit.run or '' }}" data-rendering="{{ resources.kit.render
 </script>
 {%- endif %}
 {% endblock body_header %}
+{% block extra_css %}
+<style>
+{% raw %}"""
+    + KIT_STYLE
+    + """{% endraw %}
+</style>
+{% endblock extra_css %}
+{% block body_footer %}
+{{ super() }}
+<script>
+{% raw %}"""
+    + KIT_SCRIPT
+    + """{% endraw %}
+</script>
+{% endblock body_footer %}
 """
 )
 
@@ -306,6 +367,9 @@ def render_report(
         parameters = {"table": run.name, "profile": run.profile.name, **(extra or {})}
         check_report_parameters(template, parameters)
         check_kernel(kernel)
+        log = run.settings.path.parent / ".prefect" / "reports.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        os.environ[REPORT_LOG] = str(log)  # the kernel says its waits there, not in the page (common.waits)
         try:  # a fresh context per run: see the papermill trap above
             contextvars.Context().run(
                 papermill.execute_notebook,

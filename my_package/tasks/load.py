@@ -19,6 +19,6 @@ __all__ = ['load_table_atomically']
 @task(name="load_table_atomically", task_run_name="load-{run.name}", **DATABASE_RETRIES, cache_policy=NO_CACHE)
 def load_table_atomically(run: TableRun, staged: StagedLoad) -> int:
     "Publish the staged rows (swap or upsert) and the new watermark; return the live table's row count."
-    rows = publish(run.warehouse, staged, run.spec.primary_key)
+    rows = publish(run.warehouse, staged, run.spec.primary_key, run.settings.pipeline.changes)
     task_logger().info("Loaded %s: %d rows", staged.target, rows)
     return rows

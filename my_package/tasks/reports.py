@@ -11,10 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from ..common.runs import RunOutcome, TableRun
 from ..reporting.render import ReportResult, render_report
-from .runtime import task_logger
+from .runtime import call_api, task_logger
 
 # %% auto #0
-__all__ = ['render_table_report', 'publish_run_artifact']
+__all__ = ['ARTIFACT_PATIENCE', 'render_table_report', 'publish_run_artifact']
 
 # %% ../../nbs/36_tasks.reports.ipynb #c8935b83
 @task(name="render_table_report", task_run_name="report-{run.name}", cache_policy=NO_CACHE)
@@ -28,17 +28,25 @@ def render_table_report(run: TableRun, force: bool = False) -> ReportResult:
     return result
 
 # %% ../../nbs/36_tasks.reports.ipynb #c8935b84
+ARTIFACT_PATIENCE = 60.0  # seconds an artifact waits for the Prefect API; the rows are already published
+
+
 @task(name="publish_run_artifact", task_run_name="artifact-{outcome.name}", cache_policy=NO_CACHE)
 def publish_run_artifact(outcome: RunOutcome) -> None:
-    "A markdown artifact on the flow run with the run's figures and checks (and its report's path)."
+    "A markdown artifact on the flow run with the run's figures and checks; one the API refuses is only a warning."
     lines = [
         f"## {outcome.name}: {outcome.rows:,} rows loaded in {outcome.seconds:.1f} s",
         f"Rows extracted: {outcome.rows_extracted:,}" if outcome.rows_extracted is not None else "",
         *[f"- {c}" for c in outcome.checks],
         f"\nReport: `{outcome.report}`" if outcome.report else "",
     ]
-    create_markdown_artifact(
-        key=f"{'ingest' if outcome.kind == 'table' else 'transform'}-{outcome.name.replace('_', '-')}",
-        markdown="\n".join(line for line in lines if line),
-        description=f"Latest run of {outcome.name}",
-    )
+    key = f"{'ingest' if outcome.kind == 'table' else 'transform'}-{outcome.name.replace('_', '-')}"
+    markdown, description = "\n".join(line for line in lines if line), f"Latest run of {outcome.name}"
+    try:
+        call_api(
+            lambda: create_markdown_artifact(key=key, markdown=markdown, description=description),
+            f"publish the artifact of {outcome.name}",
+            ARTIFACT_PATIENCE,
+        )
+    except Exception as exc:  # the load has committed: an artifact never fails it
+        task_logger().warning("The artifact of %s was left out (%s); the run stands.", outcome.name, exc)

@@ -6,15 +6,21 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
 from ..common.cancel import current_cancellation
-from ..errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError, PipelineError
+
+T = TypeVar("T")
 
 # %% auto #0
-__all__ = ['TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'is_transient', 'retry_if_transient', 'task_logger']
+__all__ = ['T', 'TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'API_PATIENCE', 'is_transient', 'retry_if_transient', 'task_logger',
+           'log_wait', 'api_trouble', 'call_api']
 
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000006
 TRANSIENT_MARKERS = (
@@ -26,6 +32,9 @@ TRANSIENT_MARKERS = (
     "server closed the connection",
     "connection reset",
     "terminating connection",
+    "too many clients",  # PostgreSQL's every slot taken: `FATAL: sorry, too many clients already`
+    "remaining connection slots are reserved",
+    "the database system is",  # ... starting up, shutting down, in recovery mode: a restart
 )
 
 
@@ -62,3 +71,46 @@ def task_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("my_package")
+
+# %% ../../nbs/30_tasks.runtime.ipynb #800c61e3
+def log_wait(line: str) -> None:
+    "Log a wait's line in the Prefect run that waits (outside one: on the `my_package` logger)."
+    task_logger().info(line)
+
+# %% ../../nbs/30_tasks.runtime.ipynb #f0895673
+API_PATIENCE = 120.0  # seconds the kit keeps trying a call the Prefect API refuses (a server restarts in about 15)
+
+
+def api_trouble(exc: BaseException) -> str | None:
+    "What went wrong when a Prefect API call failed in a way that passes (a 5xx, 408, 429, a dropped connection), else None."
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        return f"{code} {exc.response.reason_phrase}".strip() if code >= 500 or code in (408, 429) else None
+    if isinstance(exc, httpx.TransportError):  # refused, reset, timed out: a server restarting, a proxy
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+# %% ../../nbs/30_tasks.runtime.ipynb #f0ab942e
+def call_api(call: Callable[[], T], what: str, patience: float = API_PATIENCE) -> T:
+    "`call()` (a Prefect API call), tried again with backoff while the API's trouble passes; each retry logged."
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline, pause = time.monotonic() + patience, 1.0
+    while True:
+        try:
+            with temporary_settings(updates={"client.max_retries": 0}):  # the retries are ours, and said
+                return call()
+        except Exception as exc:
+            trouble = api_trouble(exc)
+            if trouble is None or current_cancellation().cancelled:
+                raise
+            if time.monotonic() + pause > deadline:  # a lasting refusal: one line, naming the server and the fix
+                raise PipelineError(
+                    f"The Prefect API at {PREFECT_API_URL.value()} answered {trouble} for {patience:.0f} s while "
+                    f"trying to {what}: check that the server runs and that its database answers (its log)."
+                ) from exc
+            task_logger().warning("Prefect API: %s while trying to %s; trying again in %.0f s.", trouble, what, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 15.0)

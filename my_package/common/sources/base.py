@@ -5,6 +5,9 @@
 # %% ../../../nbs/14_common.sources.base.ipynb #87bb8810
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,7 +22,7 @@ if TYPE_CHECKING:  # pyarrow is imported where rows move: `check` on a database 
     from my_package.common.arrow import Misfit
 
 # %% auto #0
-__all__ = ['SOURCE_FILE', 'Reading', 'Source']
+__all__ = ['SOURCE_FILE', 'Reading', 'Source', 'CountAlongside']
 
 # %% ../../../nbs/14_common.sources.base.ipynb #f01ea2a1
 SOURCE_FILE = "_source_file"  # the column that names each row's file, in tables incremental by file
@@ -41,6 +44,10 @@ class Reading(Offers, Protocol):
 
     def watermark(self, highest: Any) -> Any: ...  # what the bookkeeping stores, given the highest watermark staged
 
+    def counting(self) -> contextlib.AbstractContextManager: ...  # held while the rows are staged (a count alongside)
+
+    def source_rows(self) -> int | None: ...  # the rows the source holds, learnt while staging (None: the checks count)
+
 
 @runtime_checkable
 class Source(Protocol):
@@ -57,3 +64,25 @@ class Source(Protocol):
     def count(self, spec: TableSpec) -> int: ...  # the rows it holds for `spec`
 
     def reading(self, spec: TableSpec, stored: Any, chunk_size: int) -> Reading: ...  # a load's read, past `stored`
+
+# %% ../../../nbs/14_common.sources.base.ipynb #97be0e46
+class CountAlongside:
+    "A source's row count for `spec`, asked on a thread while the load reads its rows (`count`: None if it failed)."
+
+    def __init__(self, source: Source, spec: TableSpec):
+        self.count: int | None = None
+        context = contextvars.copy_context()  # the run's cancellation reaches the count's statement too
+        self._thread = threading.Thread(
+            target=context.run, args=(self._count, source, spec), name="count alongside", daemon=True
+        )
+
+    def _count(self, source: Source, spec: TableSpec) -> None:
+        with contextlib.suppress(Exception):  # a count that fails is asked again by the checks, which say why
+            self.count = source.count(spec)
+
+    def __enter__(self) -> CountAlongside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *error) -> None:
+        self._thread.join()

@@ -5,6 +5,7 @@
 # %% ../../../nbs/14_common.sources.database.ipynb #b5384463
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..db import check_connection, count_rows, reflect_table, warehouse_for
+from .base import CountAlongside
 from ..warehouses.base import Capability, Rows
 from ...errors import PipelineError
 from ...registry.settings import TableSpec
@@ -32,7 +34,7 @@ def source_select(
     watermark: Any = None,
     schema: str | None = None,
 ) -> sa.Select:
-    "The SELECT that reads `columns` of `spec`'s source (each through `expression`), past `watermark` if given."
+    "The SELECT that reads `columns` of `spec`'s source (each through `expression`); given a `watermark`, the rows past it or NULL there."
     typed = [sa.column(c.name, c.type) for c in columns]
     if spec.source_table:
         source = sa.table(spec.source_table, *typed, schema=schema)
@@ -44,8 +46,9 @@ def source_select(
         raise PipelineError(
             f"[table:{spec.name}] watermark column {spec.watermark!r} is not in its source's columns ({names})."
         )
-    if watermark is not None:
-        stmt = stmt.where(source.c[spec.watermark] > sa.literal(watermark, source.c[spec.watermark].type))
+    if watermark is not None:  # a row with no watermark is read every time (above)
+        column = source.c[spec.watermark]
+        stmt = stmt.where(sa.or_(column > sa.literal(watermark, column.type), column.is_(None)))
     return stmt
 
 # %% ../../../nbs/14_common.sources.database.ipynb #f3c4d733
@@ -104,7 +107,8 @@ class DatabaseReading:
 
         from my_package.common.arrow import arrow_type_for
 
-        self.spec, self.stored, self.chunk_size, self.database = spec, stored, chunk_size, source.database
+        self.source, self.spec, self.stored, self.chunk_size = source, spec, stored, chunk_size
+        self.database, self.counter = source.database, None
         self.columns = source.columns(spec)
         self.schema = pa.schema([pa.field(c.name, arrow_type_for(c.type), nullable=c.nullable) for c in self.columns])
         # a column with no type (a query's expression, in SQLite) keeps the type its values come with
@@ -127,6 +131,17 @@ class DatabaseReading:
     def watermark(self, highest: Any) -> Any:
         "The highest watermark staged: where the next incremental load starts."
         return highest
+
+    def counting(self) -> contextlib.AbstractContextManager:
+        "An incremental load's count of the source, asked alongside the read where the database does both at once."
+        if self.spec.mode != "incremental" or not self.database.counts_alongside:
+            return contextlib.nullcontext()
+        self.counter = CountAlongside(self.source, self.spec)
+        return self.counter
+
+    def source_rows(self) -> int | None:
+        "The source's rows as counted alongside the read (None: not counted, or the count failed)."
+        return self.counter.count if self.counter is not None else None
 
     def offer(self, capability: type[Capability]) -> Capability | None:
         "The rows in the form `capability`, where the database has it (its file, its URI)."

@@ -5,6 +5,7 @@
 # %% ../../../nbs/14_common.sources.files.ipynb #a004a13f
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pyarrow.dataset imports pandas (a quarter of a second of CP
 __all__ = ['ARROW_TYPES', 'EXTENSIONS', 'ROW', 'arrow_type_named', 'declared_types', 'shown_url', 'glob_regex', 'SourceFile',
            'FolderSource', 'folder_source', 'file_format', 'arrow_format', 'csv_options', 'file_error', 'file_dataset',
            'file_schema', 'declared_schema', 'rebatched', 'file_stream', 'file_batches', 'count_file_rows',
-           'files_to_read', 'FileReading']
+           'files_to_read', 'file_counts', 'FileReading']
 
 # %% ../../../nbs/14_common.sources.files.ipynb #3d80a11f
 ARROW_TYPES = {
@@ -409,8 +410,17 @@ def files_to_read(spec: TableSpec, files: list[SourceFile], stored: Any) -> tupl
     if spec.mode != "incremental" or spec.watermark:
         return files, ()
     seen = stored or {}
-    changed = [f for f in files if seen.get(f.path) != [f.size, f.mtime_ns]]
+    changed = [f for f in files if seen.get(f.path, [])[:2] != [f.size, f.mtime_ns]]  # [size, time, rows]
     return changed, tuple(f.path for f in changed if f.path in seen)
+
+
+def file_counts(files: list[SourceFile], read: dict[str, int], stored: Any) -> dict[str, list]:
+    "Each file's [size, modification time, rows]: the rows as `read` now, else as `stored` (None: read by an older kit)."
+    known = stored or {}
+    return {
+        f.path: [f.size, f.mtime_ns, read.get(f.path, 0) if f.path in read else (known.get(f.path, []) + [None])[2]]
+        for f in files
+    }
 
 
 class FileReading:
@@ -426,6 +436,8 @@ class FileReading:
         past = None if self.by_file or stored is None else stored
         self.past = None if past is None else pa.scalar(past, self.schema.field(spec.watermark).type)
         self.not_null, self.file = frozenset(), None  # files declare no NOT NULL, and are no database
+        self.counts: dict[str, int] | None = None  # the rows of each file read (None: not read through Arrow)
+        self.by_file_counts: dict[str, list] | None = None
 
     def tagged(self, batch: pa.Table, path: str) -> pa.Table:
         "A batch with the file it came from, where the table is read by file."
@@ -436,20 +448,43 @@ class FileReading:
     def batches(self, fast: bool, misfits: dict[str, Misfit]) -> Iterator[pa.Table]:
         "The rows of the files to read, typed, past the watermark (`fast` changes nothing here)."
         targets, read = {f.name: f.type for f in self.schema}, 0
+        # the rows of each file read, before the watermark's filter: what the source holds (a read that starts again
+        # counts again)
+        self.counts = {file.path: 0 for file in self.to_read}
         for file, batch in (
             file_batches(self.source, self.spec, self.to_read, self.physical, self.chunk_size) if self.to_read else ()
         ):
+            self.counts[file.path] += batch.num_rows
             batch = conform_table(batch, targets, misfits)
-            if self.past is not None:
-                batch = batch.filter(pc.fill_null(pc.greater(batch.column(self.spec.watermark), self.past), False))
+            if (
+                self.past is not None
+            ):  # past the watermark, or with none (a NULL is read every time, as from a database)
+                batch = batch.filter(pc.fill_null(pc.greater(batch.column(self.spec.watermark), self.past), True))
             read += 1
             yield self.tagged(batch, file.path)
         if not read:  # no new file, or only empty ones: the staging table still gets the table's columns
             yield self.tagged(self.schema.empty_table(), "")
 
     def watermark(self, highest: Any) -> Any:
-        "Each file's size and modification time, where the table is read by file; else the highest watermark staged."
-        return {f.path: [f.size, f.mtime_ns] for f in self.files} if self.by_file else highest
+        "Each file's size, modification time and rows, where the table is read by file; else the highest watermark staged."
+        if not self.by_file:
+            return highest
+        counted = file_counts(self.files, self.counts or {}, self.stored)
+        for path, (*_, known) in counted.items():
+            if known is None:  # a file an older release read without counting its rows: counted once, kept from now on
+                counted[path][2] = count_file_rows(self.source, self.spec, [f for f in self.files if f.path == path])
+        self.by_file_counts = counted
+        return counted
+
+    def counting(self) -> contextlib.AbstractContextManager:
+        "Nothing alongside: the files' rows are counted as they are read."
+        return contextlib.nullcontext()
+
+    def source_rows(self) -> int | None:
+        "The rows of every file (by file: each as counted when it was read); None where no row came through Arrow."
+        if self.by_file_counts is not None:
+            return sum(rows for *_, rows in self.by_file_counts.values())
+        return None if self.counts is None else sum(self.counts.values())
 
     def offer(self, capability: type[Capability]) -> Capability | None:
         "The files as local Parquet files, where a copy by the warehouse reads them as the Arrow path does."

@@ -5,6 +5,7 @@
 # %% ../../../nbs/14_common.sources.http.ipynb #07d94c10
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -300,6 +301,7 @@ class HttpReading:
         self.source, self.spec, self.stored, self.chunk_size = source, spec, stored, chunk_size
         self.not_null, self.file, self.replaced = frozenset(), None, ()  # an API declares no NOT NULL, is no file
         self.url = source.endpoint(spec)
+        self.read: int | None = None  # the records the pages held, before the watermark's filter (None: not read yet)
         self.pending = pages(self.url, spec, stored)
         self.first = next(self.pending)
         number, shown, records = self.first
@@ -328,7 +330,9 @@ class HttpReading:
 
     def tables(self, misfits: dict[str, Misfit]) -> Iterator[pa.RecordBatch]:
         "Each page's records, typed as the table's columns, past the watermark."
+        self.read = 0  # a read that starts again counts again
         for number, shown, records in self.all_pages():
+            self.read += len(records)
             where = f"[table:{self.spec.name}] page {number} ({shown})"
             table = typed_page(self.spec, page_table(self.spec, records, where), self.schema, where, misfits)
             if self.past is not None:
@@ -347,6 +351,15 @@ class HttpReading:
     def watermark(self, highest: Any) -> Any:
         "The highest watermark staged."
         return highest
+
+    def counting(self) -> contextlib.AbstractContextManager:
+        "Nothing alongside: the records are counted as their pages are read."
+        return contextlib.nullcontext()
+
+    def source_rows(self) -> int | None:
+        "The records the endpoint holds, where the read asked for all of them (None: it sent a watermark)."
+        sent_watermark = self.stored is not None and self.spec.watermark_param
+        return None if sent_watermark else self.read
 
     def offer(self, capability: type[Capability]) -> Capability | None:
         "Nothing a database could copy by itself: the records come over HTTP."

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..cancel import current_cancellation
 from ..sql import begin_write, drop_table, first_line, raw_sql, replace_table
+from ..waits import Wait, lock_holders, process_name
 from ...errors import PipelineError
 from ...registry.settings import TableSpec
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pyarrow and pandas are imported where rows move: a command 
 
 # %% auto #0
 __all__ = ['Capability', 'log', 'PROBE', 'ORDERED', 'Rows', 'SQLiteFile', 'PostgresDatabase', 'ParquetFiles', 'Offers',
-           'DatabaseCopy', 'reads_another_file', 'adbc_batches', 'cancellable_file_lock', 'on_conflict',
-           'pandas_batches', 'query_columns', 'index_names', 'add_primary_key', 'Warehouse']
+           'DatabaseCopy', 'reads_another_file', 'adbc_batches', 'file_lock_holder', 'cancellable_file_lock',
+           'on_conflict', 'pandas_batches', 'query_columns', 'index_names', 'add_primary_key', 'Warehouse']
 
 # %% ../../../nbs/11_common.warehouses.base.ipynb #f9689d73
 @dataclass(frozen=True)
@@ -125,18 +125,26 @@ def adbc_batches(conn: Any, sql: str, chunk_size: int, options: dict[str, str] |
         conn.close()
 
 # %% ../../../nbs/11_common.warehouses.base.ipynb #68aa11c1f
+def file_lock_holder(path: str) -> str | None:
+    "Which other process holds the lock file `path`: `process 4242 (my_package run --all)` (None: none found)."
+    holders = lock_holders(path)
+    return process_name(holders[0]) if holders else None
+
+
 @contextlib.contextmanager
-def cancellable_file_lock(lock: FileLock, timeout: float) -> Iterator[None]:
-    "Hold a file lock, waiting up to `timeout` seconds, a second at a time so that a cancelled run stops waiting."
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            lock.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-            break
-        except Timeout:
-            current_cancellation().check()
-            if time.monotonic() >= deadline:
-                raise
+def cancellable_file_lock(
+    lock: FileLock, timeout: float, what: str | None = None, unknown: str = "another process"
+) -> Iterator[None]:
+    "Hold a file lock (`what` it is), waiting up to `timeout` s in turns: said after a second, stopped by Ctrl-C."
+    holder = lambda: f"held by {file_lock_holder(lock.lock_file) or unknown}"  # noqa: E731
+    with Wait(what or lock.lock_file, holder, timeout) as wait:
+        while True:
+            try:
+                lock.acquire(timeout=max(0.0, min(0.2, timeout - wait.seconds)))
+                break
+            except Timeout:
+                if not wait.turn():
+                    raise
     try:
         yield
     finally:
@@ -213,6 +221,11 @@ class Warehouse:
     backend: str | None = None  # the SQLAlchemy backend (`sqlite`, `postgresql` ...) its class serves; None: any
     key_refuses_nulls = False  # its primary key refuses NULLs itself: no scan looks for them
     keeps_misfits = False  # it keeps a value its column's type refuses (SQLite's typing): a copy inside it is scanned
+    in_memory: str | None = None  # the URL of an empty database of its kind in memory (None: it has none)
+    counts_alongside = True  # read as a source, it counts a table's rows on another connection while they are read
+    # what a publish compares unless `[pipeline] changes` says (bench/bench_changes.py): values cost more than half
+    # a load on SQLite and PostgreSQL, so by key only the rows added and removed
+    changes_by_default = "rows"
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -319,6 +332,9 @@ class Warehouse:
     def room_to_group(self, conn: sa.Connection) -> None:
         "Give the caller's transaction room to group a large table (to count the key's duplicates)."
 
+    def probe_keys(self, conn: sa.Connection, staged: int, live: int) -> None:
+        "Have the caller's transaction look `staged` keys up in the key's index of `live` rows, when few (as it does)."
+
     def swap(self, conn: sa.Connection, staging: str, target: str) -> None:
         "Put the table `staging` in the place of `target` (dropped if it exists), inside the caller's transaction."
         replace_table(conn, staging, target)
@@ -358,8 +374,12 @@ class Warehouse:
         if self.file is None:  # no file to lock: the deployments' concurrency limit of one
             yield
             return
-        with cancellable_file_lock(FileLock(self.lock_file(table)), timeout):
+        with cancellable_file_lock(FileLock(self.lock_file(table)), timeout, "the table's load lock", "another run"):
             yield
+
+    def lock_holder(self, table: str) -> str | None:
+        "Who holds the load lock of `table`: `process 4242 (my_package run --all)`; None where none is found."
+        return file_lock_holder(self.lock_file(table)) if self.file else None
 
     def lock_is_free(self, table: str) -> bool:
         "True when no load holds the lock of `table` now."

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from ..cancel import current_cancellation
 from ..sql import compile_sql, drop_table, first_line, scrub
+from ..waits import Wait, as_duration, process_name, shown_path
 from my_package.common.warehouses.base import (
     DatabaseCopy,
     Offers,
@@ -32,14 +33,15 @@ from my_package.common.warehouses.base import (
     log,
     on_conflict,
 )
-from ...errors import DatabaseUnavailableError, PipelineError
+from ...errors import LockTimeoutError, PipelineError
 
 if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only makes an engine does without
     import pyarrow as pa
 
 # %% auto #0
-__all__ = ['DUCKDB_LOCKED', 'duckdb_file', 'DuckDBFilePool', 'wait_for_duckdb', 'duckdb_extensions', 'duckdb_reads_exactly',
-           'scanner', 'scans_exactly', 'sql_literal', 'failed_inside_duckdb', 'parquet_reader', 'DuckDBWarehouse']
+__all__ = ['DUCKDB_LOCKED', 'duckdb_file', 'DuckDBFilePool', 'duckdb_holder', 'wait_for_duckdb', 'duckdb_extensions',
+           'duckdb_reads_exactly', 'scanner', 'scans_exactly', 'sql_literal', 'failed_inside_duckdb', 'parquet_reader',
+           'DuckDBWarehouse']
 
 # %% ../../../nbs/11_common.warehouses.duckdb.ipynb #e3c4818b
 def duckdb_file(url: sa.URL) -> str | None:
@@ -103,28 +105,37 @@ class DuckDBFilePool(sa.pool.NullPool):
 DUCKDB_LOCKED = re.compile(r"Could not set lock on file(?:.*?Conflicting lock is held in (.*?) \(PID (\d+)\))?", re.S)
 
 
+def duckdb_holder(held: re.Match) -> str:
+    "Who holds a DuckDB file, from DuckDB's error: `process 4242 (python hold.py)` (DuckDB names its program and id)."
+    if not held.group(2):
+        return "another process"
+    name = process_name(int(held.group(2)))
+    return name if "(" in name else f"{name} ({held.group(1)})"  # its command unread: DuckDB's name of its program
+
+
 def wait_for_duckdb(engine: Engine, timeout: float = 120.0) -> None:
-    "Let each new connection of the DuckDB `engine` wait up to `timeout` s while another process holds the file."
+    "Let each new connection of the DuckDB `engine` wait up to `timeout` s, in turns, while another process holds the file."
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect(dialect, conn_rec, cargs, cparams):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                return dialect.connect(*cargs, **cparams)
-            except Exception as e:  # duckdb.IOException: the lock is another process's
-                held = DUCKDB_LOCKED.search(str(e))
-                if held is None:
-                    raise
-                if time.monotonic() >= deadline:
-                    who = f"process {held.group(2)} ({held.group(1)})" if held.group(2) else "another process"
-                    raise DatabaseUnavailableError(
-                        f"The DuckDB database {duckdb_file(engine.url)} has been held by {who} for over {timeout:.0f} s: "
-                        "DuckDB lets one process open a file at a time. Close that process's connection (a notebook: "
-                        "`engine.dispose()`, or restart its kernel) and run again."
+        held = []  # what DuckDB said of the last try: who holds the file (that one alone is kept)
+
+        path = shown_path(duckdb_file(engine.url))
+        with Wait(path, lambda: f"held by {duckdb_holder(held[-1])}", timeout) as wait:
+            while True:
+                try:
+                    return dialect.connect(*cargs, **cparams)
+                except Exception as e:  # duckdb.IOException: the lock is another process's
+                    if DUCKDB_LOCKED.search(str(e)) is None:
+                        raise
+                    held[:] = [DUCKDB_LOCKED.search(str(e))]
+                if not wait.turn():
+                    raise LockTimeoutError(
+                        f"The DuckDB database {path} has been held by {duckdb_holder(held[-1])} for "
+                        f"over {as_duration(timeout)}: DuckDB lets one process open a file at a time. Close that "
+                        "process's connection (a notebook: `engine.dispose()`, or restart its kernel) and run again."
                     ) from None
-            current_cancellation().check()
-            time.sleep(0.05)
+                time.sleep(0.05)
 
 # %% ../../../nbs/11_common.warehouses.duckdb.ipynb #e8c4332b
 def duckdb_extensions() -> Path:
@@ -192,6 +203,9 @@ class DuckDBWarehouse(Warehouse):
     "A DuckDB database file: open only while used, Arrow batches in place, DuckDB's own copies of what a source offers."
 
     backend = "duckdb"
+    in_memory = "duckdb:///:memory:"
+    counts_alongside = False  # it opens its file for one connection at a time: a source's count waits for the checks
+    changes_by_default = "values"  # comparing every value costs about a tenth of its load (bench/bench_changes.py)
 
     @classmethod
     def file_of(cls, url: sa.URL) -> str | None:
@@ -225,6 +239,10 @@ class DuckDBWarehouse(Warehouse):
                 yield conform_table(pa.Table.from_batches([batch]), targets or {}, misfits)
             if not sent:
                 yield conform_table(pa.Table.from_batches([], schema=reader.schema), targets or {}, misfits)
+
+    def temporary_schema(self, conn: sa.Connection) -> str:
+        "DuckDB keeps a temporary view in the schema `main` of its catalog `temp`."
+        return "temp.main"
 
     # ---- written
     def append_batch(self, sink: Any, name: str, table: pa.Table) -> None:

@@ -13,7 +13,8 @@ import queue
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from ..cancel import current_cancellation
 from ..sql import begin_write, compile_sql, drop_table, raw_sql
+from ..waits import Wait, as_duration, lock_holders, process_name, shown_path
 from my_package.common.warehouses.base import (
     DatabaseCopy,
     Offers,
@@ -34,6 +36,7 @@ from my_package.common.warehouses.base import (
     query_columns,
     reads_another_file,
 )
+from ...errors import LockTimeoutError
 from ...registry.settings import TableSpec
 
 if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only makes an engine does without
@@ -42,12 +45,13 @@ if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only ma
     from my_package.common.arrow import Misfit
 
 # %% auto #0
-__all__ = ['SQLITE_TIMESTAMP', 'CANONICAL', 'MOMENT_SHAPE', 'LAST_MILLISECOND', 'SPLIT_ROWS', 'sqlite_file',
-           'sqlite_transactional_ddl', 'stored_batch', 'canonical_timestamp', 'canonical_sqlite', 'adbc_connection',
-           'sqlite3_batches', 'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of',
-           'rowid_ends', 'rowid_ranges', 'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside',
-           'attach_copy_sql', 'rewrite_timestamps', 'rewrite_staged_timestamps', 'keyed_by_rowid', 'Untyped',
-           'SQLiteWarehouse']
+__all__ = ['SQLITE_TRY', 'SQLITE_WAIT', 'SQLITE_ALONE', 'SQLITE_TIMESTAMP', 'CANONICAL', 'MOMENT_SHAPE', 'LAST_MILLISECOND',
+           'SPLIT_ROWS', 'sqlite_file', 'sqlite_transactional_ddl', 'sqlite_holder', 'named_lock_error',
+           'waited_for_lock', 'in_turns', 'patiently', 'KitSQLiteCursor', 'KitSQLiteConnection', 'sqlite_connect',
+           'stored_batch', 'canonical_timestamp', 'canonical_sqlite', 'adbc_connection', 'sqlite3_batches',
+           'sqlite_fits', 'misfit_conditions', 'usable_cores', 'scan_parts', 'rowid_of', 'rowid_ends', 'rowid_ranges',
+           'any_row_where', 'sqlite_misfits', 'yield_core', 'ScanAlongside', 'attach_copy_sql', 'rewrite_timestamps',
+           'rewrite_staged_timestamps', 'keyed_by_rowid', 'Untyped', 'SQLiteWarehouse']
 
 # %% ../../../nbs/11_common.warehouses.sqlite.ipynb #802f0ec6
 def sqlite_file(engine_or_url: Engine | sa.URL) -> str | None:
@@ -68,6 +72,140 @@ def sqlite_transactional_ddl(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("kit_write") else "BEGIN")
+
+# %% ../../../nbs/11_common.warehouses.sqlite.ipynb #ecd97a8a
+SQLITE_TRY = 0.05  # s: SQLite's own busy wait, once; the kit's turns go around it
+SQLITE_WAIT = 600.0  # s: how long a statement waits for another process's lock on a SQLite file
+SQLITE_ALONE = 30.0  # s: how long it waits when this process alone holds the file (SQLite's own timeout, as before)
+
+
+def sqlite_holder(path: str) -> str | None:
+    "Who holds the SQLite file `path` locked: `locked by process 4242 (...)`, writer first; None: no other process."
+    holders = lock_holders(path, writers=True) or lock_holders(path)
+    if not holders:  # this process's own connections take turns: not worth a word
+        return None
+    return "locked by " + " and ".join(process_name(p) for p in holders[:2]) + (" and others" * (len(holders) > 2))
+
+
+def named_lock_error(path: str) -> sqlite3.OperationalError:
+    "SQLite's lock error after its own wait (a retry may pass it), naming the file `path` and who holds it now."
+    return sqlite3.OperationalError(
+        f"database is locked: {shown_path(path)}, {sqlite_holder(path) or 'by another connection'}"
+    )
+
+
+def waited_for_lock(error: Exception, seconds: float) -> bool:
+    "True when `error` is SQLite's answer after waiting its busy timeout for another connection's lock: worth a turn."
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    # a connection that knows the schema from before another one changed it (a staging table created since) finds no
+    # such table, and SQLite checks that against the file only if it can read it: a writer holding it, the check
+    # waits its busy timeout, gives up, and the statement fails with "no such table"
+    stale = code == sqlite3.SQLITE_ERROR and str(error).startswith("no such ")
+    return (code == sqlite3.SQLITE_BUSY or stale) and seconds >= SQLITE_TRY / 2  # at once: a deadlock SQLite refused
+
+
+def in_turns(path: str, attempt: Callable[[], Any]) -> Any:
+    "`attempt()` (a statement on the SQLite file `path`), tried until it gets past other connections' locks."
+    began = time.monotonic()
+    try:
+        return attempt()
+    except sqlite3.OperationalError as e:
+        if not waited_for_lock(e, time.monotonic() - began):
+            raise
+    others = asked = time.monotonic()  # when another process was last seen holding the file (none yet)
+    with Wait(shown_path(path), lambda: sqlite_holder(path), SQLITE_WAIT) as wait:
+        while wait.turn():
+            if time.monotonic() - asked > 0.5:  # /proc/locks, twice a second
+                asked = time.monotonic()
+                others = asked if lock_holders(path) else others
+            if asked - others > SQLITE_ALONE:  # two connections of this process wait for each other, most likely
+                raise LockTimeoutError(
+                    f"{shown_path(path)} has been locked for over {as_duration(SQLITE_ALONE)} by another connection "
+                    "of this process (another table's load, or a transaction left open in this notebook): let it "
+                    "end, or run one table at a time (--parallel 1)."
+                )
+            began = time.monotonic()
+            try:
+                return attempt()
+            except sqlite3.OperationalError as e:
+                if not waited_for_lock(e, time.monotonic() - began):
+                    raise
+    raise LockTimeoutError(
+        f"{shown_path(path)} has been {sqlite_holder(path) or 'locked by another process'} for over "
+        f"{as_duration(SQLITE_WAIT)}: "
+        "SQLite lets one process write at a time. Let that process finish (or stop it), then run again."
+    )
+
+# %% ../../../nbs/11_common.warehouses.sqlite.ipynb #404cbe92
+@contextlib.contextmanager
+def patiently(connection: KitSQLiteConnection) -> Iterator[None]:
+    "While inside, SQLite's own wait on `connection` lasts 30 s, as before the kit's turns (for what cannot run twice)."
+    plain = sqlite3.Connection.cursor(connection, sqlite3.Cursor)  # a PRAGMA takes no lock: no turns
+    plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY:  # ours: named already
+            raise
+        raise named_lock_error(connection.path) from e
+    finally:
+        plain.execute(f"PRAGMA busy_timeout = {int(SQLITE_TRY * 1000)}")
+
+
+class KitSQLiteCursor(sqlite3.Cursor):
+    "A cursor of a `KitSQLiteConnection`: its statements wait for other processes' locks in turns (`in_turns`)."
+
+    def execute(self, sql, parameters=(), /):
+        return in_turns(self.connection.path, lambda: super(KitSQLiteCursor, self).execute(sql, parameters))
+
+    def executemany(self, sql, parameters, /):
+        many = super().executemany
+        if self.connection.in_transaction and isinstance(parameters, (list, tuple)):
+            return in_turns(self.connection.path, lambda: many(sql, parameters))
+        with patiently(self.connection):  # rows that commit one by one, or an iterator read once: no second try
+            return many(sql, parameters)
+
+    def executescript(self, script, /):
+        with patiently(self.connection):  # a script commits as it goes: no second try
+            return super().executescript(script)
+
+
+class KitSQLiteConnection(sqlite3.Connection):
+    "A sqlite3 connection whose statements and commits wait for other processes' locks in turns: said, cancellable."
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self.path = os.fspath(database)
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or KitSQLiteCursor)
+
+    def execute(self, sql, parameters=(), /):
+        return self._on_its_own_cursor("execute", sql, parameters)
+
+    def executemany(self, sql, parameters, /):
+        return self._on_its_own_cursor("executemany", sql, parameters)
+
+    def executescript(self, script, /):
+        return self._on_its_own_cursor("executescript", script)
+
+    def _on_its_own_cursor(self, method: str, *args):
+        cursor = self.cursor()
+        try:
+            return getattr(cursor, method)(*args)
+        except BaseException:
+            # as sqlite3's own shortcuts drop theirs: a cursor the error's frames kept would keep its statement, and a
+            # connection closed with a statement left is closed only once that goes, holding its transaction's locks
+            cursor.close()
+            raise
+
+    def commit(self) -> None:
+        in_turns(self.path, super().commit)
+
+
+def sqlite_connect(path: str, **kwargs) -> KitSQLiteConnection:
+    "A sqlite3 connection to the file `path` that waits for other processes' locks in turns (`sqlite3.connect`'s arguments)."
+    return sqlite3.connect(path, timeout=SQLITE_TRY, factory=KitSQLiteConnection, **kwargs)
 
 # %% ../../../nbs/11_common.warehouses.sqlite.ipynb #fe2ee759
 SQLITE_TIMESTAMP = "%Y-%m-%d %H:%M:%S"  # Arrow's %S carries the microseconds: SQLAlchemy's SQLite format
@@ -118,12 +256,12 @@ def canonical_sqlite(column: sa.ColumnElement) -> sa.ColumnElement:
 
 # %% ../../../nbs/11_common.warehouses.sqlite.ipynb #6bafddae
 def adbc_connection(path: str) -> Any:
-    "An ADBC connection that reads the SQLite file `path`, waiting for a parallel load's write as sqlite3 does (30 s)."
+    "An ADBC connection that reads the SQLite file `path`, waiting for a parallel load's write (`SQLITE_ALONE`)."
     import adbc_driver_sqlite.dbapi
 
     conn = adbc_driver_sqlite.dbapi.connect(path)
     with contextlib.closing(conn.cursor()) as cur:
-        cur.execute("PRAGMA busy_timeout = 30000")
+        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_ALONE * 1000)}")
     return conn
 
 # %% ../../../nbs/11_common.warehouses.sqlite.ipynb #8475ffd4
@@ -159,7 +297,7 @@ def sqlite3_batches(
 
     from my_package.common.arrow import conform_table
 
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    with contextlib.closing(sqlite_connect(path)) as conn:
         run = current_cancellation()
         with run.interruptible(conn.interrupt):
             cur = conn.execute(sql)
@@ -477,7 +615,7 @@ def rewrite_timestamps(conn: sqlite3.Connection, staging: str, schema: pa.Schema
 
 def rewrite_staged_timestamps(path: str, staging: str, schema: pa.Schema) -> int:
     "Rewrite the timestamps of a whole table staged as it was in the SQLite file `path` (a copy's `rewrite=False`)."
-    with contextlib.closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
+    with contextlib.closing(sqlite_connect(path, isolation_level=None)) as conn:
         with current_cancellation().interruptible(conn.interrupt):
             conn.execute("BEGIN IMMEDIATE")
             changed = rewrite_timestamps(conn, staging, schema)
@@ -491,7 +629,7 @@ def keyed_by_rowid(path: str, table: str, key: tuple[str, ...]) -> bool:
     # declared `INTEGER PRIMARY KEY DESC`, a WITHOUT ROWID table) only cost speed here: their keys are unique too, so
     # the index before the rows refuses none of them, and any order makes the same table. The name must match
     # exactly, as the copy's does (SQLite folds the case of ASCII letters only, Python's lower() of more)
-    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+    with contextlib.closing(sqlite_connect(path)) as conn:
         pk = conn.execute("SELECT name, upper(type) FROM pragma_table_info(?) WHERE pk > 0", (table,)).fetchall()
     return len(pk) == 1 == len(key) and pk[0][1] == "INTEGER" and pk[0][0] == key[0]
 
@@ -509,6 +647,7 @@ class SQLiteWarehouse(Warehouse):
     "A SQLite database file: read through ADBC where sqlite3 does not write it, written through sqlite3 only."
 
     backend = "sqlite"
+    in_memory = "sqlite://"
     keeps_misfits = True  # SQLite types values, not columns
 
     @classmethod
@@ -518,7 +657,8 @@ class SQLiteWarehouse(Warehouse):
     @classmethod
     def engine_options(cls, url: sa.URL, must_exist: bool = False) -> dict:
         options = super().engine_options(url, must_exist)
-        return {**options, "connect_args": {"timeout": 30}} if cls.file_of(url) else options
+        connect = {"timeout": SQLITE_TRY, "factory": KitSQLiteConnection}  # its statements wait in turns (above)
+        return {**options, "connect_args": connect} if cls.file_of(url) else options
 
     @classmethod
     def prepare(cls, engine: Engine) -> None:
@@ -548,6 +688,8 @@ class SQLiteWarehouse(Warehouse):
         except Exception as exc:  # only the driver's type inference is recoverable; anything else is a real error
             if "Type mismatch" in str(exc):
                 raise RestartRead(str(exc)) from exc
+            if "database is locked" in str(exc):  # SQLite's own wait, over: say where, and who
+                raise named_lock_error(path) from exc
             raise
 
     def offer(self, capability, rows: Rows):
@@ -629,7 +771,7 @@ class SQLiteWarehouse(Warehouse):
             drop_table(self.engine, staging)
             create_table_from_schema(self.engine, staging, schema)
         sql = attach_copy_sql(self.engine, stmt, staging, schema.names)
-        with contextlib.closing(sqlite3.connect(self.file, timeout=30)) as conn:
+        with contextlib.closing(sqlite_connect(self.file)) as conn:  # it waits for other writers in turns
             conn.execute("ATTACH DATABASE ? AS src", (path,))
             conn.create_function("kit_canonical_timestamp", 1, canonical_timestamp, deterministic=True)
             with current_cancellation().interruptible(conn.interrupt):
