@@ -60,7 +60,8 @@ class Api:
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self.answer(401, {"error": "unauthorized"})
-                rows = [r for r in api.records if r["updated_at"] > query.get("updated_since", "")]
+                since = query.get("updated_since", "")  # a record with no time yet is sent every time
+                rows = [r for r in api.records if r["updated_at"] is None or r["updated_at"] > since]
                 limit = int(query.get("limit", 3))
                 if url.path == "/v1/by_page":
                     number = int(query.get("page", 1))
@@ -203,6 +204,17 @@ def test_incremental_sends_the_watermark_and_upserts_only_newer_records(api, api
     api.requests.clear()
     assert load("flights") == 8  # nothing new: the columns still come from page 1 of the whole collection
     assert table_rows(engine, "flights")[0][0] == 1
+
+
+def test_a_record_with_no_watermark_is_read_by_every_incremental_load(api, api_project, tmp_path):
+    "As from a database: a NULL watermark is not below the stored one, so the record is read (and upserted) again."
+    api.records.append({**record(8), "updated_at": None})
+    api_project(flights_section("page", "mode = incremental\nwatermark = updated_at\ncolumns = delay float"))
+    assert load("flights") == 8
+    api.records[-1] = {**api.records[-1], "carrier": "B6"}  # changed, still with no time
+    assert load("flights") == 8
+    rows = dict(r[:2] for r in table_rows(warehouse(tmp_path), "flights"))  # id: carrier
+    assert rows[8] == "B6" and len(rows) == 8
 
 
 def fail_load(message: str) -> PipelineError:

@@ -329,14 +329,14 @@ class HttpReading:
         yield from self.pending
 
     def tables(self, misfits: dict[str, Misfit]) -> Iterator[pa.RecordBatch]:
-        "Each page's records, typed as the table's columns, past the watermark."
+        "Each page's records, typed as the table's columns, past the watermark (a NULL watermark is read every time)."
         self.read = 0  # a read that starts again counts again
         for number, shown, records in self.all_pages():
             self.read += len(records)
             where = f"[table:{self.spec.name}] page {number} ({shown})"
             table = typed_page(self.spec, page_table(self.spec, records, where), self.schema, where, misfits)
             if self.past is not None:
-                table = table.filter(pc.fill_null(pc.greater(table.column(self.spec.watermark), self.past), False))
+                table = table.filter(pc.fill_null(pc.greater(table.column(self.spec.watermark), self.past), True))
             yield from table.to_batches()
 
     def batches(self, fast: bool, misfits: dict[str, Misfit]) -> Iterator[pa.Table]:
