@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import table_rows
 
 from my_package.commands.register import NewTable, register_table
-from my_package.common.bookkeeping import read_state
+from my_package.common.bookkeeping import decode_watermark, read_state
 from my_package.common.db import make_engine
 from my_package.common.runs import resolve_run
 from my_package.errors import PipelineError
@@ -140,11 +140,10 @@ def api_project(api, tmp_path, monkeypatch):
     "Write settings.ini with a source `api` (the local server) and one table section; return its path."
     monkeypatch.setenv("API_TOKEN", TOKEN)
 
-    def write(table: str, chunk_size: int = 2) -> Path:
+    def write(table: str, chunk_size: int = 2, warehouse: str = f"sqlite:///{tmp_path / 'warehouse.db'}") -> Path:
         path = tmp_path / "settings.ini"
         path.write_text(
-            f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\napi = {api.url}\n"
-            f"warehouse = sqlite:///{tmp_path / 'warehouse.db'}\n{table}"
+            f"[pipeline]\nchunk_size = {chunk_size}\n[profile:default]\napi = {api.url}\nwarehouse = {warehouse}\n{table}"
         )
         monkeypatch.setenv("MY_PACKAGE_SETTINGS", str(path))
         return path
@@ -215,6 +214,32 @@ def test_a_record_with_no_watermark_is_read_by_every_incremental_load(api, api_p
     assert load("flights") == 8
     rows = dict(r[:2] for r in table_rows(warehouse(tmp_path), "flights"))  # id: carrier
     assert rows[8] == "B6" and len(rows) == 8
+
+
+def test_a_full_and_an_incremental_load_land_exact_in_a_postgresql_warehouse(api, api_project, pg_databases):
+    "Both kinds of load from the API, into PostgreSQL: every value as the API gave it, the types the pages say."
+    api.records.append({**record(8), "crew": None})
+    recent = flights_section(
+        "next", "mode = incremental\nwatermark = updated_at\nwatermark_param = updated_since\ncolumns = delay float"
+    ).replace("[table:flights]", "[table:recent]")
+    api_project(flights_section("page") + "\n" + recent, warehouse=pg_databases["warehouse"])
+    engine = make_engine(pg_databases["warehouse"])
+    try:
+        assert load("flights") == 8 and load("recent") == 8
+        columns = {c["name"]: str(c["type"]) for c in sa.inspect(engine).get_columns("flights")}
+        assert (columns["id"], columns["delay"], columns["crew"]) == ("BIGINT", "DOUBLE PRECISION", "TEXT"), columns
+        api.records[2] = {**record(3, day=2), "carrier": "B6"}  # changed since
+        api.records.append(record(9, day=2))  # new
+        api.requests.clear()
+        assert load("flights") == 9 and load("recent") == 9
+        assert any("updated_since=2024-01-01T00%3A00%3A08" in r for r in api.requests), api.requests
+        for table in ("flights", "recent"):
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text(f"SELECT id, carrier, delay, crew, updated_at FROM {table}"))
+                assert sorted(tuple(r) for r in rows) == expected(api.records), table
+        assert decode_watermark(read_state(engine, "recent")["watermark"]) == "2024-01-02T00:00:09"
+    finally:
+        engine.dispose()  # the fixture drops the database after the test
 
 
 def fail_load(message: str) -> PipelineError:
