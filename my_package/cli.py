@@ -248,7 +248,9 @@ def new_table(
     source: Annotated[
         str,
         typer.Option(
-            "--source", help="A table in the source database, or a SELECT; from a folder source, a file or a glob."
+            "--source",
+            help="A table in the source database, or a SELECT; from a folder source, a file or a glob; from a web "
+            "API, its endpoint (relative to the API's URL).",
         ),
     ],
     key: Annotated[str, typer.Option("--key", help="Primary key column(s), comma separated.")],
@@ -267,6 +269,30 @@ def new_table(
     ] = False,
     checks: CheckOption = None,
     profile: ProfileOption = None,
+    records: Annotated[
+        str | None,
+        typer.Option(help="Web API: the dotted path of each answer's list of records (data.items)."),
+    ] = None,
+    paginate: Annotated[
+        str | None,
+        typer.Option(help="Web API: how pages follow: page (numbers), offset, or next (a link)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Web API: records asked for per page.")] = None,
+    next_link: Annotated[
+        str | None,
+        typer.Option("--next", help="Web API, --paginate next: the link's dotted path (links.next)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Web API: a header to send (repeat it): 'Authorization: Bearer ${API_TOKEN}' in single quotes, the token "
+            "read from the environment or .env at each request, never written.",
+        ),
+    ] = None,
+    watermark_param: Annotated[
+        str | None,
+        typer.Option(help="Web API, --incremental: the query parameter that sends the last watermark."),
+    ] = None,
 ) -> None:
     """Register a new table in settings.ini, regenerate prefect.yaml, and optionally run it once.
 
@@ -274,12 +300,19 @@ def new_table(
     read), the key and watermark columns are among its columns; nothing is written when a check fails.
 
     Example: python -m my_package new-table seattle_weather --source seattle_weather --key date --run
+
     From files: python -m my_package new-table trips --from exports --source "trips/*.parquet" --key id
+
+    From a web API: python -m my_package new-table flights --from api --source flights --key id
+    --records data.items --paginate page --header 'Authorization: Bearer ${API_TOKEN}'
     """
     from my_package.commands.register import NewTable, register_table
 
     settings = load_settings()
-    table = NewTable(name, source, key, incremental, schedule, description, origin, tuple(checks or ()), by_file)
+    api = dict(records=records, paginate=paginate, limit=limit, next=next_link, watermark_param=watermark_param)
+    api_keys = tuple((k, str(v)) for k, v in api.items() if v is not None) + tuple(("headers", h) for h in header or ())
+    checks = tuple(checks or ())
+    table = NewTable(name, source, key, incremental, schedule, description, origin, checks, by_file, api_keys)
     register_table(settings, table, notebook, profile)
     console.print(f"Registered [bold]{escape(name)}[/bold] in {settings.path} and regenerated prefect.yaml.")
     if notebook:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 from conftest import ROOT, fresh_clone
 
@@ -95,6 +99,38 @@ def newcomer_environment(project: Path) -> dict[str, str]:
     }
 
 
+DEPARTURES = [{"id": i, "origin": ["JFK", "LGA", "EWR"][i % 3], "gate": {"terminal": i % 8}} for i in range(1, 121)]
+API_TOKEN = "readme-api-token-1f2e"
+
+
+class DeparturesApi(BaseHTTPRequestHandler):
+    "The README's web API: `DEPARTURES` under /v1/departures, `limit` a page (`page=1, 2, ...`), for `API_TOKEN` only."
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if self.headers.get("Authorization") != f"Bearer {API_TOKEN}":
+            status, body = 401, {"error": "unauthorized"}
+        elif url.path != "/v1/departures":
+            status, body = 404, {"error": "no such endpoint"}
+        else:
+            limit, page = int(query.get("limit", 50)), int(query.get("page", 1))
+            status, body = 200, {"data": {"items": DEPARTURES[(page - 1) * limit : page * limit]}}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_HEAD(self):
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 def count(database: Path, sql: str) -> int:
     "The single number `sql` selects from a SQLite `database`."
     with sqlite3.connect(database) as conn:
@@ -108,6 +144,9 @@ def test_the_readme_commands_work_in_order_on_a_fresh_clone(tmp_path):
     script = project.parent / "readme.sh"
     script.write_text(readme_script((project / "README.md").read_text()))
     env = newcomer_environment(project)
+    api = ThreadingHTTPServer(("127.0.0.1", 0), DeparturesApi)  # "Tables from a web API" reads it
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    env |= {"FLIGHTS_API_URL": f"http://127.0.0.1:{api.server_address[1]}/v1", "FLIGHTS_API_TOKEN": API_TOKEN}
 
     process = subprocess.Popen(
         ["bash", str(script)],
@@ -126,6 +165,8 @@ def test_the_readme_commands_work_in_order_on_a_fresh_clone(tmp_path):
         output, _ = process.communicate()
         output += f"\n(killed after {TIMEOUT} s)"
     finally:  # even when killed: stop the README's server (a no-op when the script's trap did)
+        api.shutdown()
+        api.server_close()
         left_running = (project / ".prefect" / "server.json").exists()
         subprocess.run(
             [str(project / ".venv" / "bin" / "python"), "-m", "my_package", "server", "stop"],
@@ -147,6 +188,8 @@ def test_the_readme_commands_work_in_order_on_a_fresh_clone(tmp_path):
     assert count(warehouse, "SELECT count(*) FROM late_flights") == count(source, late) > 0  # written by hand
     assert count(warehouse, "SELECT sum(late_flights) FROM late_by_carrier") == count(source, late)  # derived
     assert (project / "nbs" / "tables" / "jfk_weather.ipynb").exists()  # a table's own notebook
+    assert count(warehouse, "SELECT count(DISTINCT id) FROM departures") == len(DEPARTURES)  # from a web API
+    assert API_TOKEN not in (project / "settings.ini").read_text() and API_TOKEN not in output
     assert not left_running, "the script's trap did not stop the README's Prefect server"
     # the index after make run (and the README's own tables): every table and transform drawn with its status,
     # a click on flights opens its report (chromium; a screenshot is kept in reports/)

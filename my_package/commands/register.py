@@ -13,12 +13,12 @@ from pathlib import Path
 
 from ..common.db import make_engine
 from ..common.declared_checks import source_check_problems, transform_check_problems
-from ..common.sources import open_source, table_problems
+from ..common.sources import open_source, source_kind, table_problems
 from ..common.transforms import transform_problems
 from ..dev.deployments import render_prefect_yaml
 from ..dev.scaffold import add_check_notebook, transform_cells, write_notebook, write_report_notebook
 from ..errors import PipelineError, UsageError
-from ..registry.settings import Settings, is_folder, is_select, parse_settings
+from ..registry.settings import Settings, is_select, parse_settings
 from ..reporting.render import GENERIC, report_notebook
 
 # %% auto #0
@@ -44,9 +44,10 @@ class NewTable:
     origin: str = "source"  # the profile's connection that holds it
     checks: tuple[str, ...] = ()  # declared checks, one each (see my_package.registry.settings)
     by_file: bool = False  # files: incremental by file (only new or changed files are read)
+    api: tuple[tuple[str, str], ...] = ()  # a web API's keys (`records`, `paginate`, ...): a header, once each
 
     def section(self, files: bool = False) -> str:
-        "Its `[table:NAME]` section (a SELECT becomes `query`, a name `source_table`; from a folder, `path`)."
+        "Its `[table:NAME]` section (a SELECT becomes `query`, a name `source_table`; from files or an API, `path`)."
         lines = [f"[table:{self.name}]"] + ([f"description = {self.description}"] if self.description else [])
         lines += [f"source = {self.origin}"] if self.origin != "source" else []
         lines += [
@@ -55,6 +56,9 @@ class NewTable:
         ]
         lines += [f"mode = incremental\nwatermark = {self.incremental}"] if self.incremental else []
         lines += ["mode = incremental"] if self.by_file and not self.incremental else []
+        headers = [value for key, value in self.api if key == "headers"]
+        lines += [f"{key} = {value}" for key, value in self.api if key != "headers"]
+        lines += ["headers =", *[f"    {h}" for h in headers]] if headers else []
         lines += [f"schedule = {self.schedule}"] if self.schedule else []
         return "\n".join(lines + checks_lines(self.checks)) + "\n"
 
@@ -115,8 +119,8 @@ def register_table(settings: Settings, table: NewTable, notebook: bool = False, 
         if notebook:
             start_report_notebook(updated, table.name)
 
-    try:  # a source that is a folder of files: the table names its files (`path`)
-        files = is_folder(settings.profile(profile).url(table.origin))
+    try:  # a source that is a folder of files or a web API: the table names its files or its endpoint (`path`)
+        files = source_kind(settings.profile(profile).url(table.origin)).by_path
     except PipelineError:
         files = False  # an unknown source: the checks below say so
     return register_entry(settings, table.name, table.section(files), problems, scaffold)

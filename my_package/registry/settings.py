@@ -33,13 +33,14 @@ from .check_kinds import Checks, identifier
 
 # %% auto #0
 __all__ = ['SELECT', 'Name', 'Identifier', 'Columns', 'Names', 'FunctionRef', 'Cron', 'Select', 'Positive', 'COLUMN_TYPES',
-           'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'FLOWS', 'FOLDER_SCHEMES', 'WORK_POOL', 'Slots', 'FIXES',
-           'SECTIONS', 'REGISTRIES', 'identifier_field', 'comma_list', 'prefect_croniter', 'cron', 'is_select',
-           'select_statement', 'column_types', 'Entry', 'TableSpec', 'TransformSpec', 'expand_env', 'expand_url',
-           'absolute_sqlite', 'is_folder', 'absolute_folder', 'Profile', 'PipelineSection', 'AlertsSection',
-           'two_or_more', 'DeploymentsSection', 'ReportsSection', 'profile_name', 'Settings', 'problem_line',
-           'build_section', 'check_registry', 'transform_order', 'entry_inputs', 'load_order', 'read_ini',
-           'parse_settings', 'read_settings_file', 'find_settings_path', 'load_settings', 'urls_to_mask']
+           'COLUMN_TYPE', 'ColumnTypes', 'FilePattern', 'Headers', 'FLOWS', 'HTTP_OPTIONS', 'FOLDER_SCHEMES',
+           'WORK_POOL', 'Slots', 'FIXES', 'SECTIONS', 'REGISTRIES', 'identifier_field', 'comma_list',
+           'prefect_croniter', 'cron', 'is_select', 'select_statement', 'column_types', 'header_lines', 'Entry',
+           'TableSpec', 'TransformSpec', 'expand_env', 'expand_url', 'absolute_sqlite', 'is_folder', 'absolute_folder',
+           'Profile', 'PipelineSection', 'AlertsSection', 'two_or_more', 'DeploymentsSection', 'ReportsSection',
+           'profile_name', 'Settings', 'problem_line', 'build_section', 'check_registry', 'transform_order',
+           'entry_inputs', 'load_order', 'read_ini', 'parse_settings', 'read_settings_file', 'find_settings_path',
+           'load_settings', 'urls_to_mask']
 
 # %% ../../nbs/01_registry.settings.ipynb #cc30e3ab
 def identifier_field(name: str, info: ValidationInfo) -> str:
@@ -129,6 +130,24 @@ def column_types(value: Any) -> Any:
 ColumnTypes = Annotated[tuple[tuple[str, str], ...], BeforeValidator(column_types)]
 FilePattern = Annotated[str, StringConstraints(pattern=r"^[^/\\][^\x00]*$", min_length=1)]
 
+
+def header_lines(value: Any) -> Any:
+    "Parse `Name: value` lines (one header each) into `(('Name', 'value'), ...)`; the values stay as written (${VAR}s)."
+    if not isinstance(value, str):
+        return value
+    found = []
+    for line in filter(None, (row.strip() for row in value.splitlines())):
+        name, colon, text = line.partition(":")
+        if not (colon and re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.strip())):
+            raise ValueError(
+                f"cannot read {line!r}: write one `Name: value` a line, e.g. `Authorization: Bearer ${{API_TOKEN}}`"
+            )
+        found.append((name.strip(), text.strip()))
+    return tuple(found)
+
+
+Headers = Annotated[tuple[tuple[str, str], ...], BeforeValidator(header_lines)]
+
 # %% ../../nbs/01_registry.settings.ipynb #b56890d9
 FLOWS = {"table": ("ingestion", "ingest"), "transform": ("transform", "transform")}  # kind: (module, flow prefix)
 
@@ -173,6 +192,19 @@ class Entry(BaseModel):
         return self
 
 # %% ../../nbs/01_registry.settings.ipynb #b56890da
+HTTP_OPTIONS = (
+    "records",
+    "paginate",
+    "page_param",
+    "limit",
+    "limit_param",
+    "next",
+    "headers",
+    "watermark_param",
+    "timeout",
+)
+
+
 class TableSpec(Entry):
     "One registered table: where its rows come from and how they are keyed and loaded."
 
@@ -188,6 +220,15 @@ class TableSpec(Entry):
     header: bool = True  # CSV: False names the columns f0, f1, ...
     encoding: str | None = None  # CSV: default UTF-8
     null_values: Annotated[tuple[str, ...], BeforeValidator(comma_list)] | None = None  # CSV: the texts read as NULL
+    records: str | None = None  # http: the dotted path of each response's list of records (None: the response is it)
+    paginate: Literal["page", "offset", "next"] | None = None  # http: how one page leads to the next (None: one page)
+    page_param: str | None = None  # http: the query parameter of the page number or offset (default `page`/`offset`)
+    limit: Positive | None = None  # http: records asked for per page, sent as `limit_param` (default `limit`)
+    limit_param: str | None = None
+    next: str | None = None  # http, paginate = next: the dotted path of the next page's URL (default `next`)
+    headers: Headers = ()  # http: `Name: value` lines, their ${VAR}s expanded only when a request is sent
+    watermark_param: str | None = None  # http, incremental: the query parameter that carries the stored watermark
+    timeout: Annotated[float, Field(gt=0)] | None = None  # http: seconds a response may take (default 30)
     mode: Literal["full", "incremental"] = "full"
     watermark: Identifier | None = None  # incremental: a column that grows with every insert and update
     schema_drift: Literal["fail", "add_columns"] = "fail"
@@ -197,7 +238,7 @@ class TableSpec(Entry):
     definitions: ClassVar[dict[str, str]] = {
         "source_table": "a table in the source database",
         "query": "a SELECT",
-        "path": "files in a folder source",
+        "path": "files in a folder source, or a web API's endpoint",
     }
 
     def example_definition(self) -> str:
@@ -215,6 +256,13 @@ class TableSpec(Entry):
         ]
         if file_options and not self.path:
             raise ValueError(f"{', '.join(file_options)}: only a table read from files (`path = ...`) takes these")
+        http_options = [k for k in HTTP_OPTIONS if getattr(self, k)]
+        if http_options and not self.path:
+            raise ValueError(f"{', '.join(http_options)}: only a table read from a web API (`path = ...`) takes these")
+        if self.watermark_param and not self.watermark:
+            raise ValueError(
+                "watermark_param: sends the stored watermark, so it needs `watermark = COLUMN` (incremental)"
+            )
         if self.mode == "incremental" and not self.watermark and not self.path:
             raise ValueError(
                 "watermark: an incremental table needs a watermark column that grows with every insert and update, "

@@ -225,13 +225,13 @@ def freshness_words(found: Freshness | None) -> str:
 # %% ../../nbs/21_reporting.index.ipynb #ecbd2493
 def source_kind(settings: Settings, profile: str, source: str) -> str:
     "What a profile's source is, in a word or two (`sqlite database`, `files`), never its URL."
-    from my_package.registry.settings import is_folder
+    from my_package.common.sources import describe_source  # its kind says it (a web API: `http api`)
 
     try:
         url = settings.profile(profile).url(source)
     except PipelineError:
         return "not in this profile"
-    return "files" if is_folder(url) else f"{url.split(':', 1)[0].split('+')[0]} database"
+    return describe_source(url)
 
 
 def lineage_svg(settings: Settings, profile: str, rows: list[dict]) -> str:

@@ -19,8 +19,9 @@ from ...errors import PipelineError
 from ...registry.settings import TableSpec, is_folder
 
 # %% auto #0
-__all__ = ['SOURCE_KINDS', 'SourceKind', 'open_folder', 'open_database', 'database_words', 'source_kind', 'open_source',
-           'describe_source', 'as_source', 'check_source', 'column_problems', 'table_problems']
+__all__ = ['SOURCE_KINDS', 'SourceKind', 'open_folder', 'open_http', 'is_web_api', 'open_database', 'database_words',
+           'source_kind', 'open_source', 'describe_source', 'as_source', 'check_source', 'column_problems',
+           'table_problems']
 
 # %% ../../../nbs/15_common.sources.ipynb #97d37274
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SourceKind:
     serves: Callable[[str], bool]
     open: Callable[[str], Source]
     words: Callable[[str], str]
+    by_path: bool = False  # its tables name their rows with `path =` (files, an endpoint), not a table or a query
 
 
 def open_folder(url: str) -> Source:
@@ -38,6 +40,18 @@ def open_folder(url: str) -> Source:
     from my_package.common.sources.files import folder_source  # pyarrow's filesystems: only when a folder is read
 
     return folder_source(url)
+
+
+def open_http(url: str) -> Source:
+    "The web API at `url`."
+    from my_package.common.sources.http import http_source  # httpx: only when an API is read
+
+    return http_source(url)
+
+
+def is_web_api(url: str) -> bool:
+    "True when a source is a web API (an http:// or https:// URL)."
+    return url.startswith(("http://", "https://"))
 
 
 def open_database(url: str) -> Source:
@@ -52,7 +66,8 @@ def database_words(url: str) -> str:
 
 
 SOURCE_KINDS = (
-    SourceKind("files", is_folder, open_folder, lambda url: "files"),
+    SourceKind("files", is_folder, open_folder, lambda url: "files", by_path=True),
+    SourceKind("http", is_web_api, open_http, lambda url: "http api", by_path=True),
     SourceKind("database", lambda url: True, open_database, database_words),
 )
 
@@ -63,7 +78,7 @@ def source_kind(url: str) -> SourceKind:
 
 
 def open_source(url: str) -> Source:
-    "The source at `url`: a database (its file must exist), or a folder of files."
+    "The source at `url`: a database (its file must exist), a folder of files, or a web API."
     return source_kind(url).open(url)
 
 
