@@ -187,12 +187,14 @@ def run(
 def render_and_print(names: list[str], profile: str | None, force: bool = False) -> list[str]:
     "Render the reports of `names` (those whose content changed, or all with `force`), print them, return the failed."
     from my_package.common.db import make_engine
+    from my_package.flows.orchestration import skip_flow_heartbeats
     from my_package.flows.reports import render_reports
     from my_package.reporting.index import refresh_index
     from my_package.reporting.render import fail_waiting, reports_dir
 
     try:
-        state = render_reports(tables=names, profile=profile, force=force, return_state=True)
+        with skip_flow_heartbeats():  # as the tables' runs: the flow ends as its work does (41_flows)
+            state = render_reports(tables=names, profile=profile, force=force, return_state=True)
         results = state.result(raise_on_failure=False, _sync=True)
         if not isinstance(results, list):
             raise PipelineError(f"render-reports failed: {state.message}")

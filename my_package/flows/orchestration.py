@@ -19,7 +19,7 @@ from ..common.runs import RunOutcome
 from ..errors import TableLoadError
 from .factory import flow_of
 from ..registry.settings import Settings, entry_inputs, transform_order
-from ..tasks.runtime import call_api
+from ..tasks.runtime import call_api, prefect_settings_with
 
 Progress = Callable[[str, RunOutcome | None], None]  # called with a name before its flow, with its outcome after
 
@@ -102,17 +102,14 @@ def ensure_api() -> None:
 @contextlib.contextmanager
 def skip_flow_heartbeats() -> Iterator[None]:
     "Start the block's flow runs without Prefect's heartbeats, unless the settings set them or a flow run is around."
-    from prefect.context import FlowRunContext, SettingsContext, get_settings_context
+    from prefect.context import FlowRunContext, get_settings_context
 
     context = get_settings_context()
     # a value set by the user is a field set; Prefect's default of 180 s is not (and None is not set by a variable)
     if FlowRunContext.get() or "heartbeat_frequency" in context.settings.flows.model_fields_set:
         yield
         return
-    # the settings copied with the one value changed, as Prefect's temporary_settings enters them: it builds every
-    # setting again from the environment and the files first, which cost each command 0.2-0.8 s (None is valid here)
-    flows = context.settings.flows.model_copy(update={"heartbeat_frequency": None})
-    with SettingsContext(profile=context.profile, settings=context.settings.model_copy(update={"flows": flows})):
+    with prefect_settings_with({"flows.heartbeat_frequency": None}):  # None is a valid value: no heartbeats
         yield
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bcea

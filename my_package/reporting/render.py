@@ -14,10 +14,12 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
+from sqlalchemy.engine import Engine
 
 import my_package
 from ..common.runs import Stopwatch, TableRun, error_line
@@ -31,7 +33,7 @@ from .lineage import run_key
 __all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
            'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
            'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html',
-           'last_rendering', 'why_render', 'render_report', 'render_in_background']
+           'last_rendering', 'why_render', 'sign_alongside', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -332,6 +334,25 @@ WHAT_A_REPORT_SHOWS = {  # manifest key: what changed, in words (a notebook chan
     "page": "page template",
 }
 
+# %% ../../nbs/20_reporting.render.ipynb #ded5011f
+def sign_alongside(engine: Engine, table: str) -> Callable[[], str]:
+    "Start `data_signature(engine, table)` in a thread, beside the notebook's run; a function that waits for it."
+    from concurrent.futures import ThreadPoolExecutor
+
+    from my_package.common.db import warehouse_for
+    from my_package.common.reports import data_signature
+
+    # the signature reads every row of the table (a second for flights on SQLite), while a report's kernel mostly
+    # waits on its own process: side by side, a rendering pays the longer of the two. Not where one process at a
+    # time opens the warehouse (a DuckDB file): there the kernel would wait for the signature, or the other way round
+    if not warehouse_for(engine).shared_by_processes:
+        found = data_signature(engine, table)
+        return lambda: found
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-signature")
+    future = pool.submit(data_signature, engine, table)
+    pool.shutdown(wait=False)  # the thread ends with its one job
+    return future.result
+
 # %% ../../nbs/20_reporting.render.ipynb #25c7b919
 def render_report(
     run: TableRun, out_dir: Path | None = None, kernel: str = "python3", extra: dict | None = None, force: bool = False
@@ -342,7 +363,6 @@ def render_report(
     from papermill.exceptions import PapermillExecutionError
 
     from my_package.common.bookkeeping import latest_runs
-    from my_package.common.reports import data_signature
 
     out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)).resolve(), Stopwatch()
     notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
@@ -353,10 +373,12 @@ def render_report(
             "notebook": template.name,
             "digest": digest(template),
             "entry": digest_text(run.spec.model_dump_json()),
-            "data": data_signature(run.warehouse, run.name) if sa.inspect(run.warehouse).has_table(run.name) else None,
         }
+        signature = sign_alongside(run.warehouse, run.name) if sa.inspect(run.warehouse).has_table(run.name) else None
         latest = next((run_key(r["finished_at"]) for r in latest_runs(run.warehouse, run.name, limit=1)), None)
         last = last_rendering(out_dir, run.name)
+        if not force and why_render(last, page, shown | {"data": (last or {}).get("data")}) is None:
+            shown["data"] = signature() if signature else None  # all else as last time: the data decides
         if not force and why_render(last, page, shown) is None:  # the page stands for the latest run too
             record_report(out_dir, run.name, **(last | {"checked": latest}))  # a queued rendering not needed: dropped
             return ReportResult(run.name, notebook, page, None, unchanged=last["at"])
@@ -395,6 +417,7 @@ def render_report(
                 f"The executed notebook, with the error marked, is kept at {notebook}."
             ) from None
         to_html(notebook, page, rendered)
+        shown["data"] = signature() if signature else None
     except Exception as e:
         error = str(e) if isinstance(e, ReportError) else error_line(e)
         record_report(out_dir, run.name, status="failed", error=error, seconds=took(), **shown)

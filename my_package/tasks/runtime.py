@@ -5,9 +5,10 @@
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000004
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from prefect import get_run_logger
@@ -20,7 +21,7 @@ T = TypeVar("T")
 
 # %% auto #0
 __all__ = ['T', 'TRANSIENT_MARKERS', 'DATABASE_RETRIES', 'API_PATIENCE', 'is_transient', 'retry_if_transient', 'task_logger',
-           'log_wait', 'api_trouble', 'call_api']
+           'log_wait', 'api_trouble', 'prefect_settings_with', 'call_api']
 
 # %% ../../nbs/30_tasks.runtime.ipynb #b2000006
 TRANSIENT_MARKERS = (
@@ -92,15 +93,35 @@ def api_trouble(exc: BaseException) -> str | None:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None
 
+# %% ../../nbs/30_tasks.runtime.ipynb #1b1b65b9
+@contextlib.contextmanager
+def prefect_settings_with(updates: dict[str, object]) -> Iterator[None]:
+    "Prefect's settings in force with `updates` (dotted names: `client.max_retries`) for the block, copied, not rebuilt."
+    from prefect.context import SettingsContext, get_settings_context
+
+    # Prefect's own temporary_settings builds every setting again from the environment and the files first: 0.2-0.8 s a
+    # call on these machines, paid by every API call of a run (call_api) and every command (heartbeats off). Copies
+    # skip pydantic's validation, so the values given must be valid ones
+    def changed(model, path: list[str], value: object):
+        inner = value if len(path) == 1 else changed(getattr(model, path[0]), path[1:], value)
+        return model.model_copy(update={path[0]: inner})
+
+    context = get_settings_context()
+    settings = context.settings
+    for name, value in updates.items():
+        settings = changed(settings, name.split("."), value)
+    with SettingsContext(profile=context.profile, settings=settings):
+        yield
+
 # %% ../../nbs/30_tasks.runtime.ipynb #f0ab942e
 def call_api(call: Callable[[], T], what: str, patience: float = API_PATIENCE) -> T:
     "`call()` (a Prefect API call), tried again with backoff while the API's trouble passes; each retry logged."
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL
 
     deadline, pause = time.monotonic() + patience, 1.0
     while True:
         try:
-            with temporary_settings(updates={"client.max_retries": 0}):  # the retries are ours, and said
+            with prefect_settings_with({"client.max_retries": 0}):  # the retries are ours, and said
                 return call()
         except Exception as exc:
             trouble = api_trouble(exc)

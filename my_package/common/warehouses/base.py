@@ -223,6 +223,7 @@ class Warehouse:
     keeps_misfits = False  # it keeps a value its column's type refuses (SQLite's typing): a copy inside it is scanned
     in_memory: str | None = None  # the URL of an empty database of its kind in memory (None: it has none)
     counts_alongside = True  # read as a source, it counts a table's rows on another connection while they are read
+    shared_by_processes = True  # two processes may read it at once (a report's kernel and the command that renders it)
     # what a publish compares unless `[pipeline] changes` says (bench/bench_changes.py): values cost more than half
     # a load on SQLite and PostgreSQL, so by key only the rows added and removed
     changes_by_default = "rows"

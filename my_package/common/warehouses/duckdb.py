@@ -205,6 +205,7 @@ class DuckDBWarehouse(Warehouse):
     backend = "duckdb"
     in_memory = "duckdb:///:memory:"
     counts_alongside = False  # it opens its file for one connection at a time: a source's count waits for the checks
+    shared_by_processes = False  # one process at a time opens its file: readers in two processes take turns
     changes_by_default = "values"  # comparing every value costs about a tenth of its load (bench/bench_changes.py)
 
     @classmethod

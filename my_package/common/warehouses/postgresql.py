@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pyarrow is imported where rows move: a command that only ma
 T = TypeVar("T")
 
 # %% auto #0
-__all__ = ['T', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'REACHED', 'libpq_uri', 'refusal_fix', 'refusal_reason',
+__all__ = ['T', 'CONNECT_PATIENCE', 'REFUSALS', 'GONE', 'REACHED', 'COPY_BLOCK', 'libpq_uri', 'refusal_fix', 'refusal_reason',
            'connect_patiently', 'retry_refused_connections', 'arrow_native', 'readable', 'recreatable',
            'postgres_holder', 'postgres_lock', 'postgres_copy', 'PostgreSQLWarehouse']
 
@@ -177,6 +177,9 @@ def postgres_lock(warehouse: Engine, name: str, timeout: float) -> Iterator[None
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #a711a1ea
+COPY_BLOCK = 1 << 20  # bytes of COPY data written at once: the memory of a PostgreSQL -> PostgreSQL copy stays flat
+
+
 def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: str, columns: list[sa.Column]) -> int:
     "Create `staging` with `columns` and pipe `stmt` into it with binary COPY, in one transaction; return the rows."
     target = sa.Table(staging, sa.MetaData(), *[sa.Column(c.name, c.type, nullable=c.nullable) for c in columns])
@@ -192,8 +195,14 @@ def postgres_copy(source: Engine, warehouse: Engine, stmt: sa.Select, staging: s
             reader.copy(f"COPY ({compile_sql(source, stmt)}) TO STDOUT (FORMAT BINARY)") as out,
             writer.copy(f"COPY {quote(staging)} ({names}) FROM STDIN (FORMAT BINARY)") as into,
         ):
+            # psycopg reads a row a call; it is written a block at a time (a call a row cost 0.1 s more in 300k)
+            block = bytearray()
             for data in out:
-                into.write(data)
+                block += data
+                if len(block) >= COPY_BLOCK:
+                    into.write(block)
+                    block = bytearray()
+            into.write(block)
         return writer.rowcount
 
 # %% ../../../nbs/11_common.warehouses.postgresql.ipynb #b6da437a
