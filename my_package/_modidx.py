@@ -1436,6 +1436,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'my_package/reporting/index.py'),
                                             'my_package.reporting.index.refresh_index': ( 'reporting.index.html#refresh_index',
                                                                                           'my_package/reporting/index.py'),
+                                            'my_package.reporting.index.registry_now': ( 'reporting.index.html#registry_now',
+                                                                                         'my_package/reporting/index.py'),
                                             'my_package.reporting.index.report_state': ( 'reporting.index.html#report_state',
                                                                                          'my_package/reporting/index.py'),
                                             'my_package.reporting.index.run_words': ( 'reporting.index.html#run_words',

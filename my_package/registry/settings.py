@@ -478,7 +478,7 @@ class Settings(BaseModel):
         for key, raw in self.raw_profiles[name].items():
             where = f"{self.path.name} [profile:{name}] {key}"
             url = expand_url(raw, where)
-            if key != "warehouse" and is_folder(url):
+            if key != "warehouse" and not re.match(r"^[a-z][a-z0-9+]*://", url):  # a path: relative to settings.ini
                 urls[key] = absolute_folder(url, self.path.parent)
                 continue
             if not re.match(r"^[a-z][a-z0-9+]*://", url):

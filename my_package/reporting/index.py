@@ -35,7 +35,8 @@ from .render import KIT_SCRIPT, KIT_STYLE, read_manifest, reports_dir, write_ato
 
 # %% auto #0
 __all__ = ['INDEX_TEMPLATE', 'TRACE_SCRIPT', 'report_state', 'runs_since', 'checks_words', 'run_words', 'index_rows', 'when_iso',
-           'freshness_words', 'source_kind', 'lineage_svg', 'runs_script', 'write_index', 'refresh_index']
+           'freshness_words', 'source_kind', 'lineage_svg', 'runs_script', 'registry_now', 'write_index',
+           'refresh_index']
 
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b8d
 INDEX_TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
@@ -277,12 +278,23 @@ def runs_script(settings: Settings, history: dict[str, list[dict]], reports: dic
         tables[spec.name] = {"runs": runs, "report": report}
     return f"window.kitRuns = {json.dumps({'tables': tables}, indent=1)};\n"
 
+# %% ../../nbs/21_reporting.index.ipynb #f4c6890c
+def registry_now(settings: Settings) -> Settings:
+    "The registry as `settings`' file says it now (a table registered since a process read it included); `settings` when the file cannot be read."
+    from my_package.registry.settings import load_settings
+
+    try:
+        return load_settings(settings.path)  # parsed again only when the file's text changed
+    except (OSError, PipelineError):  # settings made in memory, or a file being edited: as the process read them
+        return settings
+
 # %% ../../nbs/21_reporting.index.ipynb #e7f08b90
 def write_index(settings: Settings, warehouse: Engine, profile: str) -> Path:
     "Write the profile's index (every table and transform), its runs.js, and the top index of profiles; return the profile's."
     out_dir = reports_dir(settings, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(out_dir.parent / ".index.lock", timeout=120):  # one writer at a time: see above
+        settings = registry_now(settings)
         page = out_dir / "index.html"
         history = run_history(warehouse)
         rows = index_rows(settings, warehouse, out_dir, history)
