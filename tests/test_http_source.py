@@ -349,8 +349,11 @@ def test_new_table_from_an_api_checks_the_endpoint_and_writes_no_secret(api, api
 
 # not `flights`: the demo ships a report notebook of that name
 def test_a_table_from_an_api_runs_with_its_report_from_the_command_line_and_no_secret_shows(
-    cli, prefect_server, api, tmp_path
+    cli, prefect_server, api, tmp_path, monkeypatch
 ):
+    # the token comes from the project's .env alone: a variable set in the environment wins over .env (as dotenv
+    # does), and a test before this one in the same worker may have left another token there
+    monkeypatch.delenv("API_TOKEN", raising=False)
     settings = tmp_path / "settings.ini"
     settings.write_text(f"[profile:default]\napi = {api.url}\nwarehouse = sqlite:///{tmp_path / 'warehouse.db'}\n")
     (tmp_path / ".env").write_text(f"API_TOKEN={TOKEN}\n")  # where a project keeps its token
