@@ -349,7 +349,9 @@ def sign_alongside(engine: Engine, table: str) -> Callable[[], str]:
         found = data_signature(engine, table)
         return lambda: found
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-signature")
-    future = pool.submit(data_signature, engine, table)
+    # in this run's context: a Ctrl-C interrupts the signature's statement too (common.cancel), as it did in the
+    # main thread, and the command does not wait for it at its end
+    future = pool.submit(contextvars.copy_context().run, data_signature, engine, table)
     pool.shutdown(wait=False)  # the thread ends with its one job
     return future.result
 
