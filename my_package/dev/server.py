@@ -5,6 +5,7 @@
 # %% ../../nbs/50_dev.server.ipynb #a1000004
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,11 +23,11 @@ from ..errors import PipelineError, UsageError
 from ..reporting.background import wait_for_background
 
 # %% auto #0
-__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'prefect_settings', 'health', 'healthy', 'state_file',
+__all__ = ['SERVER_PORT', 'STARTUP_TIMEOUT', 'SLOW_IMPORTS', 'BUSY_PAUSES', 'prefect_settings', 'health', 'healthy', 'state_file',
            'process_home', 'project_server', 'running_server', 'skip_slow_imports', 'apply_prefect_settings',
-           'prepare_notebook_tests', 'free_port', 'port_in_use', 'wait_until_healthy', 'start_server', 'project_port',
-           'start_project_server', 'stop_project_server', 'is_project_server', 'runner_line', 'server_action',
-           'worker_command', 'lab_command']
+           'prepare_notebook_tests', 'free_port', 'port_in_use', 'wait_until_healthy', 'read_request', 'RetryWhenBusy',
+           'serve_prefect', 'start_server', 'project_port', 'start_project_server', 'stop_project_server',
+           'is_project_server', 'runner_line', 'server_action', 'worker_command', 'lab_command']
 
 # %% ../../nbs/50_dev.server.ipynb #a1000006
 SERVER_PORT = 4200  # the local server's port, unless PREFECT_PORT says otherwise
@@ -152,11 +153,78 @@ def wait_until_healthy(api: str, process: subprocess.Popen, log: Path, timeout: 
             raise PipelineError(f"The Prefect server did not start within {timeout:.0f} s (log: {log}):\n{tail}")
         time.sleep(0.5)
 
+# %% ../../nbs/50_dev.server.ipynb #a100000e6
+BUSY_PAUSES = (0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)  # seconds before each new try of a request answered 503
+
+
+async def read_request(receive: Callable) -> list[dict]:
+    "The ASGI messages of a request's whole body (the Prefect API's requests are small JSON documents)."
+    messages = [await receive()]
+    while messages[-1]["type"] == "http.request" and messages[-1].get("more_body"):
+        messages.append(await receive())
+    return messages
+
+
+class RetryWhenBusy:
+    "An ASGI app: `app`, with each request answered 503 tried again after each of `pauses`, the last 503 sent on."
+
+    # No library does this (Starlette's and uvicorn's middlewares never replay a request), so it is written here: an
+    # ASGI app is a coroutine of (scope, receive, send), and a try whose answer starts with 503 is simply not sent on.
+    def __init__(self, app: Callable, pauses: tuple[float, ...] = BUSY_PAUSES):
+        self.app, self.pauses = app, pauses
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":  # the lifespan and websockets go straight through
+            return await self.app(scope, receive, send)
+        request = await read_request(receive)
+        for pause in self.pauses:
+            if not await self.answer(scope, request, receive, send, hold_busy=True):
+                return
+            await asyncio.sleep(pause)
+        await self.answer(scope, request, receive, send, hold_busy=False)
+
+    async def answer(self, scope: dict, request: list, receive: Callable, send: Callable, hold_busy: bool) -> bool:
+        "Let the app answer one try; True when its answer was a 503 that was held back."
+        replay, busy = list(request), False
+
+        async def receive_again() -> dict:
+            return replay.pop(0) if replay else await receive()  # then what comes after the body: a disconnect
+
+        async def send_unless_busy(message: dict) -> None:
+            nonlocal busy
+            busy = busy or (hold_busy and message["type"] == "http.response.start" and message["status"] == 503)
+            if not busy:
+                await send(message)
+
+        try:
+            await self.app(dict(scope), receive_again, send_unless_busy)  # a copy: routing writes into the scope
+        except Exception:
+            if not busy:  # Starlette raises again after sending the 503 of an error: that one is tried again
+                raise
+        return busy
+
+# %% ../../nbs/50_dev.server.ipynb #a100000e9
+def serve_prefect(host: str, port: int) -> None:
+    "Run Prefect's server (API, UI, services) on `host`:`port` here, as `prefect server start` does, wrapped."
+    skip_slow_imports()
+    import uvicorn
+    from prefect.server.api.server import create_app
+    from prefect.settings import get_current_settings
+
+    server = get_current_settings().server
+    uvicorn.run(
+        RetryWhenBusy(create_app(final=True)),
+        host=host,
+        port=port,
+        timeout_keep_alive=server.api.keepalive_timeout,
+        log_level=server.logging_level.lower(),
+    )
+
 # %% ../../nbs/50_dev.server.ipynb #a100000f
 def start_server(
     home: Path, port: int, log: Path, timeout: float = STARTUP_TIMEOUT, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
-    "Start `prefect server start` on 127.0.0.1:`port` with its state under `home` (and `env`, e.g. its database)."
+    "Start Prefect's server (`serve_prefect`) on 127.0.0.1:`port` with its state under `home` (and `env`, e.g. its database)."
     if port_in_use(port):
         raise PipelineError(
             f"Port {port} on 127.0.0.1 is in use (another program, or another project's Prefect server): "
@@ -165,10 +233,10 @@ def start_server(
     home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})}
     env.pop("PREFECT_API_URL", None)
-    prefect = Path(sys.executable).parent / "prefect"
+    serve = f"from my_package.dev.server import serve_prefect; serve_prefect('127.0.0.1', {port})"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-c", serve],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
