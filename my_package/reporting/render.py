@@ -32,8 +32,8 @@ from .lineage import run_key
 # %% auto #0
 __all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
            'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
-           'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html',
-           'last_rendering', 'why_render', 'sign_alongside', 'render_report', 'render_in_background']
+           'file_beside', 'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text',
+           'to_html', 'last_rendering', 'why_render', 'sign_alongside', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -109,16 +109,21 @@ def check_kernel(name: str) -> None:
         ) from None
 
 # %% ../../nbs/20_reporting.render.ipynb #5a1f0002
-def write_atomically(path: Path, text: str) -> None:
-    "Write `text` to `path` through a temporary file and one rename (readers see the old file or the new one)."
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
+def file_beside(path: Path) -> Path:
+    "A new empty file next to `path`, hidden and as readable as any file: one writer's, then renamed over `path`."
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
     umask = os.umask(0)  # the standard library reads the umask only by setting it: put it straight back
     os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)  # a temporary file is private (0600); a report is as readable as any file
-    os.replace(tmp.name, path)
+    os.chmod(name, 0o666 & ~umask)  # a temporary file is private (0600); a report is as readable as any file
+    return Path(name)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    "Write `text` to `path` through a temporary file and one rename (readers see the old file or the new one)."
+    temporary = file_beside(path)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 # %% ../../nbs/20_reporting.render.ipynb #5a1f0004
 def read_manifest(directory: Path) -> dict[str, dict]:
@@ -306,7 +311,7 @@ def to_html(notebook: Path, target: Path, rendered: dict | None = None) -> None:
         exclude_output_prompt=True,
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources={"kit": rendered})
-    target.write_text(body, encoding="utf-8")
+    write_atomically(target, body)  # a browser reloading it meanwhile shows the old page or the new one
 
 # %% ../../nbs/20_reporting.render.ipynb #25c7b919a
 def last_rendering(directory: Path, name: str) -> dict | None:
@@ -394,31 +399,41 @@ def render_report(
         log = run.settings.path.parent / ".prefect" / "reports.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         os.environ[REPORT_LOG] = str(log)  # the kernel says its waits there, not in the page (common.waits)
-        try:  # a fresh context per run: see the papermill trap above
-            contextvars.Context().run(
-                papermill.execute_notebook,
-                str(template),
-                str(notebook),
-                parameters=parameters,
-                kernel_name=kernel,
-                # the kernel starts in the project; papermill's `cwd=` would chdir the process that threads share
-                resources={"metadata": {"path": str(run.project)}},
-                progress_bar=False,
-                log_output=False,
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-                start_timeout=180,  # a kernel's start on a busy machine (papermill's default: 60 s)
-                # after a cell's reply nbclient waits 4 s for its last outputs, then drops them with a logged warning
-                # only: on a busy machine, a page without its chart. Wait longer; fail the report if they never come
-                iopub_timeout=60,
-                raise_on_iopub_timeout=True,
-            )
-        except PapermillExecutionError as e:
-            to_html(notebook, page, rendered)
-            raise ReportError(
-                f"Report of table {run.name!r} failed in cell {e.exec_count or e.cell_index} ({e.ename}: {e.evalue}). "
-                f"The executed notebook, with the error marked, is kept at {notebook}."
-            ) from None
-        to_html(notebook, page, rendered)
+        # executed into a file of its own, renamed into place with its page written: papermill rewrites its output
+        # after every cell, and a second rendering of the table at once (`report` beside the one a `run` started
+        # in the background) would read it half written
+        executed = file_beside(notebook)
+        try:
+            try:  # a fresh context per run: see the papermill trap above
+                contextvars.Context().run(
+                    papermill.execute_notebook,
+                    str(template),
+                    str(executed),
+                    parameters=parameters,
+                    kernel_name=kernel,
+                    # the kernel starts in the project; papermill's `cwd=` would chdir the process threads share
+                    resources={"metadata": {"path": str(run.project)}},
+                    progress_bar=False,
+                    log_output=False,
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                    start_timeout=180,  # a kernel's start on a busy machine (papermill's default: 60 s)
+                    # after a cell's reply nbclient waits 4 s for its last outputs, then drops them with a logged
+                    # warning only: on a busy machine, a page without its chart. Wait longer; fail the report if they
+                    # never come
+                    iopub_timeout=60,
+                    raise_on_iopub_timeout=True,
+                )
+            except PapermillExecutionError as e:
+                to_html(executed, page, rendered)
+                os.replace(executed, notebook)
+                raise ReportError(
+                    f"Report of table {run.name!r} failed in cell {e.exec_count or e.cell_index} "
+                    f"({e.ename}: {e.evalue}). The executed notebook, with the error marked, is kept at {notebook}."
+                ) from None
+            to_html(executed, page, rendered)
+            os.replace(executed, notebook)
+        finally:
+            executed.unlink(missing_ok=True)  # a rendering that failed otherwise (its kernel died) leaves no file
         shown["data"] = signature() if signature else None
     except Exception as e:
         error = str(e) if isinstance(e, ReportError) else error_line(e)
