@@ -3,7 +3,10 @@
   start-up     `python -m my_package tables` must answer in under 2 s (median), by itself
   the runner   `run flights --no-reports` from PostgreSQL into PostgreSQL (336,776 rows) with the project's server
                and runner up (`server start`), vs the same command by itself (MY_PACKAGE_RUNNER names no runner);
-               the goal is at most 1.5 s through the runner (ingestr's Go binary: 1.17 s on the same machine)
+               the goal is at most 1.5 s through the runner (ingestr's Go binary: 1.17 s on the same machine),
+               beside the database's own work for the same guarantees: the statements the load sends, by
+               themselves from one warm psycopg connection (the piped binary COPY, the key's constraint, the
+               comparison with the previous table by key), each timed
 
 Run: make bench   (or .venv/bin/python bench/bench_cli.py [--runs 9] [--load-runs 3] [--no-load])
 """
@@ -47,6 +50,47 @@ def figures(label: str, seconds: list[float]) -> str:
     return f"  {label:58} {statistics.median(seconds):6.2f} s  ({', '.join(f'{s:.2f}' for s in seconds)})"
 
 
+KEY = ("year", "month", "day", "hour", "minute", "carrier", "flight", "origin")  # flights' key in the demo
+
+
+def statements_alone(url: str) -> dict[str, float]:
+    "Seconds of each statement a keyed load of flights sends, run by themselves: the floor under the kit's load."
+    import psycopg
+
+    base = url.replace("postgresql+psycopg://", "postgresql://")
+    times = {}
+    with psycopg.connect(f"{base}/source") as src, psycopg.connect(f"{base}/warehouse") as wh:
+        start = time.perf_counter()
+        with wh.transaction():  # as the load does: create and fill in one transaction, blocks of 1 MB
+            wh.execute("DROP TABLE IF EXISTS bench_alone")
+            wh.execute("CREATE TABLE bench_alone (LIKE flights)")
+            with (
+                src.cursor().copy("COPY (SELECT * FROM flights) TO STDOUT (FORMAT BINARY)") as out,
+                wh.cursor().copy("COPY bench_alone FROM STDIN (FORMAT BINARY)") as into,
+            ):
+                block = bytearray()
+                for data in out:
+                    block += data
+                    if len(block) >= 1 << 20:
+                        into.write(block)
+                        block = bytearray()
+                into.write(block)
+        times["COPY"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with wh.transaction():
+            wh.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            wh.execute(f"ALTER TABLE bench_alone ADD PRIMARY KEY ({', '.join(KEY)})")
+        times["key"] = time.perf_counter() - start
+        start = time.perf_counter()
+        on = " AND ".join(f"n.{k} = o.{k}" for k in KEY)
+        wh.execute(f"SELECT count(*), count(o.{KEY[0]}) FROM bench_alone n LEFT JOIN flights o ON {on}").fetchone()
+        wh.execute("SELECT count(*) FROM flights").fetchone()
+        times["compare"] = time.perf_counter() - start
+        wh.execute("DROP TABLE bench_alone")
+        wh.commit()
+    return times
+
+
 def postgres_flights(runs: int) -> None:
     "`run flights` PostgreSQL -> PostgreSQL through the project's runner and by itself, in turn."
     import sqlalchemy as sa
@@ -68,10 +112,11 @@ def postgres_flights(runs: int) -> None:
             typed(base, "server", "start")
             try:
                 typed(base, "run", "flights", "--no-reports")  # the first load creates the table
-                served, alone = [], []
+                served, alone, floor = [], [], []
                 for _ in range(runs):  # in turn: a machine's pace that changes hurts both alike
                     served.append(typed(base, "run", "flights", "--no-reports"))
                     alone.append(typed(base, "run", "flights", "--no-reports", env=BY_ITSELF))
+                    floor.append(statements_alone(url))
             finally:
                 typed(base, "server", "stop")
     finally:
@@ -80,6 +125,12 @@ def postgres_flights(runs: int) -> None:
     print(figures("through the project's runner (goal <= 1.5 s; ingestr 1.17 s)", served))
     print(figures("by itself (Python, Prefect, pandas, pyarrow started again)", alone))
     print(f"  by itself / through the runner = {statistics.median(alone) / statistics.median(served):.2f}x")
+    steps = {step: statistics.median(f[step] for f in floor) for step in floor[0]}
+    print(figures("its statements by themselves: " + " + ".join(steps), [sum(f.values()) for f in floor]))
+    print("    " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in steps.items()))
+    print(
+        f"  through the runner / the statements by themselves = {statistics.median(served) / statistics.median(sum(f.values()) for f in floor):.2f}x"
+    )
 
 
 def main() -> None:
