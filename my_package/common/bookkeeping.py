@@ -266,7 +266,7 @@ def latest_runs(warehouse: Engine, table: str, limit: int = 5) -> list[dict]:
 
 # %% ../../nbs/17_common.bookkeeping.ipynb #e5a00014
 def last_runs(warehouse: Engine) -> dict[str, dict]:
-    "Each table's latest run (status, finished_at, seconds, checks, error, changes), by table name."
+    "Each table's latest run (status, finished_at, checks, error), by table name."
     if not sa.inspect(warehouse).has_table(RUNS_TABLE):
         return {}
     runs = RUNS
@@ -275,13 +275,7 @@ def last_runs(warehouse: Engine) -> dict[str, dict]:
     )
     same = sa.and_(runs.c.table_name == latest.c.table_name, runs.c.finished_at == latest.c.at)
     stmt = sa.select(
-        runs.c.table_name,
-        runs.c.status,
-        runs.c.finished_at,
-        runs.c.seconds,
-        runs.c.checks,
-        runs.c.error,
-        runs.c.changes,
+        runs.c.table_name, runs.c.status, runs.c.finished_at, runs.c.checks, runs.c.error, runs.c.changes
     ).join(latest, same)
     with warehouse.connect() as conn:
         return {r["table_name"]: dict(r) for r in conn.execute(stmt).mappings()}

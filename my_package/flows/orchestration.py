@@ -24,9 +24,8 @@ from ..tasks.runtime import call_api, prefect_settings_with
 Progress = Callable[[str, RunOutcome | None], None]  # called with a name before its flow, with its outcome after
 
 # %% auto #0
-__all__ = ['Progress', 'outcome_of', 'run_flow', 'skipped', 'longest_chains', 'run_in_order', 'ensure_api',
-           'skip_flow_heartbeats', 'last_seconds', 'run_entries', 'fan_out', 'loaded_since', 'child_outcome',
-           'warehouse_or_none']
+__all__ = ['Progress', 'outcome_of', 'run_flow', 'skipped', 'run_in_order', 'ensure_api', 'skip_flow_heartbeats', 'run_entries',
+           'fan_out', 'loaded_since', 'child_outcome', 'warehouse_or_none']
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce0
 def outcome_of(name: str, state) -> RunOutcome:
@@ -60,21 +59,6 @@ def skipped(name: str, inputs: tuple[str, ...], done: dict[str, RunOutcome]) -> 
     failed = [i for i in inputs if i in done and not done[i].ok]
     return RunOutcome(name, "skipped", "transform", error=f"input {', '.join(failed)} failed") if failed else None
 
-# %% ../../nbs/41_flows.orchestration.ipynb #4611bce4l
-def longest_chains(names: list[str], inputs: dict[str, tuple[str, ...]], seconds: dict[str, float]) -> dict[str, float]:
-    "Each name's `seconds` plus those of its longest chain of dependents among `names`: what is left once it starts."
-    after = {name: [n for n in names if name in inputs.get(n, ())] for name in names}
-    chain: dict[str, float] = {}
-
-    def ahead(name: str) -> float:  # the inputs form no circle: the registry refuses one
-        if name not in chain:
-            chain[name] = seconds.get(name, 0.0) + max(map(ahead, after[name]), default=0.0)
-        return chain[name]
-
-    for name in names:
-        ahead(name)
-    return chain
-
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce5
 def run_in_order(
     names: list[str],
@@ -83,25 +67,20 @@ def run_in_order(
     parallel: int,
     progress: Progress | None = None,
     required: dict[str, tuple[str, ...]] | None = None,
-    seconds: dict[str, float] | None = None,
 ) -> list[RunOutcome]:
     "`start` each of `names` once its `inputs` among them have finished, `parallel` at a time; outcomes in `names`' order."
-    # `required`: the inputs whose failure skips a name (default: all of them); the others are only waited for.
-    # `seconds`: what each name took last time; of the names ready, the one with the longest chain ahead starts first
+    # `required`: the inputs whose failure skips a name (default: all of them); the others are only waited for
     done, running, waiting, required = {}, {}, list(names), inputs if required is None else required
-    slots, chain = max(1, parallel), longest_chains(names, inputs, seconds or {})
-    with ThreadPoolExecutor(max_workers=slots) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         while waiting or running:
-            ready = [n for n in waiting if all(i in done for i in inputs.get(n, ()) if i in names)]
-            for name in sorted(ready, key=lambda n: -chain[n]):  # stable: ties keep the order asked for
+            for name in [n for n in waiting if all(i in done for i in inputs.get(n, ()) if i in names)]:
+                waiting.remove(name)
                 outcome = skipped(name, required.get(name, ()), done)
                 if outcome:
-                    waiting.remove(name)
                     done[name] = outcome
                     if progress:  # a skipped transform is finished too: the display counts it
                         progress(name, outcome)
-                elif len(running) < slots:
-                    waiting.remove(name)
+                else:
                     running[pool.submit(contextvars.copy_context().run, start, name)] = name
             if running:
                 # never asleep for long: Python runs a signal's handler (Ctrl-C) in the main thread as it wakes, and
@@ -133,23 +112,6 @@ def skip_flow_heartbeats() -> Iterator[None]:
     with prefect_settings_with({"flows.heartbeat_frequency": None}):  # None is a valid value: no heartbeats
         yield
 
-# %% ../../nbs/41_flows.orchestration.ipynb #4611bce9z
-def last_seconds(settings: Settings, profile: str | None) -> dict[str, float]:
-    "Each table's and transform's seconds in its latest run, from the warehouse's run log (empty when it has none)."
-    from my_package.common.bookkeeping import last_runs
-    from my_package.common.db import make_engine
-
-    try:
-        warehouse = make_engine(settings.profile(profile).warehouse)
-    except Exception:  # the flows will say what is wrong with it
-        return {}
-    try:
-        return {name: run["seconds"] or 0.0 for name, run in last_runs(warehouse).items()}
-    except Exception:  # a warehouse that does not answer now: the order asked for
-        return {}
-    finally:
-        warehouse.dispose()
-
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bcea
 def run_entries(
     settings: Settings,
@@ -178,13 +140,7 @@ def run_entries(
 
     with skip_flow_heartbeats():
         return run_in_order(
-            order,
-            entry_inputs(settings),
-            start,
-            parallel or settings.pipeline.parallel,
-            progress,
-            required,
-            last_seconds(settings, profile),
+            order, entry_inputs(settings), start, parallel or settings.pipeline.parallel, progress, required
         )
 
 # %% ../../nbs/41_flows.orchestration.ipynb #4611bce8
