@@ -1491,6 +1491,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'my_package/reporting/render.py'),
                                              'my_package.reporting.render.check_report_parameters': ( 'reporting.render.html#check_report_parameters',
                                                                                                       'my_package/reporting/render.py'),
+                                             'my_package.reporting.render.current_umask': ( 'reporting.render.html#current_umask',
+                                                                                            'my_package/reporting/render.py'),
                                              'my_package.reporting.render.digest': ( 'reporting.render.html#digest',
                                                                                      'my_package/reporting/render.py'),
                                              'my_package.reporting.render.digest_text': ( 'reporting.render.html#digest_text',

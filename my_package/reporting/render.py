@@ -5,6 +5,7 @@
 # %% ../../nbs/20_reporting.render.ipynb #a2000004
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import hashlib
@@ -32,8 +33,9 @@ from .lineage import run_key
 # %% auto #0
 __all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
            'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
-           'file_beside', 'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text',
-           'to_html', 'last_rendering', 'why_render', 'sign_alongside', 'render_report', 'render_in_background']
+           'current_umask', 'file_beside', 'write_atomically', 'read_manifest', 'record_report', 'fail_waiting',
+           'digest', 'digest_text', 'to_html', 'last_rendering', 'why_render', 'sign_alongside', 'render_report',
+           'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -109,13 +111,24 @@ def check_kernel(name: str) -> None:
         ) from None
 
 # %% ../../nbs/20_reporting.render.ipynb #5a1f0002
+def current_umask() -> int:
+    "This process's umask, read without changing it where the system shows it (Linux), else set and put back."
+    # setting it, even for an instant, would give a file another thread creates meanwhile mode 0666 (reports render
+    # in threads); the standard library reads it only by setting it
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    umask = os.umask(0)  # elsewhere: set it, and put it straight back
+    os.umask(umask)
+    return umask
+
+
 def file_beside(path: Path) -> Path:
     "A new empty file next to `path`, hidden and as readable as any file: one writer's, then renamed over `path`."
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
-    umask = os.umask(0)  # the standard library reads the umask only by setting it: put it straight back
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # a temporary file is private (0600); a report is as readable as any file
+    os.chmod(name, 0o666 & ~current_umask())  # a temporary file is private (0600), a report as readable as any
     return Path(name)
 
 
