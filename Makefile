@@ -7,7 +7,7 @@ PY := $(BIN)/python
 # The underscore spellings of nbdev 3's commands (it ships only nbdev-export ...), made by `make dev`.
 NBDEV_ALIASES := export test clean prepare install_hooks
 # pytest-xdist workers: most tests wait on servers, kernels and subprocesses, so 6 fit on 2 cores (a fresh clone's
-# make test: 14-16 min with 6, 17-19 min with 4, on the same machine the same day)
+# make test: 13.5-16.5 min with 6, 17-19.5 min with 4, on the same machine the same day)
 PYTEST_WORKERS ?= 6
 # Prefect's settings (state under .prefect/, no telemetry, start-up timeout) are applied by the kit itself.
 

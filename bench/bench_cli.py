@@ -126,11 +126,11 @@ def postgres_flights(runs: int) -> None:
     print(figures("by itself (Python, Prefect, pandas, pyarrow started again)", alone))
     print(f"  by itself / through the runner = {statistics.median(alone) / statistics.median(served):.2f}x")
     steps = {step: statistics.median(f[step] for f in floor) for step in floor[0]}
-    print(figures("its statements by themselves: " + " + ".join(steps), [sum(f.values()) for f in floor]))
+    totals = [sum(f.values()) for f in floor]
+    print(figures("its statements by themselves: " + " + ".join(steps), totals))
     print("    " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in steps.items()))
-    print(
-        f"  through the runner / the statements by themselves = {statistics.median(served) / statistics.median(sum(f.values()) for f in floor):.2f}x"
-    )
+    ratio = statistics.median(served) / statistics.median(totals)
+    print(f"  through the runner / the statements by themselves = {ratio:.2f}x")
 
 
 def main() -> None:
