@@ -1507,6 +1507,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'my_package/reporting/render.py'),
                                              'my_package.reporting.render.own_notebook': ( 'reporting.render.html#own_notebook',
                                                                                            'my_package/reporting/render.py'),
+                                             'my_package.reporting.render.papermill_in_place': ( 'reporting.render.html#papermill_in_place',
+                                                                                                 'my_package/reporting/render.py'),
                                              'my_package.reporting.render.read_manifest': ( 'reporting.render.html#read_manifest',
                                                                                             'my_package/reporting/render.py'),
                                              'my_package.reporting.render.record_report': ( 'reporting.render.html#record_report',

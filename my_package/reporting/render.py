@@ -32,10 +32,10 @@ from .lineage import run_key
 
 # %% auto #0
 __all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
-           'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'check_report_parameters', 'check_kernel',
-           'current_umask', 'file_beside', 'write_atomically', 'read_manifest', 'record_report', 'fail_waiting',
-           'digest', 'digest_text', 'to_html', 'last_rendering', 'why_render', 'sign_alongside', 'render_report',
-           'render_in_background']
+           'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'papermill_in_place',
+           'check_report_parameters', 'check_kernel', 'current_umask', 'file_beside', 'write_atomically',
+           'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html', 'last_rendering',
+           'why_render', 'sign_alongside', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -83,11 +83,34 @@ def reports_dir(settings: Settings, profile: str) -> Path:
     "Where the reports of `profile` go: [reports] directory (relative to settings.ini) / the profile's name."
     return (settings.path.parent / settings.reports.directory / profile).resolve()
 
+# %% ../../nbs/20_reporting.render.ipynb #c148441p
+def papermill_in_place() -> None:
+    "Have papermill read and write absolute paths where they say, never moving the process's working directory."
+    from papermill.iorw import LocalHandler, papermill_io
+
+    if getattr(papermill_io.get_handler("/"), "in_place", False):
+        return
+
+    # Written here because papermill has no option for it: its one local handler, shared by the whole process, is
+    # given the current directory at each `execute_notebook` and chdirs there and back around every read and write.
+    # Renderings in threads (a flow's, the command line's) interleave those chdirs, and the process can end up in
+    # another rendering's directory. A handler for paths starting with "/" comes first (papermill's `register` is
+    # last in, first asked) and is never given a directory; the kit passes only absolute paths.
+    class InPlace(LocalHandler):
+        in_place = True
+
+        def cwd(self, new_path: str | None) -> None:
+            "Keep no directory: a path is read and written as given."
+            return None
+
+    papermill_io.register("/", InPlace())
+
 # %% ../../nbs/20_reporting.render.ipynb #c148441a
 def check_report_parameters(template: Path, parameters: dict) -> None:
     "Refuse parameters that the notebook's `parameters` cell does not declare."
     import papermill
 
+    papermill_in_place()
     declared = papermill.inspect_notebook(str(template))
     if not declared:
         raise ReportError(f"{template.name} has no cell tagged `parameters`: papermill cannot set the table.")
@@ -384,6 +407,7 @@ def render_report(
 
     from my_package.common.bookkeeping import latest_runs
 
+    papermill_in_place()
     out_dir, took = Path(out_dir or reports_dir(run.settings, run.profile.name)).resolve(), Stopwatch()
     notebook, page = out_dir / f"{run.name}.ipynb", out_dir / f"{run.name}.html"
     shown = {"kit": my_package.__version__, "html": page.name, "page": digest_text(REPORT_TEMPLATE)}
