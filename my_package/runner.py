@@ -471,6 +471,9 @@ def run_kernel(request: dict, fds: list[int], runner: int) -> None:
 # %% ../nbs/62_runner.ipynb #4dee81bc
 def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
     "A started kernel manager whose kernel the runner at `address` forked, in `cwd` (None when it could not)."
+    import shutil
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
 
     class ForkedKernelManager(AsyncKernelManager):
@@ -504,17 +507,22 @@ def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
         shutdown_kernel = _async_shutdown_kernel
 
         def release(self) -> None:
-            "End the kernel (the runner kills it as its connection closes) and remove its connection file."
+            "End the kernel (the runner kills it as its connection closes); remove its connection file and sockets."
             if self.sock is not None:
                 self.sock.close()
                 self.sock = None
             self.cleanup_connection_file()
+            self.cleanup_ipc_files()
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
-    manager = ForkedKernelManager()
+    # Unix sockets in a directory of its own (0700), not TCP ports: a free port that jupyter_client picks can be taken
+    # before the kernel binds it (with many kernels at once, the heartbeat's was, and its traceback reached the
+    # terminal), and only this user can reach the kernel
+    manager = ForkedKernelManager(transport="ipc", ip=str(Path(tempfile.mkdtemp(prefix="kit-kernel-")) / "kernel"))
     manager.write_connection_file()
     sock = connect(address)
     if sock is None:
-        manager.cleanup_connection_file()
+        manager.release()
         return None
     project = find_project(os.environ, Path(cwd))
     request = {**request_of([], project), "cwd": cwd, "kernel": ["-f", manager.connection_file, *extra]}
@@ -529,7 +537,7 @@ def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
         os.close(null)
     if not started or "pid" not in started:
         sock.close()
-        manager.cleanup_connection_file()
+        manager.release()
         return None
     manager.sock, manager.pid = sock, started["pid"]
     return manager

@@ -226,6 +226,8 @@ def test_a_report_renders_on_a_kernel_forked_from_the_runner_and_shows_its_figur
     page = json.loads((Path(__file__).parents[1] / "nbs" / "tables" / "table_report.ipynb").read_text())
     shown = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"  # the inline backend's own display
     page["cells"].insert(3, nbformat.v4.new_code_cell(shown, id="pltshow1"))
+    channels = "from ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\nprint(app.transport, app.ip)"
+    page["cells"].insert(4, nbformat.v4.new_code_cell(channels, id="channel1"))
     (tmp_path / "nbs" / "tables").mkdir(parents=True)
     (tmp_path / "nbs" / "tables" / "airlines.ipynb").write_text(json.dumps(page))
     assert cli("run", "airlines", "--no-reports", settings=settings).returncode == 0
@@ -237,6 +239,10 @@ def test_a_report_renders_on_a_kernel_forked_from_the_runner_and_shows_its_figur
     executed = nbformat.read(tmp_path / "reports" / "default" / "airlines.ipynb", as_version=4)
     [cell] = [c for c in executed.cells if c.get("id") == "pltshow1"]
     assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.outputs
+    # the kernel spoke over Unix sockets in a directory of its own (no TCP port to lose to another process), gone now
+    [cell] = [c for c in executed.cells if c.get("id") == "channel1"]
+    transport, ip = cell.outputs[0]["text"].split()
+    assert transport == "ipc" and Path(ip).parent.name.startswith("kit-kernel-") and not Path(ip).parent.exists(), ip
     html = (tmp_path / "reports" / "default" / "airlines.html").read_text()
     assert html.count("data:image/png") >= 2 and "Traceback" not in html
 
