@@ -1501,6 +1501,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'my_package/reporting/render.py'),
                                              'my_package.reporting.render.file_beside': ( 'reporting.render.html#file_beside',
                                                                                           'my_package/reporting/render.py'),
+                                             'my_package.reporting.render.kernels_over_unix_sockets': ( 'reporting.render.html#kernels_over_unix_sockets',
+                                                                                                        'my_package/reporting/render.py'),
                                              'my_package.reporting.render.last_rendering': ( 'reporting.render.html#last_rendering',
                                                                                              'my_package/reporting/render.py'),
                                              'my_package.reporting.render.notebook_places': ( 'reporting.render.html#notebook_places',

@@ -472,11 +472,10 @@ def run_kernel(request: dict, fds: list[int], runner: int) -> None:
 def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
     "A started kernel manager whose kernel the runner at `address` forked, in `cwd` (None when it could not)."
     import shutil
-    import tempfile
 
-    from jupyter_client.manager import AsyncKernelManager
+    from my_package.reporting.render import kernels_over_unix_sockets
 
-    class ForkedKernelManager(AsyncKernelManager):
+    class ForkedKernelManager(kernels_over_unix_sockets()):  # as every report's kernel: no TCP port to lose
         "A kernel the runner forked: started already; interrupted by a signal, ended by closing its connection."
 
         sock: socket.socket | None = None
@@ -515,10 +514,7 @@ def forked_kernel_manager(address: Path, cwd: str, extra: list[str]):
             self.cleanup_ipc_files()
             shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
 
-    # Unix sockets in a directory of its own (0700), not TCP ports: a free port that jupyter_client picks can be taken
-    # before the kernel binds it (with many kernels at once, the heartbeat's was, and its traceback reached the
-    # terminal), and only this user can reach the kernel
-    manager = ForkedKernelManager(transport="ipc", ip=str(Path(tempfile.mkdtemp(prefix="kit-kernel-")) / "kernel"))
+    manager = ForkedKernelManager()
     manager.write_connection_file()
     sock = connect(address)
     if sock is None:

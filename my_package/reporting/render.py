@@ -12,6 +12,7 @@ import hashlib
 import importlib.resources
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,9 +34,9 @@ from .lineage import run_key
 # %% auto #0
 __all__ = ['GENERIC', 'KIT_STYLE', 'KIT_SCRIPT', 'BANNER_SCRIPT', 'REPORT_TEMPLATE', 'WHAT_A_REPORT_SHOWS', 'notebook_places',
            'own_notebook', 'ReportResult', 'report_notebook', 'reports_dir', 'papermill_in_place',
-           'check_report_parameters', 'check_kernel', 'current_umask', 'file_beside', 'write_atomically',
-           'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html', 'last_rendering',
-           'why_render', 'sign_alongside', 'render_report', 'render_in_background']
+           'kernels_over_unix_sockets', 'check_report_parameters', 'check_kernel', 'current_umask', 'file_beside',
+           'write_atomically', 'read_manifest', 'record_report', 'fail_waiting', 'digest', 'digest_text', 'to_html',
+           'last_rendering', 'why_render', 'sign_alongside', 'render_report', 'render_in_background']
 
 # %% ../../nbs/20_reporting.render.ipynb #c1484419
 GENERIC = "table_report"  # the notebook of every table without one of its own
@@ -104,6 +105,31 @@ def papermill_in_place() -> None:
             return None
 
     papermill_io.register("/", InPlace())
+
+# %% ../../nbs/20_reporting.render.ipynb #c148441k
+def kernels_over_unix_sockets() -> type:
+    "A kernel manager class whose kernels speak over Unix sockets in a directory of their own (0700), removed after."
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    # jupyter_client's default picks free TCP ports and the kernel binds them a moment later: with many kernels at
+    # once another process can take one first (the kernel's heartbeat lost its port, and its traceback reached a
+    # command's output). Sockets in a private directory cannot be taken, and only this user reaches them.
+    class KernelOverUnixSockets(AsyncKernelManager):
+        "A kernel manager on Unix sockets in a fresh private directory, which its clean-up removes."
+
+        def __init__(self, **kwargs):
+            where = Path(tempfile.mkdtemp(prefix="kit-kernel-")) / "kernel"
+            super().__init__(**{"transport": "ipc", "ip": str(where), **kwargs})
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(Path(self.ip).parent, ignore_errors=True)
+
+        cleanup_resources = run_sync(_async_cleanup_resources)  # jupyter_client binds its own at class creation
+
+    return KernelOverUnixSockets
 
 # %% ../../nbs/20_reporting.render.ipynb #c148441a
 def check_report_parameters(template: Path, parameters: dict) -> None:
@@ -448,6 +474,7 @@ def render_report(
                     str(executed),
                     parameters=parameters,
                     kernel_name=kernel,
+                    kernel_manager_class=kernels_over_unix_sockets(),
                     # the kernel starts in the project; papermill's `cwd=` would chdir the process threads share
                     resources={"metadata": {"path": str(run.project)}},
                     progress_bar=False,
