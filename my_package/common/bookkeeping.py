@@ -266,7 +266,7 @@ def latest_runs(warehouse: Engine, table: str, limit: int = 5) -> list[dict]:
 
 # %% ../../nbs/17_common.bookkeeping.ipynb #e5a00014
 def last_runs(warehouse: Engine) -> dict[str, dict]:
-    "Each table's latest run (status, finished_at, checks, error), by table name."
+    "Each table's latest run (status, finished_at, checks, error, changes), by table name."
     if not sa.inspect(warehouse).has_table(RUNS_TABLE):
         return {}
     runs = RUNS
