@@ -179,6 +179,34 @@ def pytest_sessionfinish(session) -> None:
         stop_cluster(json.loads((directory / "postgres.json").read_text()))
 
 
+def cpu_seconds() -> tuple[float, float]:
+    "CPU seconds so far of this process, and of the processes it started that have ended and been waited for."
+    import resource
+
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, ended.ru_utime + ended.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With KIT_TEST_CPU=FILE, append each test's CPU seconds and duration to FILE (`tools/test_cpu.py` sums it up).
+
+    `make test` is bound by CPU on 2 cores, so its time is the CPU its tests spend: this says which tests spend it.
+    A test's figure is its worker's CPU during the test, plus that of the processes it started and reaped; a process
+    shared by several tests (the run's Prefect server, its runner, PostgreSQL) is in no test's figure.
+    """
+    record = os.environ.get("KIT_TEST_CPU")
+    if not record:
+        yield
+        return
+    (own, ended), started = cpu_seconds(), time.time()
+    yield
+    (own_after, ended_after), seconds = cpu_seconds(), time.time() - started
+    line = {"test": item.nodeid, "own": own_after - own, "children": ended_after - ended, "seconds": seconds}
+    with open(record, "a") as out:  # one short write per line: the workers' lines do not interleave
+        out.write(json.dumps(line) + "\n")
+
+
 # The longest tests (seconds in a fresh-clone `make test` on 2 cores, from its junit report; a file's figure stands
 # for each of its tests). With `--maxschedchunk 1` pytest-xdist hands each worker two tests to start with and then one at a time: each worker's
 # first two are one long test and one short one, and the rest go out longest first, so the workers finish together.
