@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -352,11 +353,19 @@ def table_rows(engine: sa.Engine, table: str) -> list[tuple]:
     return sorted(rows, key=lambda r: tuple(str(v) for v in r))
 
 
+def row_counts(engine: sa.Engine, table: str) -> Counter:
+    "Every row of `table`, as Python values, with how often it is there: two tables compare exactly, in no order."
+    # a third of the CPU of `table_rows`, which sorts the rows by their text (2.5 CPU-s for flights' 336,776 rows)
+    t = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        return Counter(map(tuple, conn.execute(sa.select(t))))
+
+
 def assert_same_tables(source: sa.Engine, warehouse: sa.Engine, tables: tuple[str, ...] = DEMO_TABLES) -> None:
     "Each table in the warehouse holds exactly the source's rows (same values, same count)."
     for table in tables:
-        src, wh = table_rows(source, table), table_rows(warehouse, table)
-        assert len(wh) == len(src), f"{table}: {len(wh)} rows in the warehouse, {len(src)} in the source"
+        src, wh = row_counts(source, table), row_counts(warehouse, table)
+        assert wh.total() == src.total(), f"{table}: {wh.total()} rows in the warehouse, {src.total()} in the source"
         assert wh == src, f"{table}: warehouse rows differ from the source"
 
 

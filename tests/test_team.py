@@ -18,7 +18,7 @@ import time
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import Webhook, table_rows, wait_for
+from conftest import Webhook, row_counts, wait_for
 from pg_cluster import start_cluster, stop_cluster
 from prefect_stack import (
     ConnectionPeaks,
@@ -50,7 +50,7 @@ PER_RUN = 3
 def exact(source: sa.Engine, warehouse: sa.Engine) -> None:
     "Each table of TABLES holds exactly the rows of the source table it copies."
     for name, copied in TABLES.items():
-        assert table_rows(warehouse, name) == table_rows(source, copied), f"{name} differs from the source's {copied}"
+        assert row_counts(warehouse, name) == row_counts(source, copied), f"{name} differs from the source's {copied}"
 
 
 def staging_tables(warehouse: sa.Engine) -> list[str]:
@@ -137,7 +137,7 @@ def test_a_teams_production_survives_a_killed_worker_and_server_errors(tmp_path,
         # Crashed, the table exact); the others are exact
         for name, copied in TABLES.items():
             if name not in crashed or name in here:
-                assert table_rows(warehouse, name) == table_rows(source, copied), name
+                assert row_counts(warehouse, name) == row_counts(source, copied), name
         checked = check(stack, api)
         assert checked.returncode == 0, checked.stdout + checked.stderr  # warnings only
         for name in set(crashed) - here:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ROOT, Webhook, table_rows, wait_for, write_project
+from conftest import ROOT, Webhook, row_counts, wait_for, write_project
 
 from my_package.common.bookkeeping import loading_marks
 from my_package.common.db import make_engine
@@ -353,7 +353,7 @@ def ctrl_c_kill_and_clean(project: Path, home: Path, extra: dict, warehouse: Pat
         assert rerun.returncode == 0, rerun.stderr
         assert "dropped _staging_big, left by an interrupted run" in rerun.stderr
         assert "left RUNNING by an interrupted run" in rerun.stderr and "Crashed" in rerun.stderr
-        assert table_rows(make_engine(f"sqlite:///{warehouse}"), "big") == table_rows(source, "big")
+        assert row_counts(make_engine(f"sqlite:///{warehouse}"), "big") == row_counts(source, "big")
         assert kit("check", project=project, home=home, extra=extra).returncode == 0
         assert "RUNNING" not in flow_run_states(extra["PREFECT_API_URL"], "ingest-big")
     if runner:  # every command of the test went through the runner
@@ -396,7 +396,7 @@ def test_a_runner_killed_during_a_load_is_said_at_once_and_its_load_is_as_after_
         rerun = kit("run", "big", "--no-reports", project=project, home=home, extra=extra)
         assert rerun.returncode == 0, rerun.stderr
         assert "dropped _staging_big, left by an interrupted run" in rerun.stderr and "Crashed" in rerun.stderr
-        assert table_rows(make_engine(f"sqlite:///{warehouse}"), "big") == table_rows(source, "big")
+        assert row_counts(make_engine(f"sqlite:///{warehouse}"), "big") == row_counts(source, "big")
         assert served_commands(project) == ["run", "run"]  # the runner is gone: they ran by themselves
     finally:
         stop_process(server.pid)
