@@ -355,7 +355,7 @@ def table_rows(engine: sa.Engine, table: str) -> list[tuple]:
 
 def row_counts(engine: sa.Engine, table: str) -> Counter:
     "Every row of `table`, as Python values, with how often it is there: two tables compare exactly, in no order."
-    # a third of the CPU of `table_rows`, which sorts the rows by their text (2.5 CPU-s for flights' 336,776 rows)
+    # under half the CPU of `table_rows`, which sorts the rows by their text: flights' 336,776 rows 1.2 CPU-s, not 2.5
     t = sa.Table(table, sa.MetaData(), autoload_with=engine)
     with engine.connect() as conn:
         return Counter(map(tuple, conn.execute(sa.select(t))))

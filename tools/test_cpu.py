@@ -10,6 +10,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+WIDTH = 80 - 26  # a test's name after its three figures, on an 80-column terminal
+
 
 def read_lines(path: Path) -> list[dict]:
     "The tests' lines of `path`, each with its CPU seconds in all (`cpu`)."
@@ -22,13 +24,17 @@ def main() -> None:
     parser.add_argument("file", type=Path, help="the file KIT_TEST_CPU named")
     parser.add_argument("--top", type=int, default=15, help="how many tests and files to list (15)")
     args = parser.parse_args()
+    if not args.file.is_file():
+        raise SystemExit(f"No file {args.file}: run `KIT_TEST_CPU={args.file} make test` first.")
     lines = read_lines(args.file)
     total = sum(line["cpu"] for line in lines)
-    print(f"{len(lines)} tests, {total:,.0f} CPU-s in all (a process shared by several tests is in none of them)")
+    if not lines or not total:
+        raise SystemExit(f"{args.file} records no test's CPU: run `KIT_TEST_CPU={args.file} make test` again.")
+    print(f"{len(lines)} tests, {total:,.0f} CPU-s (a process several tests share is in none)")
     print(f"\n{'CPU-s':>7} {'share':>6} {'seconds':>8}  test")
     for line in sorted(lines, key=lambda line: -line["cpu"])[: args.top]:
-        name = line["test"].removeprefix("tests/")
-        name = name if len(name) <= 80 else f"{name[:44]}...{name[-33:]}"  # both ends: its file and its parameters
+        name = line["test"].removeprefix("tests/")  # 80 columns: both ends of a long name, its file and parameters
+        name = name if len(name) <= WIDTH else f"{name[: WIDTH - 24]}...{name[-21:]}"
         print(f"{line['cpu']:7.1f} {line['cpu'] / total:6.1%} {line['seconds']:8.1f}  {name}")
     files = Counter()
     for line in lines:
